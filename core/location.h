@@ -1,0 +1,47 @@
+/* location.h - location codes for the event data payload.
+ *
+ * Every event carries two little-endian DWORDs: a location and a status. The
+ * location's high word names the module, its low word the site within it.
+ * These numbers are part of the product's interface: administrators and
+ * support look them up in docs/locations.md, so a code, once released, is
+ * never renumbered or reused. Add new sites at the end of their module.
+ */
+#ifndef IMSVC_LOCATION_H
+#define IMSVC_LOCATION_H
+
+#define LOC(module, site) ((unsigned long)(((module) << 16) | (site)))
+
+/* Modules (high word). */
+#define LOCMOD_SERVICE   0x0001u  /* service/: SCM glue, command line */
+#define LOCMOD_CONFIG    0x0002u  /* service/config.c: registry parameters */
+#define LOCMOD_INSTALLER 0x0003u  /* installer/ */
+#define LOCMOD_EVENTLOG  0x0004u  /* eventlog/: ReportEvent, journal */
+#define LOCMOD_ADDRESS   0x0005u  /* core/ address parsing and address map */
+#define LOCMOD_SMTPD     0x0010u  /* SMTP server sessions */
+#define LOCMOD_SMTPC     0x0011u  /* SMTP client sessions */
+#define LOCMOD_QUEUE     0x0012u  /* spool and delivery */
+#define LOCMOD_SSPI      0x0015u  /* sspi/: Schannel and NTLM contexts */
+
+/* service/ */
+#define LOC_SVC_DISPATCHER      LOC(LOCMOD_SERVICE, 0x0001) /* StartServiceCtrlDispatcher */
+#define LOC_SVC_REGISTER_HANDLER LOC(LOCMOD_SERVICE, 0x0002) /* RegisterServiceCtrlHandlerEx */
+#define LOC_SVC_SET_STATUS      LOC(LOCMOD_SERVICE, 0x0003) /* SetServiceStatus */
+#define LOC_SVC_START           LOC(LOCMOD_SERVICE, 0x0004) /* service start-up */
+#define LOC_SVC_STOP            LOC(LOCMOD_SERVICE, 0x0005) /* service stop */
+#define LOC_SVC_PAUSE           LOC(LOCMOD_SERVICE, 0x0006)
+#define LOC_SVC_CONTINUE        LOC(LOCMOD_SERVICE, 0x0007)
+
+/* service/config.c */
+#define LOC_CFG_READ            LOC(LOCMOD_CONFIG, 0x0001) /* reading Parameters */
+#define LOC_CFG_CHANGE          LOC(LOCMOD_CONFIG, 0x0002) /* PARAMCHANGE re-read */
+#define LOC_CFG_DATADIR         LOC(LOCMOD_CONFIG, 0x0003) /* creating the data directory */
+
+/* eventlog/ */
+#define LOC_EVL_REPORT          LOC(LOCMOD_EVENTLOG, 0x0001) /* ReportEventW */
+#define LOC_EVL_JOURNAL_OPEN    LOC(LOCMOD_EVENTLOG, 0x0002)
+#define LOC_EVL_JOURNAL_WRITE   LOC(LOCMOD_EVENTLOG, 0x0003)
+
+/* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
+#define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)
+
+#endif

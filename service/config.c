@@ -1,0 +1,380 @@
+/* config.c - the Parameters table: names, types, defaults and checks.
+ *
+ * Adding a value is one row in config_table and a field in imsvc_config.
+ * Reading never fails the service for one bad value: it keeps that value's
+ * default and says which value was bad, so the caller can report it.
+ */
+#include <stdio.h>
+#include <wchar.h>
+#include <wctype.h>
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <shlobj.h>
+
+#include "config.h"
+
+enum cfg_type { CFG_STR, CFG_DWORD, CFG_MULTI };
+
+typedef DWORD (*cfg_check_fn)(const wchar_t *text, wchar_t *why, size_t why_len);
+
+struct cfg_entry {
+    const wchar_t *name;
+    enum cfg_type type;
+    size_t offset;          /* into struct imsvc_config */
+    size_t len;             /* wchar_t count for strings */
+    DWORD min, max;         /* for DWORDs */
+    cfg_check_fn check;     /* for strings; NULL accepts anything that fits */
+};
+
+static DWORD check_abs_path(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_ip(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n);
+
+#define FIELD(f) offsetof(struct imsvc_config, f), \
+                 sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
+#define DWFIELD(f) offsetof(struct imsvc_config, f), 0
+
+static const struct cfg_entry config_table[] = {
+    { L"DataDirectory",  CFG_STR,   FIELD(data_dir),         0, 0,       check_abs_path },
+    { L"JournalMaxKB",   CFG_DWORD, DWFIELD(journal_max_kb), 64, 65536,  NULL },
+    { L"ListenAddress",  CFG_STR,   FIELD(listen_address),   0, 0,       check_ip },
+    { L"ListenPort",     CFG_DWORD, DWFIELD(listen_port),    1, 65535,   NULL },
+    { L"HostName",       CFG_STR,   FIELD(host_name),        0, 0,       check_host },
+    { L"LocalDomains",   CFG_MULTI, FIELD(local_domains),    0, 0,       check_domains },
+    { L"AddressMapFile", CFG_STR,   FIELD(address_map_file), 0, 0,       check_opt_path },
+};
+#define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
+
+static wchar_t *field_str(const struct imsvc_config *c, const struct cfg_entry *e)
+{
+    return (wchar_t *)((char *)c + e->offset);
+}
+
+static DWORD *field_dw(const struct imsvc_config *c, const struct cfg_entry *e)
+{
+    return (DWORD *)((char *)c + e->offset);
+}
+
+static void config_defaults(struct imsvc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    wchar_t base[MAX_PATH];
+    if (SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, SHGFP_TYPE_CURRENT, base) != S_OK)
+        wcscpy(base, L"C:\\ProgramData");
+    _snwprintf(cfg->data_dir, MAX_PATH, L"%ls\\IMSvc", base);
+    cfg->data_dir[MAX_PATH - 1] = 0;
+    cfg->journal_max_kb = 1024;
+    wcscpy(cfg->listen_address, L"127.0.0.1");
+    cfg->listen_port = 2525;
+    DWORD n = ARRAYSIZE(cfg->host_name);
+    if (!GetComputerNameExW(ComputerNameDnsHostname, cfg->host_name, &n) || n == 0)
+        wcscpy(cfg->host_name, L"localhost");
+    wcscpy(cfg->local_domains, L"localhost");
+    cfg->address_map_file[0] = 0;
+}
+
+static const struct cfg_entry *config_find(const wchar_t *name)
+{
+    for (size_t i = 0; i < CONFIG_COUNT; i++)
+        if (_wcsicmp(config_table[i].name, name) == 0)
+            return &config_table[i];
+    return NULL;
+}
+
+/* REG_MULTI_SZ <-> "a;b;c". */
+static void multi_to_joined(wchar_t *s, size_t chars)
+{
+    for (size_t i = 0; i + 1 < chars; i++) {
+        if (s[i] == 0 && s[i + 1] == 0)
+            break;
+        if (s[i] == 0)
+            s[i] = L';';
+    }
+}
+
+static size_t joined_to_multi(const wchar_t *joined, wchar_t *out, size_t cap)
+{
+    size_t o = 0;
+    for (const wchar_t *p = joined; *p && o + 2 < cap; p++) {
+        if (*p == L';' || *p == L' ' || *p == L',') {
+            if (o > 0 && out[o - 1] != 0)
+                out[o++] = 0;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    if (o > 0 && out[o - 1] != 0)
+        out[o++] = 0;
+    out[o++] = 0;
+    return o;
+}
+
+static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config *cfg)
+{
+    DWORD type = 0;
+    if (e->type == CFG_DWORD) {
+        DWORD v = 0, size = sizeof v;
+        LSTATUS rc = RegQueryValueExW(key, e->name, NULL, &type, (BYTE *)&v, &size);
+        if (rc == ERROR_FILE_NOT_FOUND)
+            return ERROR_SUCCESS;
+        if (rc != ERROR_SUCCESS)
+            return rc;
+        if (type != REG_DWORD || v < e->min || v > e->max)
+            return ERROR_INVALID_DATA;
+        *field_dw(cfg, e) = v;
+        return ERROR_SUCCESS;
+    }
+    wchar_t buf[CONFIG_STR_MAX + 2] = { 0 };
+    DWORD size = (DWORD)(sizeof buf - 2 * sizeof(wchar_t));
+    LSTATUS rc = RegQueryValueExW(key, e->name, NULL, &type, (BYTE *)buf, &size);
+    if (rc == ERROR_FILE_NOT_FOUND)
+        return ERROR_SUCCESS;
+    if (rc != ERROR_SUCCESS)
+        return rc;
+    if (e->type == CFG_MULTI) {
+        if (type != REG_MULTI_SZ)
+            return ERROR_INVALID_DATA;
+        multi_to_joined(buf, ARRAYSIZE(buf));
+    } else if (type == REG_EXPAND_SZ) {
+        wchar_t expanded[CONFIG_STR_MAX];
+        DWORD n = ExpandEnvironmentStringsW(buf, expanded, ARRAYSIZE(expanded));
+        if (n == 0 || n > ARRAYSIZE(expanded))
+            return ERROR_INVALID_DATA;
+        wcscpy(buf, expanded);
+    } else if (type != REG_SZ) {
+        return ERROR_INVALID_DATA;
+    }
+    wchar_t why[8];
+    if (wcslen(buf) >= e->len || (e->check && e->check(buf, why, ARRAYSIZE(why)) != ERROR_SUCCESS))
+        return ERROR_INVALID_DATA;
+    wcscpy(field_str(cfg, e), buf);
+    return ERROR_SUCCESS;
+}
+
+DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
+{
+    config_defaults(cfg);
+    if (bad_value)
+        *bad_value = NULL;
+    HKEY key;
+    LSTATUS rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, IMSVC_PARAMETERS_KEY, 0, KEY_READ, &key);
+    if (rc == ERROR_FILE_NOT_FOUND)
+        return ERROR_SUCCESS;
+    if (rc != ERROR_SUCCESS)
+        return rc;
+    DWORD first = ERROR_SUCCESS;
+    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+        rc = read_value(key, &config_table[i], cfg);
+        if (rc != ERROR_SUCCESS && first == ERROR_SUCCESS) {
+            first = rc;
+            if (bad_value)
+                *bad_value = config_table[i].name;
+        }
+    }
+    RegCloseKey(key);
+    return first;
+}
+
+static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _vsnwprintf(why, n, fmt, ap);
+    va_end(ap);
+    why[n - 1] = 0;
+}
+
+static DWORD check_abs_path(const wchar_t *t, wchar_t *why, size_t n)
+{
+    if (!(iswalpha(t[0]) && t[1] == L':' && (t[2] == L'\\' || t[2] == L'/')) &&
+        !(t[0] == L'\\' && t[1] == L'\\')) {
+        say(why, n, L"'%ls' is not an absolute path (expected like C:\\ProgramData\\IMSvc)", t);
+        return ERROR_INVALID_PARAMETER;
+    }
+    return ERROR_SUCCESS;
+}
+
+static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n)
+{
+    return t[0] == 0 ? ERROR_SUCCESS : check_abs_path(t, why, n);
+}
+
+static DWORD check_ip(const wchar_t *t, wchar_t *why, size_t n)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (InetPtonW(AF_INET, t, &a4) == 1 || InetPtonW(AF_INET6, t, &a6) == 1)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not an IPv4 or IPv6 address", t);
+    return ERROR_INVALID_PARAMETER;
+}
+
+/* A DNS name: labels of letters, digits and hyphens, 1-63 each, 255 in all. */
+static int dns_name_ok(const wchar_t *s, size_t len)
+{
+    if (len == 0 || len > 255)
+        return 0;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        wchar_t c = s[i];
+        if (c == L'.') {
+            if (label == 0 || s[i - 1] == L'-')
+                return 0;
+            label = 0;
+        } else if ((c < 128 && iswalnum(c)) || (c == L'-' && label > 0)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && s[len - 1] != L'-';
+}
+
+static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n)
+{
+    if (dns_name_ok(t, wcslen(t)))
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not a valid host name (letters, digits, hyphens and dots)", t);
+    return ERROR_INVALID_PARAMETER;
+}
+
+static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
+{
+    const wchar_t *p = t;
+    int count = 0;
+    while (*p) {
+        size_t len = wcscspn(p, L"; ,");
+        if (len > 0) {
+            if (!dns_name_ok(p, len)) {
+                say(why, n, L"'%.*ls' is not a valid domain name", (int)len, p);
+                return ERROR_INVALID_PARAMETER;
+            }
+            count++;
+        }
+        p += len;
+        if (*p)
+            p++;
+    }
+    (void)count;
+    return ERROR_SUCCESS;
+}
+
+DWORD config_set(const wchar_t *name, const wchar_t *text, wchar_t *why, size_t why_len)
+{
+    const struct cfg_entry *e = config_find(name);
+    if (!e) {
+        say(why, why_len, L"there is no configuration value named '%ls' (see `imsvc config show`)", name);
+        return ERROR_INVALID_PARAMETER;
+    }
+    DWORD dw = 0;
+    wchar_t multi[CONFIG_STR_MAX + 2];
+    const BYTE *data;
+    DWORD size, type;
+    if (e->type == CFG_DWORD) {
+        wchar_t *end;
+        unsigned long v = wcstoul(text, &end, 0);
+        if (end == text || *end || text[0] == L'-' || v < e->min || v > e->max) {
+            say(why, why_len, L"%ls must be a number from %lu to %lu, not '%ls'",
+                e->name, e->min, e->max, text);
+            return ERROR_INVALID_PARAMETER;
+        }
+        dw = (DWORD)v;
+        data = (const BYTE *)&dw;
+        size = sizeof dw;
+        type = REG_DWORD;
+    } else {
+        if (wcslen(text) >= e->len) {
+            say(why, why_len, L"%ls is at most %u characters long", e->name, (unsigned)e->len - 1);
+            return ERROR_INVALID_PARAMETER;
+        }
+        if (e->check && e->check(text, why, why_len) != ERROR_SUCCESS)
+            return ERROR_INVALID_PARAMETER;
+        if (e->type == CFG_MULTI) {
+            size = (DWORD)(joined_to_multi(text, multi, ARRAYSIZE(multi)) * sizeof(wchar_t));
+            data = (const BYTE *)multi;
+            type = REG_MULTI_SZ;
+        } else {
+            data = (const BYTE *)text;
+            size = (DWORD)((wcslen(text) + 1) * sizeof(wchar_t));
+            type = REG_SZ;
+        }
+    }
+    HKEY key;
+    LSTATUS rc = RegCreateKeyExW(HKEY_LOCAL_MACHINE, IMSVC_PARAMETERS_KEY, 0, NULL, 0,
+                                 KEY_SET_VALUE, NULL, &key, NULL);
+    if (rc != ERROR_SUCCESS) {
+        say(why, why_len, L"cannot open HKLM\\%ls (error %ld)", IMSVC_PARAMETERS_KEY, (long)rc);
+        return rc;
+    }
+    rc = RegSetValueExW(key, e->name, 0, type, data, size);
+    RegCloseKey(key);
+    if (rc != ERROR_SUCCESS)
+        say(why, why_len, L"cannot write %ls (error %ld)", e->name, (long)rc);
+    return rc;
+}
+
+static void value_text(const struct imsvc_config *c, const struct cfg_entry *e,
+                       wchar_t *out, size_t n)
+{
+    if (e->type == CFG_DWORD)
+        _snwprintf(out, n, L"%lu", *field_dw(c, e));
+    else
+        _snwprintf(out, n, L"%ls", field_str(c, e));
+    out[n - 1] = 0;
+}
+
+void config_print(const struct imsvc_config *cfg, FILE *out)
+{
+    struct imsvc_config def;
+    config_defaults(&def);
+    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+        wchar_t v[CONFIG_STR_MAX + 16], d[CONFIG_STR_MAX + 16];
+        value_text(cfg, &config_table[i], v, ARRAYSIZE(v));
+        value_text(&def, &config_table[i], d, ARRAYSIZE(d));
+        fprintf(out, "%-16ls %ls%s\n", config_table[i].name, v,
+                wcscmp(v, d) == 0 ? "  (default)" : "");
+    }
+}
+
+int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
+                wchar_t *out, size_t out_len)
+{
+    int changed = 0;
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+        wchar_t va[CONFIG_STR_MAX + 16], vb[CONFIG_STR_MAX + 16];
+        value_text(a, &config_table[i], va, ARRAYSIZE(va));
+        value_text(b, &config_table[i], vb, ARRAYSIZE(vb));
+        if (wcscmp(va, vb) == 0)
+            continue;
+        int w = _snwprintf(out + used, out_len - used, L"%ls%ls: %ls -> %ls",
+                           changed ? L"; " : L"", config_table[i].name, va, vb);
+        if (w < 0 || (size_t)w >= out_len - used) {
+            out[out_len - 1] = 0;  /* truncated: the count is still right */
+            used = out_len - 1;
+        } else {
+            used += (size_t)w;
+        }
+        changed++;
+    }
+    return changed;
+}
+
+void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
+{
+    _snwprintf(out, out_len, L"%ls\\IMSvc.evt", cfg->data_dir);
+    out[out_len - 1] = 0;
+}
+
+DWORD config_make_data_dir(const struct imsvc_config *cfg)
+{
+    int rc = SHCreateDirectoryExW(NULL, cfg->data_dir, NULL);
+    if (rc == ERROR_SUCCESS || rc == ERROR_ALREADY_EXISTS || rc == ERROR_FILE_EXISTS)
+        return ERROR_SUCCESS;
+    return (DWORD)rc;
+}

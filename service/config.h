@@ -1,0 +1,56 @@
+/* config.h - the service's configuration, read from the registry.
+ *
+ * Every value lives under HKLM\SYSTEM\CurrentControlSet\Services\IMSvc\
+ * Parameters and has a documented default (docs/configuration.md), so an
+ * empty key is a working configuration. One table (config.c) lists each value
+ * with its type, default and check; `imsvc config show|set`, the service's
+ * start-up and its PARAMCHANGE handler all go through it. This module never
+ * decides what a change means for a running service: it only reads, writes
+ * and describes differences.
+ */
+#ifndef IMSVC_CONFIG_H
+#define IMSVC_CONFIG_H
+
+#include <windows.h>
+
+#define IMSVC_SERVICE_NAME   L"IMSvc"
+#define IMSVC_DISPLAY_NAME   L"Internet Mail Service (imsvc)"
+#define IMSVC_PARAMETERS_KEY L"SYSTEM\\CurrentControlSet\\Services\\IMSvc\\Parameters"
+
+#define CONFIG_STR_MAX 512
+
+struct imsvc_config {
+    wchar_t data_dir[MAX_PATH];        /* DataDirectory */
+    DWORD journal_max_kb;              /* JournalMaxKB */
+    wchar_t listen_address[64];        /* ListenAddress */
+    DWORD listen_port;                 /* ListenPort */
+    wchar_t host_name[256];            /* HostName: EHLO and Received name */
+    wchar_t local_domains[CONFIG_STR_MAX]; /* LocalDomains (REG_MULTI_SZ, shown ';'-joined) */
+    wchar_t address_map_file[MAX_PATH];    /* AddressMapFile, empty: none */
+};
+
+/* Fill cfg with defaults, then overlay what the registry holds. Returns
+ * ERROR_SUCCESS, or the Win32 error of the first value that could not be
+ * read or is invalid; *bad_value (if not NULL) then names it and cfg keeps
+ * that value's default. A missing key is not an error. */
+DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value);
+
+/* Validate text for NAME and write it to the registry. On failure, returns a
+ * Win32 error and puts a sentence saying why in why (UTF-16). */
+DWORD config_set(const wchar_t *name, const wchar_t *text, wchar_t *why, size_t why_len);
+
+/* Print every value, its current setting, and whether it is the default. */
+void config_print(const struct imsvc_config *cfg, FILE *out);
+
+/* Describe what differs between a and b as "Name: old -> new" lines joined
+ * by "; ". Returns the number of values that differ. */
+int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
+                wchar_t *out, size_t out_len);
+
+/* The journal's full path: <DataDirectory>\IMSvc.evt. */
+void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
+
+/* Create the data directory (and its parents). Returns a Win32 error. */
+DWORD config_make_data_dir(const struct imsvc_config *cfg);
+
+#endif

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# test_service.sh - imsvc as a real service under Wine's SCM.
+#
+# install, a second install refused, start, `sc query` RUNNING, pause and
+# continue, a configuration change reaching the running service (PARAMCHANGE),
+# a bad value refused, stop, uninstall, a second uninstall refused. Then the
+# journal must hold the events of that life in order, and libevt's evtexport,
+# reading the same file independently, must show the same records that
+# `imsvc events` prints (compare_events.py).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/wineprefix.sh
+. tests/lib/assert.sh
+trap wp_destroy EXIT
+wp_create
+
+exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
+mkdir -p "$exe_dir"
+cp build/imsvc.exe "$exe_dir/"
+imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@"; }
+sc_state() { wine sc query IMSvc 2>&1 | tr -d '\r' | awk '/STATE/ {print $4}'; }
+
+run imsvc install --start demand
+expect_status 0 "install"
+expect_out "installed" "install says what it did"
+
+run imsvc install
+expect_status 1 "second install"
+expect_err "already installed" "second install names the cause"
+
+run wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\IMSvc' /v Description
+expect_out "Relays Internet mail" "service description"
+run wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\IMSvc' /v FailureActions
+# SERVICE_FAILURE_ACTIONS as stored: reset period 86400 s (0x15180), then
+# three actions, each SC_ACTION_RESTART (1) after 60000 ms (0xEA60).
+expect_out_re "805101000000000000000000030000000[0-9a-f]{7}0100000060ea0000" "failure actions: restart after one minute"
+run wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\IMSvc'
+expect_out "EventMessageFile" "event source registered"
+expect_out "CategoryCount" "event source has categories"
+
+run imsvc start
+expect_status 0 "start"
+expect_eq "$(sc_state)" RUNNING "sc query after start"
+
+run imsvc pause
+expect_status 0 "pause"
+expect_eq "$(sc_state)" PAUSED "sc query after pause"
+run imsvc continue
+expect_status 0 "continue"
+expect_eq "$(sc_state)" RUNNING "sc query after continue"
+
+run imsvc config set ListenPort 2600
+expect_status 0 "config set"
+expect_out "told to re-read" "config set tells the running service"
+run imsvc config set ListenPort 70000
+expect_status 1 "config set out of range"
+expect_err "from 1 to 65535" "config set says the range"
+run imsvc config show
+expect_out_re "ListenPort +2600" "config show has the new value"
+
+run imsvc status
+expect_out_re "State: +RUNNING" "imsvc status"
+
+# Wait for the PARAMCHANGE event: the service handles it asynchronously.
+for _ in $(seq 1 50); do
+    imsvc events --id "$(event_id MSG_CONFIG_CHANGED)" 2>/dev/null | grep -q "ListenPort: 2525 -> 2600" && break
+    sleep 0.2
+done
+
+run imsvc stop
+expect_status 0 "stop"
+expect_eq "$(sc_state)" STOPPED "sc query after stop"
+
+run imsvc uninstall
+expect_status 0 "uninstall"
+run imsvc uninstall
+expect_status 1 "second uninstall"
+expect_err "not installed" "second uninstall names the cause"
+run wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\IMSvc'
+expect_status_not 0 "event source removed"
+
+journal="$WINEPREFIX/drive_c/ProgramData/IMSvc/IMSvc.evt"
+run imsvc events
+expect_status 0 "imsvc events"
+printf '%s\n' "$OUT" >"$WP_DIR/imsvc-events.txt"
+expect_out "ListenPort: 2525 -> 2600" "the configuration change was logged"
+order=$(awk -F': *' '/^Event ID:/ {printf "%s ", $2}' "$WP_DIR/imsvc-events.txt")
+want="$(event_id MSG_SERVICE_STARTED) $(event_id MSG_SERVICE_PAUSED) $(event_id MSG_SERVICE_CONTINUED) $(event_id MSG_CONFIG_CHANGED) $(event_id MSG_SERVICE_STOPPED) "
+expect_eq "$order" "$want" "events of the service's life, in order"
+
+evtexport "$journal" >"$WP_DIR/evtexport.txt" 2>&1 || fail "evtexport cannot read the journal"
+python3 tests/integration/compare_events.py "$WP_DIR/evtexport.txt" "$WP_DIR/imsvc-events.txt" ||
+    fail "evtexport and imsvc events disagree"
+pass "evtexport reads the journal and agrees with imsvc events"
+
+summary

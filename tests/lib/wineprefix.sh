@@ -1,0 +1,35 @@
+# wineprefix.sh - a throw-away Wine prefix with a wineserver this test owns.
+#
+# Sourced by test scripts inside the root. wp_create copies the booted prefix
+# that setup.sh cached (a copy takes about a second; a new wineboot, 20), and
+# starts `wineserver -p -f` in the background so services survive between
+# commands; wp_destroy stops that wineserver by its PID and removes the copy.
+# Tests call wp_destroy from an EXIT trap so nothing outlives them.
+
+wp_create() {
+    WP_DIR=$(mktemp -d /tmp/imsvc-wine.XXXXXX)
+    export WINEPREFIX=$WP_DIR/prefix
+    cp -a "/cache/$IMSVC_PREFIX_DIR" "$WINEPREFIX"
+    wineserver -p -f &
+    WP_SERVER_PID=$!
+    # Wait until the server answers, so the first client does not start one.
+    local sock
+    sock=/tmp/.wine-$(id -u)/server-$(stat -c %D "$WINEPREFIX")-$(printf %x "$(stat -c %i "$WINEPREFIX")")/socket
+    for _ in $(seq 1 100); do
+        [ -S "$sock" ] && break
+        sleep 0.1
+    done
+}
+
+wp_destroy() {
+    [ -n "${WP_SERVER_PID:-}" ] || return 0
+    wineserver -k >/dev/null 2>&1 || true
+    for _ in $(seq 1 50); do
+        kill -0 "$WP_SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$WP_SERVER_PID" 2>/dev/null || true
+    wait "$WP_SERVER_PID" 2>/dev/null || true
+    WP_SERVER_PID=
+    rm -rf "$WP_DIR"
+}
