@@ -166,6 +166,7 @@ int installer_install(int argc, char **argv)
 
 int installer_uninstall(int argc, char **argv)
 {
+    (void)argv;
     if (argc > 1) {
         fprintf(stderr, "usage: imsvc uninstall\n");
         return 2;

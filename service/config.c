@@ -245,7 +245,6 @@ static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n)
 static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
 {
     const wchar_t *p = t;
-    int count = 0;
     while (*p) {
         size_t len = wcscspn(p, L"; ,");
         if (len > 0) {
@@ -253,13 +252,11 @@ static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
                 say(why, n, L"'%.*ls' is not a valid domain name", (int)len, p);
                 return ERROR_INVALID_PARAMETER;
             }
-            count++;
         }
         p += len;
         if (*p)
             p++;
     }
-    (void)count;
     return ERROR_SUCCESS;
 }
 

@@ -208,6 +208,22 @@ int control_status(void)
         printf("Command line: %ls\n", cfgbuf.qc.lpBinaryPathName);
     if (have_cfg && cfgbuf.qc.lpServiceStartName)
         printf("Account:      %ls\n", cfgbuf.qc.lpServiceStartName);
+    union { SERVICE_FAILURE_ACTIONSW fa; BYTE raw[1024]; } fabuf;
+    if (QueryServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, fabuf.raw, sizeof fabuf, &need)) {
+        printf("On failure:   ");
+        if (fabuf.fa.cActions == 0 || !fabuf.fa.lpsaActions)
+            printf("take no action");
+        for (DWORD i = 0; i < fabuf.fa.cActions && fabuf.fa.lpsaActions; i++) {
+            SC_ACTION *a = &fabuf.fa.lpsaActions[i];
+            printf("%s%s after %lu s", i ? ", then " : "",
+                   a->Type == SC_ACTION_RESTART ? "restart" :
+                   a->Type == SC_ACTION_NONE ? "nothing" : "other action", a->Delay / 1000);
+        }
+        printf(" (count reset after %lu s)\n", fabuf.fa.dwResetPeriod);
+    } else {
+        printf("On failure:   unknown (the SCM does not report recovery actions: error %lu)\n",
+               GetLastError());
+    }
     struct imsvc_config cfg;
     config_load(&cfg, NULL);
     printf("Listen:       %ls port %lu\n", cfg.listen_address, cfg.listen_port);

@@ -123,6 +123,7 @@ static int cmd_address(int argc, char **argv)
 
 static int cmd_version(int argc, char **argv)
 {
+    (void)argc, (void)argv;
     printf("imsvc %s\n", IMSVC_VERSION);
     return 0;
 }
@@ -146,6 +147,7 @@ static const struct command commands[] = {
 
 static int cmd_help(int argc, char **argv)
 {
+    (void)argc, (void)argv;
     printf("imsvc %s - Internet Mail Service\n\nusage:\n", IMSVC_VERSION);
     for (size_t i = 0; i < ARRAYSIZE(commands); i++)
         if (commands[i].usage)

@@ -84,6 +84,7 @@ static void post(LONG what)
 
 static DWORD WINAPI control_handler(DWORD control, DWORD type, void *data, void *ctx)
 {
+    (void)type, (void)data, (void)ctx;
     switch (control) {
     case SERVICE_CONTROL_STOP:
     case SERVICE_CONTROL_SHUTDOWN:
@@ -226,6 +227,7 @@ static int service_loop(void)
 
 static void WINAPI service_main(DWORD argc, wchar_t **argv)
 {
+    (void)argc, (void)argv;  /* start parameters are not used: configuration is in the registry */
     status_handle = RegisterServiceCtrlHandlerExW(IMSVC_SERVICE_NAME, control_handler, NULL);
     if (!status_handle) {
         evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
