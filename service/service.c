@@ -30,6 +30,7 @@ static SERVICE_STATUS status;
 static HANDLE wake_event;
 static volatile LONG pending;
 static struct imsvc_config config;
+static SRWLOCK status_lock = SRWLOCK_INIT;  /* report() runs on both threads */
 
 static const char *state_name(DWORD s)
 {
@@ -50,6 +51,7 @@ static const char *state_name(DWORD s)
 static void report(DWORD state, DWORD exit_code, DWORD wait_hint)
 {
     static DWORD checkpoint = 1;
+    AcquireSRWLockExclusive(&status_lock);
     status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
     status.dwCurrentState = state;
     status.dwWin32ExitCode = exit_code;
@@ -65,15 +67,19 @@ static void report(DWORD state, DWORD exit_code, DWORD wait_hint)
     if (state == SERVICE_RUNNING || state == SERVICE_PAUSED)
         status.dwControlsAccepted = SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN |
                                     SERVICE_ACCEPT_PAUSE_CONTINUE | SERVICE_ACCEPT_PARAMCHANGE;
+    DWORD err = ERROR_SUCCESS;
     if (status_handle) {
         if (!SetServiceStatus(status_handle, &status))
-            evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
-                         LOC_SVC_SET_STATUS, GetLastError(), 1,
-                         (const wchar_t *[]){ L"SetServiceStatus" });
+            err = GetLastError();
     } else if (state != SERVICE_START_PENDING && state != SERVICE_STOP_PENDING) {
         printf("imsvc: %s\n", state_name(state));
         fflush(stdout);
     }
+    ReleaseSRWLockExclusive(&status_lock);
+    if (err != ERROR_SUCCESS)
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
+                     LOC_SVC_SET_STATUS, err, 1,
+                     (const wchar_t *[]){ L"SetServiceStatus failed; the SCM may show a stale state" });
 }
 
 static void post(LONG what)
@@ -164,9 +170,14 @@ static DWORD start_up(void)
     wchar_t journal[MAX_PATH];
     config_journal_path(&config, journal, ARRAYSIZE(journal));
     DWORD jrc = evlog_open(journal, config.journal_max_kb * 1024u);
-    if (jrc != ERROR_SUCCESS)
+    if (jrc != ERROR_SUCCESS) {
+        wchar_t what[MAX_PATH + 64];
+        _snwprintf(what, ARRAYSIZE(what), L"cannot open the event journal %ls; events go to "
+                   L"the Windows event log only", journal);
+        what[ARRAYSIZE(what) - 1] = 0;
         evlog_report(EVENTLOG_WARNING_TYPE, CAT_INIT_TERM, MSG_UNEXPECTED_ERROR,
-                     LOC_EVL_JOURNAL_OPEN, jrc, 1, (const wchar_t *[]){ journal });
+                     LOC_EVL_JOURNAL_OPEN, jrc, 1, (const wchar_t *[]){ what });
+    }
     if (bad)
         evlog_report(EVENTLOG_WARNING_TYPE, CAT_CONFIGURATION, MSG_CONFIG_INVALID,
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
@@ -193,6 +204,7 @@ static int service_loop(void)
                  LOC_SVC_START, 0, 2, (const wchar_t *[]){ IMSVC_VERSION_W, mode_name() });
     report(SERVICE_RUNNING, NO_ERROR, 0);
 
+    BOOL paused = FALSE;
     for (;;) {
         WaitForSingleObject(wake_event, INFINITE);
         LONG what = InterlockedExchange(&pending, 0);
@@ -200,18 +212,20 @@ static int service_loop(void)
             break;
         if (what & PEND_RELOAD)
             reload();
-        if ((what & PEND_PAUSE) && status.dwCurrentState != SERVICE_PAUSED) {
-            evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_PAUSED,
-                         LOC_SVC_PAUSE, 0, 0, NULL);
-            report(SERVICE_PAUSED, NO_ERROR, 0);
-        } else if (what & PEND_PAUSE) {
+        /* The handler has already reported a pending state; `paused` is the
+         * service thread's own record, so a repeated control logs nothing. */
+        if (what & PEND_PAUSE) {
+            if (!paused)
+                evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_PAUSED,
+                             LOC_SVC_PAUSE, 0, 0, NULL);
+            paused = TRUE;
             report(SERVICE_PAUSED, NO_ERROR, 0);
         }
-        if ((what & PEND_CONTINUE) && status.dwCurrentState != SERVICE_RUNNING) {
-            evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_CONTINUED,
-                         LOC_SVC_CONTINUE, 0, 0, NULL);
-            report(SERVICE_RUNNING, NO_ERROR, 0);
-        } else if (what & PEND_CONTINUE) {
+        if (what & PEND_CONTINUE) {
+            if (paused)
+                evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_CONTINUED,
+                             LOC_SVC_CONTINUE, 0, 0, NULL);
+            paused = FALSE;
             report(SERVICE_RUNNING, NO_ERROR, 0);
         }
     }

@@ -12,7 +12,7 @@ trap cleanup EXIT
 wp_create
 out=$(mktemp)
 
-wine build/imsvc.exe run >"$out" 2>&1 &
+wine "${B:-build}/imsvc.exe" run >"$out" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
     grep -q RUNNING "$out" && break
@@ -31,13 +31,13 @@ OUT=$(tr -d '\r' <"$out")
 expect_status 0 "Ctrl+C ends console mode with exit status 0"
 expect_out "imsvc: STOPPED" "console mode reports STOPPED"
 
-run wine build/imsvc.exe events
+run wine "${B:-build}/imsvc.exe" events
 expect_status 0 "imsvc events after console mode"
-ids=$(awk -F': *' '/^Event ID:/ {printf "%s ", $2}' <<<"$OUT")
+ids=$(awk -F':[ \t]*' '/^Event ID:/ {printf "%s ", $2}' <<<"$OUT")
 expect_eq "$ids" "$(event_id MSG_SERVICE_STARTED) $(event_id MSG_SERVICE_STOPPED) " "start and stop events"
 expect_out "console" "the events say console mode"
 
-run wine build/imsvc.exe frobnicate
+run wine "${B:-build}/imsvc.exe" frobnicate
 expect_status 2 "an unknown command"
 expect_err "unknown command 'frobnicate'" "an unknown command is named"
 

@@ -37,7 +37,8 @@ expect_eq() { [ "$1" = "$2" ] && pass "$3" || fail "$3: got '$1', wanted '$2'"; 
 # The low 16 bits of an event's ID, from the message table's header.
 event_id() {
     local v
-    v=$(awk -v n="$1" '$1 == "#define" && $2 == n {print $3}' build/mingw/gen/messages.h | tr -d 'L()')
+    # windmc writes "#define NAME (DWORD) 0x400003e8": the value is the last field.
+    v=$(awk -v n="$1" '$1 == "#define" && $2 == n {print $NF}' "${B:-build}/mingw/gen/messages.h" | tr -d 'L()')
     [ -n "$v" ] || { echo "event_id: no $1 in messages.h" >&2; return 1; }
     echo $((v & 0xFFFF))
 }
