@@ -41,6 +41,13 @@
 #define LOC_EVL_JOURNAL_OPEN    LOC(LOCMOD_EVENTLOG, 0x0002)
 #define LOC_EVL_JOURNAL_WRITE   LOC(LOCMOD_EVENTLOG, 0x0003)
 
+/* SMTP server sessions (service/smtp_server.c) */
+#define LOC_SMTPD_LISTEN        LOC(LOCMOD_SMTPD, 0x0001) /* bind/listen on the SMTP port */
+#define LOC_SMTPD_SESSION       LOC(LOCMOD_SMTPD, 0x0002) /* creating a session */
+#define LOC_SMTPD_SPOOL         LOC(LOCMOD_SMTPD, 0x0003) /* writing a message to disk */
+#define LOC_SMTPD_NTLM_CREDS    LOC(LOCMOD_SMTPD, 0x0004) /* AcquireCredentialsHandle (NTLM, inbound) */
+#define LOC_SMTPD_NTLM_ACCEPT   LOC(LOCMOD_SMTPD, 0x0005) /* AcceptSecurityContext for AUTH/XAUTH */
+
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)
 

@@ -32,6 +32,7 @@ static DWORD check_ip(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -45,6 +46,10 @@ static const struct cfg_entry config_table[] = {
     { L"HostName",       CFG_STR,   FIELD(host_name),        0, 0,       check_host },
     { L"LocalDomains",   CFG_MULTI, FIELD(local_domains),    0, 0,       check_domains },
     { L"AddressMapFile", CFG_STR,   FIELD(address_map_file), 0, 0,       check_opt_path },
+    { L"RelayAddresses", CFG_MULTI, FIELD(relay_addresses),  0, 0,       check_ranges },
+    { L"MaxSessions",    CFG_DWORD, DWFIELD(max_sessions),   1, 256,     NULL },
+    { L"MaxMessageKB",   CFG_DWORD, DWFIELD(max_message_kb), 64, 1048576, NULL },
+    { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 1,       NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -74,6 +79,10 @@ static void config_defaults(struct imsvc_config *cfg)
         wcscpy(cfg->host_name, L"localhost");
     wcscpy(cfg->local_domains, L"localhost");
     cfg->address_map_file[0] = 0;
+    cfg->relay_addresses[0] = 0;
+    cfg->max_sessions = 16;
+    cfg->max_message_kb = 10240;
+    cfg->xauth = 1;
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)
@@ -260,6 +269,76 @@ static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
     return ERROR_SUCCESS;
 }
 
+/* "a.b.c.d/n" or "ipv6/n" (the prefix length optional), ';'-separated. */
+static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n)
+{
+    const wchar_t *p = t;
+    while (*p) {
+        size_t len = wcscspn(p, L"; ,");
+        if (len > 0) {
+            wchar_t one[64];
+            if (len >= ARRAYSIZE(one)) {
+                say(why, n, L"'%.*ls' is not an address range", (int)len, p);
+                return ERROR_INVALID_PARAMETER;
+            }
+            wmemcpy(one, p, len);
+            one[len] = 0;
+            if (config_parse_range(one, NULL) != 0) {
+                say(why, n, L"'%ls' is not an address range (like 192.0.2.0/24 or 2001:db8::/32)", one);
+                return ERROR_INVALID_PARAMETER;
+            }
+        }
+        p += len;
+        if (*p)
+            p++;
+    }
+    return ERROR_SUCCESS;
+}
+
+int config_parse_range(const wchar_t *text, struct config_range *out)
+{
+    wchar_t addr[64];
+    const wchar_t *slash = wcschr(text, L'/');
+    size_t alen = slash ? (size_t)(slash - text) : wcslen(text);
+    if (alen == 0 || alen >= ARRAYSIZE(addr))
+        return -1;
+    wmemcpy(addr, text, alen);
+    addr[alen] = 0;
+    struct config_range r = { 0 };
+    if (InetPtonW(AF_INET, addr, r.addr) == 1) {
+        r.family = AF_INET;
+        r.bits = 32;
+    } else if (InetPtonW(AF_INET6, addr, r.addr) == 1) {
+        r.family = AF_INET6;
+        r.bits = 128;
+    } else {
+        return -1;
+    }
+    if (slash) {
+        wchar_t *end;
+        unsigned long b = wcstoul(slash + 1, &end, 10);
+        if (end == slash + 1 || *end || b > r.bits)
+            return -1;
+        r.bits = (unsigned)b;
+    }
+    if (out)
+        *out = r;
+    return 0;
+}
+
+int config_range_contains(const struct config_range *r, int family, const unsigned char *addr)
+{
+    if (family != r->family)
+        return 0;
+    unsigned full = r->bits / 8, rest = r->bits % 8;
+    if (memcmp(r->addr, addr, full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+    return (r->addr[full] & mask) == (addr[full] & mask);
+}
+
 DWORD config_set(const wchar_t *name, const wchar_t *text, wchar_t *why, size_t why_len)
 {
     const struct cfg_entry *e = config_find(name);
@@ -360,6 +439,12 @@ int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
         changed++;
     }
     return changed;
+}
+
+void config_drop_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
+{
+    _snwprintf(out, out_len, L"%ls\\Drop", cfg->data_dir);
+    out[out_len - 1] = 0;
 }
 
 void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)

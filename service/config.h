@@ -27,6 +27,10 @@ struct imsvc_config {
     wchar_t host_name[256];            /* HostName: EHLO and Received name */
     wchar_t local_domains[CONFIG_STR_MAX]; /* LocalDomains (REG_MULTI_SZ, shown ';'-joined) */
     wchar_t address_map_file[MAX_PATH];    /* AddressMapFile, empty: none */
+    wchar_t relay_addresses[CONFIG_STR_MAX]; /* RelayAddresses (REG_MULTI_SZ of CIDR ranges) */
+    DWORD max_sessions;                /* MaxSessions: concurrent inbound sessions */
+    DWORD max_message_kb;              /* MaxMessageKB: SIZE limit */
+    DWORD xauth;                       /* XAuth: offer XAUTH NTLM (1) or not (0) */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns
@@ -46,6 +50,21 @@ void config_print(const struct imsvc_config *cfg, FILE *out);
  * by "; ". Returns the number of values that differ. */
 int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
                 wchar_t *out, size_t out_len);
+
+/* An address range from RelayAddresses: family AF_INET or AF_INET6, the
+ * address in network order, and the prefix length. */
+struct config_range {
+    int family;
+    unsigned char addr[16];
+    unsigned bits;
+};
+/* Parse "192.0.2.0/24", "2001:db8::/32" or a single address. 0 or -1. */
+int config_parse_range(const wchar_t *text, struct config_range *out);
+/* Whether addr (4 or 16 bytes, network order) of family lies in r. */
+int config_range_contains(const struct config_range *r, int family, const unsigned char *addr);
+
+/* The drop directory: <DataDirectory>\Drop. */
+void config_drop_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
 
 /* The journal's full path: <DataDirectory>\IMSvc.evt. */
 void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);

@@ -13,6 +13,7 @@
 #include "eventlog.h"
 #include "location.h"
 #include "service.h"
+#include "smtp_server.h"
 #include "version.h"
 
 #define WAIT_HINT_START_MS 10000
@@ -148,7 +149,26 @@ static void reload(void)
         wcscpy(changes, L"no value changed");
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_CONFIGURATION, MSG_CONFIG_CHANGED,
                  LOC_CFG_CHANGE, 0, 1, (const wchar_t *[]){ changes });
-    config = fresh;
+    if (n == 0)
+        return;
+    /* The listener takes its settings when it starts: restart it with the
+     * new ones. If they do not work, the old ones are put back. */
+    smtp_server_stop(WAIT_HINT_STOP_MS);
+    rc = smtp_server_start(&fresh);
+    if (rc == ERROR_SUCCESS) {
+        config = fresh;
+        return;
+    }
+    wchar_t why[160];
+    _snwprintf(why, ARRAYSIZE(why), L"cannot listen for SMTP on %ls port %lu; the previous "
+               L"settings stay in force", fresh.listen_address, fresh.listen_port);
+    why[ARRAYSIZE(why) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_CONFIGURATION, MSG_UNEXPECTED_ERROR,
+                 LOC_SMTPD_LISTEN, rc, 1, (const wchar_t *[]){ why });
+    if (smtp_server_start(&config) != ERROR_SUCCESS)
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_CONFIGURATION, MSG_UNEXPECTED_ERROR,
+                     LOC_SMTPD_LISTEN, rc, 1,
+                     (const wchar_t *[]){ L"cannot listen for SMTP with the previous settings either" });
 }
 
 /* Start-up steps; each is a checkpoint. Returns a Win32 error. */
@@ -183,6 +203,16 @@ static DWORD start_up(void)
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
                      (const wchar_t *[]){ bad, L"the value has the wrong type or is out of range; the default is used" });
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    rc = smtp_server_start(&config);
+    if (rc != ERROR_SUCCESS) {
+        wchar_t why[128];
+        _snwprintf(why, ARRAYSIZE(why), L"cannot listen for SMTP on %ls port %lu",
+                   config.listen_address, config.listen_port);
+        why[ARRAYSIZE(why) - 1] = 0;
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
+                     LOC_SMTPD_LISTEN, rc, 1, (const wchar_t *[]){ why });
+        return rc;
+    }
     return ERROR_SUCCESS;
 }
 
@@ -219,6 +249,7 @@ static int service_loop(void)
                 evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_PAUSED,
                              LOC_SVC_PAUSE, 0, 0, NULL);
             paused = TRUE;
+            smtp_server_pause(1);
             report(SERVICE_PAUSED, NO_ERROR, 0);
         }
         if (what & PEND_CONTINUE) {
@@ -226,11 +257,13 @@ static int service_loop(void)
                 evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_CONTINUED,
                              LOC_SVC_CONTINUE, 0, 0, NULL);
             paused = FALSE;
+            smtp_server_pause(0);
             report(SERVICE_RUNNING, NO_ERROR, 0);
         }
     }
 
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
+    smtp_server_stop(WAIT_HINT_STOP_MS - 1000);
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
                  LOC_SVC_STOP, 0, 1, (const wchar_t *[]){ mode_name() });
     evlog_close();

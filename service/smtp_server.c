@@ -1,0 +1,544 @@
+/* smtp_server.c - accept SMTP connections and drive the session engine.
+ *
+ * Each pool thread accepts a connection and runs it to the end: read, feed
+ * the engine, act on its events (authenticate through SSPI, spool the
+ * message), send its replies. A session's failure (a socket error, an SSPI
+ * failure, a full disk) closes that session only and is reported; the other
+ * threads go on. Accepted mail goes to the drop directory as .eml files:
+ * written, flushed to disk and renamed into place before the 250 is sent.
+ */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <shlobj.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "eventlog.h"
+#include "location.h"
+#include "ntlm.h"
+#include "smtp_server.h"
+#include "smtpd.h"
+
+#define IO_BUF            16384
+#define POLL_MS           1000      /* how often a waiting session looks at the clock */
+#define MAX_DOMAINS       64
+#define MAX_RANGES        32
+#define AUTH_DELAY_MS     1000      /* per failed AUTH beyond the first, capped */
+#define AUTH_DELAY_MAX_MS 5000
+
+struct server {
+    SOCKET listener;
+    HANDLE threads[256];
+    DWORD nthreads;
+    volatile LONG stopping, paused, active, seq;
+    struct smtpd_config engine;
+    char hostname[256];
+    char domain_text[CONFIG_STR_MAX * 3];
+    const char *domains[MAX_DOMAINS];
+    struct config_range ranges[MAX_RANGES];
+    size_t nranges;
+    wchar_t drop_dir[MAX_PATH];
+};
+
+static struct server srv = { .listener = INVALID_SOCKET };
+
+struct session {
+    SOCKET sock;
+    struct smtpd *engine;
+    char peer[INET6_ADDRSTRLEN];
+    struct ntlm *ntlm;              /* the AUTH NTLM exchange in progress */
+    HANDLE spool;                   /* the message being received */
+    wchar_t spool_tmp[MAX_PATH];
+    char qid[32];
+    DWORD failure;                  /* the first Win32 error while spooling */
+};
+
+static void report_session_error(const struct session *s, DWORD location, DWORD status,
+                                 const char *what)
+{
+    wchar_t text[512];
+    _snwprintf(text, ARRAYSIZE(text), L"%hs (session from %hs)", what, s->peer);
+    text[ARRAYSIZE(text) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
+                 location, status, 1, (const wchar_t *[]){ text });
+}
+
+/* Socket I/O ------------------------------------------------------------- */
+
+static int send_all(SOCKET sock, const unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > 65536 ? 65536 : (int)len;
+        int n = send(sock, (const char *)p, chunk, 0);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int flush_replies(struct session *s)
+{
+    size_t len;
+    const unsigned char *out = smtpd_output(s->engine, &len);
+    if (len == 0)
+        return 0;
+    if (send_all(s->sock, out, len) != 0)
+        return -1;
+    smtpd_output_consumed(s->engine, len);
+    return 0;
+}
+
+/* The drop directory ---------------------------------------------------- */
+
+static void new_queue_id(char *out, size_t n)
+{
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    LONG seq = InterlockedIncrement(&srv.seq);
+    snprintf(out, n, "%08lX%08lX.%04lX", ft.dwHighDateTime, ft.dwLowDateTime,
+             (unsigned long)(seq & 0xFFFF));
+}
+
+static void rfc5322_date(char *out, size_t n)
+{
+    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    SYSTEMTIME st;
+    GetSystemTime(&st);
+    snprintf(out, n, "%s, %u %s %u %02u:%02u:%02u +0000", days[st.wDayOfWeek % 7], st.wDay,
+             months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
+}
+
+static void spool_write(struct session *s, const void *p, size_t len)
+{
+    if (s->spool == INVALID_HANDLE_VALUE || s->failure)
+        return;
+    DWORD done;
+    if (!WriteFile(s->spool, p, (DWORD)len, &done, NULL) || done != len)
+        s->failure = GetLastError() ? GetLastError() : ERROR_WRITE_FAULT;
+}
+
+static void spool_discard(struct session *s)
+{
+    if (s->spool != INVALID_HANDLE_VALUE) {
+        CloseHandle(s->spool);
+        DeleteFileW(s->spool_tmp);
+        s->spool = INVALID_HANDLE_VALUE;
+    }
+}
+
+static void spool_begin(struct session *s)
+{
+    s->failure = 0;
+    new_queue_id(s->qid, sizeof s->qid);
+    _snwprintf(s->spool_tmp, MAX_PATH, L"%ls\\%hs.tmp", srv.drop_dir, s->qid);
+    s->spool_tmp[MAX_PATH - 1] = 0;
+    s->spool = CreateFileW(s->spool_tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW,
+                           FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN, NULL);
+    if (s->spool == INVALID_HANDLE_VALUE) {
+        s->failure = GetLastError();
+        return;
+    }
+    char date[64], received[2048];
+    rfc5322_date(date, sizeof date);
+    int n = smtpd_received(s->engine, s->qid, date, received, sizeof received);
+    if (n < 0)
+        s->failure = ERROR_INSUFFICIENT_BUFFER;
+    else
+        spool_write(s, received, (size_t)n);
+}
+
+/* Nothing is acknowledged before it is on disk: flush, then rename. */
+static void spool_commit(struct session *s)
+{
+    if (s->spool == INVALID_HANDLE_VALUE && !s->failure)
+        s->failure = ERROR_INVALID_HANDLE;
+    if (!s->failure && !FlushFileBuffers(s->spool))
+        s->failure = GetLastError();
+    if (s->spool != INVALID_HANDLE_VALUE) {
+        CloseHandle(s->spool);
+        s->spool = INVALID_HANDLE_VALUE;
+    }
+    wchar_t final[MAX_PATH];
+    _snwprintf(final, MAX_PATH, L"%ls\\%hs.eml", srv.drop_dir, s->qid);
+    final[MAX_PATH - 1] = 0;
+    if (!s->failure && !MoveFileExW(s->spool_tmp, final, MOVEFILE_WRITE_THROUGH))
+        s->failure = GetLastError();
+    if (s->failure) {
+        DeleteFileW(s->spool_tmp);
+        report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
+                             "cannot store a message in the drop directory");
+        smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
+        return;
+    }
+    smtpd_message_stored(s->engine, s->qid);
+}
+
+/* Authentication --------------------------------------------------------- */
+
+static void auth_ntlm(struct session *s, const struct smtpd_event *ev)
+{
+    if (ev->first || !s->ntlm) {
+        ntlm_free(s->ntlm);
+        s->ntlm = NULL;
+        SECURITY_STATUS st = ntlm_server_new(&s->ntlm);
+        if (st != SEC_E_OK) {
+            report_session_error(s, LOC_SMTPD_NTLM_CREDS, (DWORD)st,
+                                 "AcquireCredentialsHandle for NTLM failed");
+            smtpd_auth_tempfail(s->engine);
+            return;
+        }
+    }
+    enum ntlm_result r;
+    SECURITY_STATUS st = ntlm_step(s->ntlm, ev->data, ev->len, &r);
+    size_t tlen = 0;
+    const unsigned char *tok = ntlm_token(s->ntlm, &tlen);
+    switch (r) {
+    case NTLM_CONTINUE:
+        smtpd_auth_continue(s->engine, tok, tlen);
+        return;
+    case NTLM_DONE:
+        smtpd_auth_success(s->engine, ntlm_user(s->ntlm));
+        break;
+    case NTLM_DENIED:
+        smtpd_auth_fail(s->engine);
+        break;
+    default:
+        report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
+                             "AcceptSecurityContext for AUTH NTLM failed");
+        smtpd_auth_tempfail(s->engine);
+        break;
+    }
+    ntlm_free(s->ntlm);
+    s->ntlm = NULL;
+}
+
+/* AUTH LOGIN and PLAIN (offered only over TLS): the password is checked by
+ * running an NTLM exchange with it through SSPI, client and server in this
+ * process, so the same account database decides as for AUTH NTLM. */
+static void auth_password(struct session *s, const struct smtpd_event *ev)
+{
+    wchar_t domain[256] = L"", user[256], password[256];
+    const char *u = ev->user, *slash = strchr(u, '\\'), *at = strrchr(u, '@');
+    if (slash) {
+        MultiByteToWideChar(CP_UTF8, 0, u, (int)(slash - u), domain, ARRAYSIZE(domain) - 1);
+        domain[slash - u < 255 ? slash - u : 255] = 0;
+        u = slash + 1;
+    } else if (at) {
+        MultiByteToWideChar(CP_UTF8, 0, at + 1, -1, domain, ARRAYSIZE(domain));
+    }
+    int ulen = at && !slash ? (int)(at - u) : -1;
+    int wn = MultiByteToWideChar(CP_UTF8, 0, u, ulen, user, ARRAYSIZE(user) - 1);
+    user[wn > 0 ? wn : 0] = 0;
+    MultiByteToWideChar(CP_UTF8, 0, ev->password, -1, password, ARRAYSIZE(password));
+
+    struct ntlm *client = NULL, *server = NULL;
+    SECURITY_STATUS st = ntlm_client_new(&client, domain, user, password, NULL);
+    SecureZeroMemory(password, sizeof password);
+    if (st == SEC_E_OK)
+        st = ntlm_server_new(&server);
+    enum ntlm_result cr = NTLM_FAILED, sr = NTLM_CONTINUE;
+    const unsigned char *tok = NULL;
+    size_t tlen = 0;
+    for (int round = 0; st >= 0 && round < 4 && sr == NTLM_CONTINUE; round++) {
+        st = ntlm_step(client, tok, tlen, &cr);
+        if (st < 0 || cr == NTLM_FAILED || cr == NTLM_DENIED)
+            break;
+        tok = ntlm_token(client, &tlen);
+        st = ntlm_step(server, tok, tlen, &sr);
+        tok = ntlm_token(server, &tlen);
+    }
+    if (sr == NTLM_DONE)
+        smtpd_auth_success(s->engine, ntlm_user(server));
+    else if (sr == NTLM_DENIED || ntlm_status_is_denial(st))
+        smtpd_auth_fail(s->engine);
+    else {
+        report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
+                             "checking an AUTH LOGIN/PLAIN password through NTLM failed");
+        smtpd_auth_tempfail(s->engine);
+    }
+    ntlm_free(client);
+    ntlm_free(server);
+}
+
+/* A session ---------------------------------------------------------------- */
+
+static int relay_allowed(const struct sockaddr_storage *ss)
+{
+    const unsigned char *a;
+    int family = ss->ss_family;
+    if (family == AF_INET)
+        a = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+    else if (family == AF_INET6)
+        a = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    else
+        return 0;
+    for (size_t i = 0; i < srv.nranges; i++)
+        if (config_range_contains(&srv.ranges[i], family, a))
+            return 1;
+    return 0;
+}
+
+/* Handle one engine event. Returns 0 to go on, -1 to end the session. */
+static int on_event(struct session *s, const struct smtpd_event *ev)
+{
+    switch (ev->type) {
+    case SMTPD_EV_STARTTLS:
+        /* STARTTLS is offered only with a server certificate (SMTPD_OPT_STARTTLS). */
+        return -1;
+    case SMTPD_EV_AUTH_NTLM:
+        auth_ntlm(s, ev);
+        if (smtpd_auth_failures(s->engine) > 1) {
+            DWORD delay = AUTH_DELAY_MS * (smtpd_auth_failures(s->engine) - 1);
+            Sleep(delay > AUTH_DELAY_MAX_MS ? AUTH_DELAY_MAX_MS : delay);
+        }
+        return 0;
+    case SMTPD_EV_AUTH_PASSWORD:
+        auth_password(s, ev);
+        return 0;
+    case SMTPD_EV_AUTH_ABORT:
+        ntlm_free(s->ntlm);
+        s->ntlm = NULL;
+        return 0;
+    case SMTPD_EV_DATA_BEGIN:
+        spool_begin(s);
+        return 0;
+    case SMTPD_EV_DATA_CHUNK:
+        spool_write(s, ev->data, ev->len);
+        return 0;
+    case SMTPD_EV_MESSAGE:
+        spool_commit(s);
+        return 0;
+    case SMTPD_EV_MESSAGE_REJECTED:
+        spool_discard(s);
+        return 0;
+    case SMTPD_EV_CLOSE:
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
+{
+    struct session s = { .sock = sock, .spool = INVALID_HANDLE_VALUE };
+    DWORD len = sizeof s.peer;
+    if (WSAAddressToStringA((struct sockaddr *)peer, peer->ss_family == AF_INET6
+                            ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+                            NULL, s.peer, &len) != 0)
+        strcpy(s.peer, "unknown");
+    /* The engine wants the bare address, without the port WSA adds. */
+    char host[INET6_ADDRSTRLEN];
+    if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, host, sizeof host, NULL, 0,
+                    NI_NUMERICHOST) == 0)
+        snprintf(s.peer, sizeof s.peer, "%s", host);
+    s.engine = smtpd_new(&srv.engine, s.peer, relay_allowed(peer));
+    if (!s.engine) {
+        report_session_error(&s, LOC_SMTPD_SESSION, ERROR_NOT_ENOUGH_MEMORY,
+                             "cannot create an SMTP session");
+        return;
+    }
+    DWORD timeout = POLL_MS;
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&timeout, sizeof timeout);
+
+    unsigned char in[IO_BUF];
+    size_t in_len = 0, in_off = 0;
+    ULONGLONG last_input = GetTickCount64();
+    int told_shutdown = 0;
+    for (;;) {
+        if (flush_replies(&s) != 0)
+            break;
+        if (in_off < in_len)
+            in_off += smtpd_feed(s.engine, in + in_off, in_len - in_off);
+        struct smtpd_event ev;
+        if (smtpd_next(s.engine, &ev) != SMTPD_EV_NONE) {
+            if (on_event(&s, &ev) != 0) {
+                flush_replies(&s);
+                break;
+            }
+            continue;
+        }
+        if (smtpd_closed(s.engine))
+            break;
+        if (in_off < in_len)
+            continue;  /* the engine took part of the input; it takes the rest next turn */
+        if (srv.stopping && !told_shutdown) {
+            smtpd_shutdown(s.engine);
+            told_shutdown = 1;
+            continue;
+        }
+        int n = recv(sock, (char *)in, sizeof in, 0);
+        if (n > 0) {
+            in_len = (size_t)n;
+            in_off = 0;
+            last_input = GetTickCount64();
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (WSAGetLastError() != WSAETIMEDOUT)
+            break;
+        unsigned secs = smtpd_timeout_secs(s.engine);
+        if (secs && GetTickCount64() - last_input > (ULONGLONG)secs * 1000)
+            smtpd_timeout(s.engine);
+    }
+    spool_discard(&s);
+    ntlm_free(s.ntlm);
+    smtpd_free(s.engine);
+}
+
+static DWORD WINAPI pool_thread(void *arg)
+{
+    (void)arg;
+    while (!srv.stopping) {
+        struct sockaddr_storage peer;
+        int plen = sizeof peer;
+        SOCKET c = accept(srv.listener, (struct sockaddr *)&peer, &plen);
+        if (c == INVALID_SOCKET) {
+            if (srv.stopping)
+                break;
+            Sleep(10);  /* a failed accept (e.g. reset before accept) must not spin */
+            continue;
+        }
+        if (srv.paused) {
+            static const char msg[] = "421 4.3.2 Service paused, try again later\r\n";
+            send(c, msg, sizeof msg - 1, 0);
+        } else {
+            InterlockedIncrement(&srv.active);
+            run_session(c, &peer);
+            InterlockedDecrement(&srv.active);
+        }
+        shutdown(c, SD_BOTH);
+        closesocket(c);
+    }
+    return 0;
+}
+
+/* Configuration into the engine's form (UTF-8, parsed ranges). */
+static DWORD load_engine_config(const struct imsvc_config *cfg)
+{
+    WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, srv.hostname, sizeof srv.hostname,
+                        NULL, NULL);
+    WideCharToMultiByte(CP_UTF8, 0, cfg->local_domains, -1, srv.domain_text,
+                        sizeof srv.domain_text, NULL, NULL);
+    size_t nd = 0;
+    for (char *p = srv.domain_text; *p && nd < MAX_DOMAINS;) {
+        char *end = p + strcspn(p, ";");
+        if (*end)
+            *end++ = 0;
+        for (char *q = p; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        if (*p)
+            srv.domains[nd++] = p;
+        p = end;
+    }
+    srv.nranges = 0;
+    wchar_t ranges[CONFIG_STR_MAX];
+    wcscpy(ranges, cfg->relay_addresses);
+    for (wchar_t *ctx = NULL, *tok = wcstok_s(ranges, L";", &ctx); tok && srv.nranges < MAX_RANGES;
+         tok = wcstok_s(NULL, L";", &ctx))
+        if (config_parse_range(tok, &srv.ranges[srv.nranges]) == 0)
+            srv.nranges++;
+    srv.engine.hostname = srv.hostname;
+    srv.engine.max_size = (unsigned long long)cfg->max_message_kb * 1024;
+    srv.engine.max_recipients = 0;
+    srv.engine.local_domains = srv.domains;
+    srv.engine.n_local_domains = nd;
+    srv.engine.options = cfg->xauth ? SMTPD_OPT_XAUTH : 0;
+    config_drop_dir(cfg, srv.drop_dir, ARRAYSIZE(srv.drop_dir));
+    int rc = SHCreateDirectoryExW(NULL, srv.drop_dir, NULL);
+    if (rc != ERROR_SUCCESS && rc != ERROR_ALREADY_EXISTS && rc != ERROR_FILE_EXISTS)
+        return (DWORD)rc;
+    return ERROR_SUCCESS;
+}
+
+DWORD smtp_server_start(const struct imsvc_config *cfg)
+{
+    WSADATA wsa;
+    int wrc = WSAStartup(MAKEWORD(2, 2), &wsa);
+    if (wrc != 0)
+        return (DWORD)wrc;
+    DWORD rc = load_engine_config(cfg);
+    if (rc != ERROR_SUCCESS)
+        return rc;
+
+    char addr[64], port[16];
+    WideCharToMultiByte(CP_UTF8, 0, cfg->listen_address, -1, addr, sizeof addr, NULL, NULL);
+    snprintf(port, sizeof port, "%lu", cfg->listen_port);
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE,
+                              .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(addr, port, &hints, &ai) != 0 || !ai)
+        return (DWORD)WSAGetLastError();
+    srv.listener = socket(ai->ai_family, SOCK_STREAM, IPPROTO_TCP);
+    if (srv.listener == INVALID_SOCKET) {
+        rc = (DWORD)WSAGetLastError();
+        freeaddrinfo(ai);
+        return rc;
+    }
+    BOOL excl = TRUE;  /* no other process may bind the same port under us */
+    setsockopt(srv.listener, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&excl, sizeof excl);
+    if (bind(srv.listener, ai->ai_addr, (int)ai->ai_addrlen) != 0 ||
+        listen(srv.listener, SOMAXCONN) != 0) {
+        rc = (DWORD)WSAGetLastError();
+        freeaddrinfo(ai);
+        closesocket(srv.listener);
+        srv.listener = INVALID_SOCKET;
+        return rc;
+    }
+    freeaddrinfo(ai);
+    srv.stopping = 0;   /* `paused` survives a restart: the service may be paused */
+    srv.nthreads = 0;
+    DWORD want = cfg->max_sessions < ARRAYSIZE(srv.threads) ? cfg->max_sessions
+                                                            : ARRAYSIZE(srv.threads);
+    for (DWORD i = 0; i < want; i++) {
+        HANDLE t = CreateThread(NULL, 256 * 1024, pool_thread, NULL,
+                                STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+        if (!t) {
+            rc = GetLastError();
+            smtp_server_stop(5000);
+            return rc;
+        }
+        srv.threads[srv.nthreads++] = t;
+    }
+    return ERROR_SUCCESS;
+}
+
+void smtp_server_pause(int paused)
+{
+    InterlockedExchange(&srv.paused, paused ? 1 : 0);
+}
+
+void smtp_server_stop(DWORD wait_ms)
+{
+    InterlockedExchange(&srv.stopping, 1);
+    if (srv.listener != INVALID_SOCKET) {
+        closesocket(srv.listener);  /* wakes every thread blocked in accept() */
+        srv.listener = INVALID_SOCKET;
+    }
+    if (srv.nthreads > 0) {
+        DWORD left = srv.nthreads, base = 0;
+        while (left > 0) {
+            DWORD batch = left > MAXIMUM_WAIT_OBJECTS ? MAXIMUM_WAIT_OBJECTS : left;
+            WaitForMultipleObjects(batch, srv.threads + base, TRUE, wait_ms);
+            base += batch;
+            left -= batch;
+        }
+        for (DWORD i = 0; i < srv.nthreads; i++)
+            CloseHandle(srv.threads[i]);
+        srv.nthreads = 0;
+    }
+    WSACleanup();
+}
+
+LONG smtp_server_active(void)
+{
+    return srv.active;
+}
