@@ -48,7 +48,27 @@
 #define LOC_SMTPD_NTLM_CREDS    LOC(LOCMOD_SMTPD, 0x0004) /* AcquireCredentialsHandle (NTLM, inbound) */
 #define LOC_SMTPD_NTLM_ACCEPT   LOC(LOCMOD_SMTPD, 0x0005) /* AcceptSecurityContext for AUTH/XAUTH */
 
+/* SMTP client sessions (service/cmd_send.c: imsvc send) */
+#define LOC_SMTPC_CONNECT       LOC(LOCMOD_SMTPC, 0x0001) /* resolve and connect to the server */
+#define LOC_SMTPC_SESSION       LOC(LOCMOD_SMTPC, 0x0002) /* the session failed (reply, policy, lost) */
+#define LOC_SMTPC_TLS_CRED      LOC(LOCMOD_SMTPC, 0x0003) /* AcquireCredentialsHandle (Schannel, outbound) */
+#define LOC_SMTPC_TLS_START     LOC(LOCMOD_SMTPC, 0x0004) /* creating the client stream (first ISC) */
+#define LOC_SMTPC_NTLM_CREDS    LOC(LOCMOD_SMTPC, 0x0005) /* AcquireCredentialsHandle (NTLM, outbound) */
+#define LOC_SMTPC_NTLM_INIT     LOC(LOCMOD_SMTPC, 0x0006) /* InitializeSecurityContext for AUTH/XAUTH NTLM */
+
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)
+/* sspi/tls.c and sspi/cert.c: the secure stream (sites 0x0101-0x01FF). */
+#define LOC_SSPI_HANDSHAKE      LOC(LOCMOD_SSPI, 0x0101) /* Initialize/AcceptSecurityContext */
+#define LOC_SSPI_RENEGOTIATE    LOC(LOCMOD_SSPI, 0x0102) /* handshake after SEC_I_RENEGOTIATE */
+#define LOC_SSPI_ENCRYPT        LOC(LOCMOD_SSPI, 0x0103) /* EncryptMessage */
+#define LOC_SSPI_SHUTDOWN       LOC(LOCMOD_SSPI, 0x0104) /* close_notify: ApplyControlToken + handshake call */
+#define LOC_SSPI_ATTRIBUTES     LOC(LOCMOD_SSPI, 0x0105) /* QueryContextAttributes after a handshake */
+#define LOC_SSPI_POLICY         LOC(LOCMOD_SSPI, 0x0106) /* negotiated protocol/strength below policy */
+#define LOC_SSPI_CERT_VERIFY    LOC(LOCMOD_SSPI, 0x0107) /* outbound: server certificate rejected */
+#define LOC_SSPI_INPUT_LIMIT    LOC(LOCMOD_SSPI, 0x0108) /* peer left over four records of unprocessable bytes */
+#define LOC_SSPI_TLS_CRED       LOC(LOCMOD_SSPI, 0x0109) /* AcquireCredentialsHandle (Schannel) */
+#define LOC_SSPI_CERT_LOAD      LOC(LOCMOD_SSPI, 0x010A) /* server certificate: PFX or store */
+#define LOC_SSPI_CERT_NEW       LOC(LOCMOD_SSPI, 0x010B) /* imsvc cert new */
 
 #endif

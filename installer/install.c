@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "eventlog.h"
+#include "cmd_cert.h"
 #include "installer.h"
 #include "service.h"
 
@@ -149,6 +150,16 @@ int installer_install(int argc, char **argv)
     else {
         print_win32_error("cannot create the Parameters key", (DWORD)lrc);
         rc = 1;
+    }
+    /* STARTTLS out of the box: a self-signed certificate unless one is set. */
+    struct imsvc_config cfg;
+    config_load(&cfg, NULL);
+    if (!cfg.certificate[0] && !cfg.certificate_file[0]) {
+        if (cert_make_default(NULL, 1) == 0)
+            printf("IMSvc: created a self-signed certificate for STARTTLS (imsvc cert new "
+                   "makes another; set Certificate for one from a CA)\n");
+        else
+            fprintf(stderr, "imsvc: installed without a certificate: STARTTLS is not offered\n");
     }
     DWORD erc = evlog_register_source(exe);
     if (erc != ERROR_SUCCESS) {

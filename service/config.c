@@ -49,7 +49,12 @@ static const struct cfg_entry config_table[] = {
     { L"RelayAddresses", CFG_MULTI, FIELD(relay_addresses),  0, 0,       check_ranges },
     { L"MaxSessions",    CFG_DWORD, DWFIELD(max_sessions),   1, 256,     NULL },
     { L"MaxMessageKB",   CFG_DWORD, DWFIELD(max_message_kb), 64, 1048576, NULL },
-    { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 1,       NULL },
+    { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 2,       NULL },
+    { L"Certificate",    CFG_STR,   FIELD(certificate),      0, 0,       NULL },
+    { L"CertificateFile", CFG_STR,  FIELD(certificate_file), 0, 0,       check_opt_path },
+    { L"CertificatePasswordFile", CFG_STR, FIELD(certificate_password_file), 0, 0, check_opt_path },
+    { L"TlsMinVersion",  CFG_DWORD, DWFIELD(tls_min_version), 10, 13,    NULL },
+    { L"TlsMinCipherBits", CFG_DWORD, DWFIELD(tls_min_cipher_bits), 40, 512, NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -83,6 +88,8 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->max_sessions = 16;
     cfg->max_message_kb = 10240;
     cfg->xauth = 1;
+    cfg->tls_min_version = 12;
+    cfg->tls_min_cipher_bits = 128;
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)
@@ -411,7 +418,7 @@ void config_print(const struct imsvc_config *cfg, FILE *out)
         wchar_t v[CONFIG_STR_MAX + 16], d[CONFIG_STR_MAX + 16];
         value_text(cfg, &config_table[i], v, ARRAYSIZE(v));
         value_text(&def, &config_table[i], d, ARRAYSIZE(d));
-        fprintf(out, "%-16ls %ls%s\n", config_table[i].name, v,
+        fprintf(out, "%-24ls %ls%s\n", config_table[i].name, v,
                 wcscmp(v, d) == 0 ? "  (default)" : "");
     }
 }

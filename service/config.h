@@ -30,7 +30,12 @@ struct imsvc_config {
     wchar_t relay_addresses[CONFIG_STR_MAX]; /* RelayAddresses (REG_MULTI_SZ of CIDR ranges) */
     DWORD max_sessions;                /* MaxSessions: concurrent inbound sessions */
     DWORD max_message_kb;              /* MaxMessageKB: SIZE limit */
-    DWORD xauth;                       /* XAuth: offer XAUTH NTLM (1) or not (0) */
+    DWORD xauth;                       /* XAuth: 0 AUTH only, 1 AUTH and XAUTH, 2 XAUTH only */
+    wchar_t certificate[CONFIG_STR_MAX];   /* Certificate: thumbprint or subject in LocalMachine\MY */
+    wchar_t certificate_file[MAX_PATH];    /* CertificateFile: a PFX, instead of the store */
+    wchar_t certificate_password_file[MAX_PATH]; /* CertificatePasswordFile: the PFX password */
+    DWORD tls_min_version;             /* TlsMinVersion: 12 = TLS 1.2, 13 = TLS 1.3 */
+    DWORD tls_min_cipher_bits;         /* TlsMinCipherBits */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns

@@ -12,6 +12,7 @@
 #include <windows.h>
 
 #include "cmd_address.h"
+#include "cmd_cert.h"
 #include "config.h"
 #include "eventlog.h"
 #include "installer.h"
@@ -139,6 +140,7 @@ static const struct command commands[] = {
     { "run",       cmd_run,             "run                  (console mode; Ctrl+C stops)" },
     { "config",    cmd_config,          "config show | config set NAME VALUE" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
+    { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
     { "version",   cmd_version,         "version" },
     { "help",      cmd_help,            "help" },

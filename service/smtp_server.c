@@ -18,9 +18,11 @@
 #include "config.h"
 #include "eventlog.h"
 #include "location.h"
+#include "cert.h"
 #include "ntlm.h"
 #include "smtp_server.h"
 #include "smtpd.h"
+#include "tls.h"
 
 #define IO_BUF            16384
 #define POLL_MS           1000      /* how often a waiting session looks at the clock */
@@ -28,6 +30,7 @@
 #define MAX_RANGES        32
 #define AUTH_DELAY_MS     1000      /* per failed AUTH beyond the first, capped */
 #define AUTH_DELAY_MAX_MS 5000
+#define HANDSHAKE_SECS    60        /* a TLS handshake must finish within this */
 
 struct server {
     SOCKET listener;
@@ -41,6 +44,8 @@ struct server {
     struct config_range ranges[MAX_RANGES];
     size_t nranges;
     wchar_t drop_dir[MAX_PATH];
+    struct tls_cred tls_cred;       /* valid when a certificate is loaded */
+    struct tls_policy tls_policy;
 };
 
 static struct server srv = { .listener = INVALID_SOCKET };
@@ -49,6 +54,7 @@ struct session {
     SOCKET sock;
     struct smtpd *engine;
     char peer[INET6_ADDRSTRLEN];
+    struct tls_stream *tls;         /* after STARTTLS */
     struct ntlm *ntlm;              /* the AUTH NTLM exchange in progress */
     HANDLE spool;                   /* the message being received */
     wchar_t spool_tmp[MAX_PATH];
@@ -66,7 +72,7 @@ static void report_session_error(const struct session *s, DWORD location, DWORD 
                  location, status, 1, (const wchar_t *[]){ text });
 }
 
-/* Socket I/O ------------------------------------------------------------- */
+/* Socket I/O: plaintext, or through the TLS stream after STARTTLS ---- */
 
 static int send_all(SOCKET sock, const unsigned char *p, size_t len)
 {
@@ -81,15 +87,91 @@ static int send_all(SOCKET sock, const unsigned char *p, size_t len)
     return 0;
 }
 
+/* Send whatever ciphertext the stream has queued. */
+static int flush_tls(struct session *s)
+{
+    size_t len;
+    const unsigned char *out = tls_out_buf(s->tls, &len);
+    if (len == 0)
+        return 0;
+    if (send_all(s->sock, out, len) != 0)
+        return -1;
+    tls_out_done(s->tls, len);
+    return 0;
+}
+
 static int flush_replies(struct session *s)
 {
     size_t len;
     const unsigned char *out = smtpd_output(s->engine, &len);
     if (len == 0)
-        return 0;
+        return s->tls ? flush_tls(s) : 0;
+    if (s->tls) {
+        SECURITY_STATUS st = tls_write(s->tls, out, len);
+        if (st != SEC_E_OK) {
+            report_session_error(s, LOC_SSPI_ENCRYPT, (DWORD)st, "EncryptMessage failed");
+            return -1;
+        }
+        smtpd_output_consumed(s->engine, len);
+        return flush_tls(s);
+    }
     if (send_all(s->sock, out, len) != 0)
         return -1;
     smtpd_output_consumed(s->engine, len);
+    return 0;
+}
+
+/* Give ciphertext that arrived to the stream, send what it answers (the
+ * handshake, a renegotiation), and say whether the session can go on. */
+static int tls_take(struct session *s, const unsigned char *p, size_t n)
+{
+    tls_feed(s->tls, p, n);
+    if (flush_tls(s) != 0)
+        return -1;
+    enum tls_state st = tls_state(s->tls);
+    if (st == TLS_ST_FAILED) {
+        wchar_t peer[INET6_ADDRSTRLEN];
+        MultiByteToWideChar(CP_UTF8, 0, s->peer, -1, peer, ARRAYSIZE(peer));
+        tls_report_failure(s->tls, peer);
+        return -1;
+    }
+    return st == TLS_ST_CLOSED ? -1 : 0;
+}
+
+/* STARTTLS was answered with 220: run the server handshake on the socket.
+ * Plaintext the client sent after STARTTLS is not fed to the stream (the
+ * caller drops it). Returns 0 with the engine told the outcome, -1 to end. */
+static int start_tls(struct session *s)
+{
+    struct tls_config tc = { .policy = &srv.tls_policy };
+    SECURITY_STATUS st = tls_new(&s->tls, &srv.tls_cred, &tc);
+    if (st != SEC_E_OK) {
+        report_session_error(s, LOC_SSPI_HANDSHAKE, (DWORD)st, "cannot create a TLS context");
+        return -1;
+    }
+    ULONGLONG deadline = GetTickCount64() + HANDSHAKE_SECS * 1000ull;
+    unsigned char buf[IO_BUF];
+    while (tls_state(s->tls) == TLS_ST_HANDSHAKE) {
+        if (srv.stopping || GetTickCount64() > deadline)
+            return -1;
+        int n = recv(s->sock, (char *)buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && WSAGetLastError() != WSAETIMEDOUT))
+            return -1;
+        if (n > 0 && tls_take(s, buf, (size_t)n) != 0)
+            return -1;
+    }
+    if (tls_state(s->tls) == TLS_ST_REFUSED) {
+        /* Below policy: the event names both sides; the engine answers
+         * 454 4.7.0 to everything but the harmless commands. */
+        wchar_t peer[INET6_ADDRSTRLEN];
+        MultiByteToWideChar(CP_UTF8, 0, s->peer, -1, peer, ARRAYSIZE(peer));
+        tls_report_failure(s->tls, peer);
+        smtpd_tls_started(s->engine, 0);
+        return 0;
+    }
+    if (tls_state(s->tls) != TLS_ST_OPEN)
+        return -1;
+    smtpd_tls_started(s->engine, 1);
     return 0;
 }
 
@@ -290,8 +372,9 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
 {
     switch (ev->type) {
     case SMTPD_EV_STARTTLS:
-        /* STARTTLS is offered only with a server certificate (SMTPD_OPT_STARTTLS). */
-        return -1;
+        if (flush_replies(s) != 0)
+            return -1;
+        return start_tls(s);
     case SMTPD_EV_AUTH_NTLM:
         auth_ntlm(s, ev);
         if (smtpd_auth_failures(s->engine) > 1) {
@@ -347,6 +430,8 @@ static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
     DWORD timeout = POLL_MS;
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&timeout, sizeof timeout);
 
+    /* Plaintext waiting for the engine: in[] before STARTTLS, the stream's
+     * plaintext buffer after it. */
     unsigned char in[IO_BUF];
     size_t in_len = 0, in_off = 0;
     ULONGLONG last_input = GetTickCount64();
@@ -354,20 +439,39 @@ static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
     for (;;) {
         if (flush_replies(&s) != 0)
             break;
-        if (in_off < in_len)
-            in_off += smtpd_feed(s.engine, in + in_off, in_len - in_off);
+        size_t avail = 0, took = 0;
+        const unsigned char *p = NULL;
+        if (s.tls) {
+            p = tls_app_buf(s.tls, &avail);
+        } else {
+            p = in + in_off;
+            avail = in_len - in_off;
+        }
+        if (avail > 0) {
+            took = smtpd_feed(s.engine, p, avail);
+            if (s.tls)
+                tls_app_done(s.tls, took);
+            else
+                in_off += took;
+        }
+        int was_tls = s.tls != NULL;
         struct smtpd_event ev;
         if (smtpd_next(s.engine, &ev) != SMTPD_EV_NONE) {
             if (on_event(&s, &ev) != 0) {
                 flush_replies(&s);
                 break;
             }
+            if (!was_tls && s.tls)
+                in_off = in_len;  /* plaintext sent after STARTTLS: injected, dropped */
             continue;
         }
         if (smtpd_closed(s.engine))
             break;
-        if (in_off < in_len)
-            continue;  /* the engine took part of the input; it takes the rest next turn */
+        if (avail > took) {
+            if (took == 0)
+                break;  /* the engine can take nothing and wants nothing: give up */
+            continue;
+        }
         if (srv.stopping && !told_shutdown) {
             smtpd_shutdown(s.engine);
             told_shutdown = 1;
@@ -375,9 +479,14 @@ static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
         }
         int n = recv(sock, (char *)in, sizeof in, 0);
         if (n > 0) {
-            in_len = (size_t)n;
-            in_off = 0;
             last_input = GetTickCount64();
+            if (s.tls) {
+                if (tls_take(&s, in, (size_t)n) != 0)
+                    break;
+            } else {
+                in_len = (size_t)n;
+                in_off = 0;
+            }
             continue;
         }
         if (n == 0)
@@ -387,6 +496,14 @@ static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
         unsigned secs = smtpd_timeout_secs(s.engine);
         if (secs && GetTickCount64() - last_input > (ULONGLONG)secs * 1000)
             smtpd_timeout(s.engine);
+    }
+    if (s.tls) {
+        if (tls_state(s.tls) == TLS_ST_OPEN || tls_state(s.tls) == TLS_ST_REFUSED ||
+            tls_state(s.tls) == TLS_ST_CLOSED) {
+            tls_shutdown(s.tls);  /* close_notify */
+            flush_tls(&s);
+        }
+        tls_free(s.tls);
     }
     spool_discard(&s);
     ntlm_free(s.ntlm);
@@ -418,6 +535,53 @@ static DWORD WINAPI pool_thread(void *arg)
         closesocket(c);
     }
     return 0;
+}
+
+/* The server certificate: a PFX file, or a certificate in LocalMachine\MY
+ * named by thumbprint or subject. Without one, STARTTLS is not offered; a
+ * configured certificate that cannot be used is reported. */
+static DWORD load_certificate(const struct imsvc_config *cfg)
+{
+    tls_cred_free(&srv.tls_cred);
+    if (!cfg->certificate_file[0] && !cfg->certificate[0])
+        return ERROR_NOT_FOUND;
+    PCCERT_CONTEXT cert = NULL;
+    DWORD rc;
+    const wchar_t *what;
+    if (cfg->certificate_file[0]) {
+        wchar_t password[256] = L"";
+        if (cfg->certificate_password_file[0]) {
+            FILE *f = _wfopen(cfg->certificate_password_file, L"rb");
+            char buf[256] = "";
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[n] = 0;
+            buf[strcspn(buf, "\r\n")] = 0;
+            MultiByteToWideChar(CP_UTF8, 0, buf, -1, password, ARRAYSIZE(password));
+            SecureZeroMemory(buf, sizeof buf);
+        }
+        rc = cert_load_pfx(cfg->certificate_file, password, &cert);
+        SecureZeroMemory(password, sizeof password);
+        what = cfg->certificate_file;
+    } else {
+        rc = cert_find(L"MY", CERT_SYSTEM_STORE_LOCAL_MACHINE, cfg->certificate, &cert);
+        what = cfg->certificate;
+    }
+    if (rc == ERROR_SUCCESS) {
+        SECURITY_STATUS st = tls_cred_server(&srv.tls_cred, cert);
+        CertFreeCertificateContext(cert);
+        if (st == SEC_E_OK)
+            return ERROR_SUCCESS;
+        rc = (DWORD)st;
+    }
+    wchar_t text[CONFIG_STR_MAX + 128];
+    _snwprintf(text, ARRAYSIZE(text), L"cannot use the server certificate %ls; STARTTLS is "
+               L"not offered until it is fixed (imsvc cert new makes one)", what);
+    text[ARRAYSIZE(text) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_SECURITY, MSG_UNEXPECTED_ERROR, LOC_SSPI_CERT_LOAD,
+                 rc, 1, (const wchar_t *[]){ text });
+    return rc;
 }
 
 /* Configuration into the engine's form (UTF-8, parsed ranges). */
@@ -452,6 +616,12 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     srv.engine.local_domains = srv.domains;
     srv.engine.n_local_domains = nd;
     srv.engine.options = cfg->xauth ? SMTPD_OPT_XAUTH : 0;
+    srv.tls_policy.min_version = cfg->tls_min_version == 13 ? TLS_V1_3 :
+                                 cfg->tls_min_version == 11 ? TLS_V1_1 :
+                                 cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;
+    srv.tls_policy.min_cipher_bits = cfg->tls_min_cipher_bits;
+    if (load_certificate(cfg) == ERROR_SUCCESS)
+        srv.engine.options |= SMTPD_OPT_STARTTLS;
     config_drop_dir(cfg, srv.drop_dir, ARRAYSIZE(srv.drop_dir));
     int rc = SHCreateDirectoryExW(NULL, srv.drop_dir, NULL);
     if (rc != ERROR_SUCCESS && rc != ERROR_ALREADY_EXISTS && rc != ERROR_FILE_EXISTS)
@@ -535,6 +705,7 @@ void smtp_server_stop(DWORD wait_ms)
             CloseHandle(srv.threads[i]);
         srv.nthreads = 0;
     }
+    tls_cred_free(&srv.tls_cred);
     WSACleanup();
 }
 

@@ -19,6 +19,10 @@ wp_create() {
         [ -S "$sock" ] && break
         sleep 0.1
     done
+    # Start the prefix's system processes (services.exe, winedevice...) with
+    # no standard streams: they live as long as the wineserver, and would
+    # otherwise hold open whatever pipe the first test command wrote to.
+    wine cmd /c exit </dev/null >/dev/null 2>&1
 }
 
 wp_destroy() {

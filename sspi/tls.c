@@ -1,0 +1,731 @@
+/* tls.c - the secure stream: one Schannel context as a sans-I/O byte stream.
+ *
+ * See tls.h for the contract. The engine is process(): it runs whenever
+ * ciphertext arrives and consumes every complete record it holds, handshake
+ * or application data, following each SECBUFFER_EXTRA, before it returns to
+ * ask for more. It must never drop a byte it was given, and never call an
+ * SSPI function with a buffer Schannel could misread (fewer than a record
+ * header's five bytes, or fewer than SECBUFFER_MISSING asked for).
+ */
+#include "tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "eventlog.h"
+#include "location.h"
+
+#define TLS_HEADER        5u                       /* record header bytes */
+#define TLS_CONTENT_ALERT 21u                      /* record content type */
+#define TLS_RECORD_MAX    (TLS_HEADER + 16384u + 2048u) /* largest TLS 1.2 record */
+#define TLS_IN_OFFER      (TLS_RECORD_MAX + 1024u) /* room tls_in_buf offers */
+#define TLS_IN_LIMIT      (4u * TLS_RECORD_MAX)    /* unprocessed bytes a peer may leave */
+#define TLS_APP_LIMIT     (256u * 1024u)           /* plaintext held before back-pressure */
+#define TLS_HANDSHAKE_MAX_RETRY 4                  /* SEC_I_INCOMPLETE_CREDENTIALS loops */
+#define TLS_TEXT_MAX      320
+
+#define ISC_FLAGS (ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY | \
+                   ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM | ISC_REQ_EXTENDED_ERROR |      \
+                   ISC_REQ_MANUAL_CRED_VALIDATION | ISC_REQ_USE_SUPPLIED_CREDS)
+#define ASC_FLAGS (ASC_REQ_SEQUENCE_DETECT | ASC_REQ_REPLAY_DETECT | ASC_REQ_CONFIDENTIALITY | \
+                   ASC_REQ_ALLOCATE_MEMORY | ASC_REQ_STREAM | ASC_REQ_EXTENDED_ERROR)
+
+/* A byte queue: bytes [off, len) are pending. */
+struct buf {
+    unsigned char *p;
+    size_t off, len, cap;
+};
+
+struct tls_stream {
+    int server;
+    CredHandle cred;
+    CtxtHandle ctx;
+    int have_ctx;
+    wchar_t *peer_name;
+    enum tls_trust trust;
+    struct tls_policy policy;
+
+    enum tls_state state;
+    SECURITY_STATUS status;
+    DWORD fail_loc;
+    int close_sent;
+    int renegotiating;
+    unsigned handshakes;
+    size_t need;                 /* pending input needed before the next call */
+
+    SecPkgContext_StreamSizes sizes;
+    SecPkgContext_ConnectionInfo info;
+    int have_info;
+    char policy_text[TLS_TEXT_MAX];
+
+    struct buf in, out, app, pending;
+};
+
+/* Byte queues -------------------------------------------------------------- */
+
+static size_t buf_pending(const struct buf *b)
+{
+    return b->len - b->off;
+}
+
+/* Make room for extra bytes after len, moving pending bytes to the front. */
+static int buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->off && (b->off == b->len || b->cap - b->len < extra)) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->cap - b->len >= extra)
+        return 1;
+    size_t want = b->len + extra;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < want) {
+        if (cap > ((size_t)-1) / 2)
+            return 0;
+        cap *= 2;
+    }
+    unsigned char *p = realloc(b->p, cap);
+    if (!p)
+        return 0;
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+static int buf_append(struct buf *b, const void *data, size_t n)
+{
+    if (!n)
+        return 1;
+    if (!buf_reserve(b, n))
+        return 0;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 1;
+}
+
+static void buf_consume(struct buf *b, size_t n)
+{
+    if (n > buf_pending(b))
+        n = buf_pending(b);
+    b->off += n;
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+static void buf_free(struct buf *b, int wipe)
+{
+    if (b->p && wipe)
+        SecureZeroMemory(b->p, b->cap);
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* State ------------------------------------------------------------------- */
+
+static SECURITY_STATUS fail(struct tls_stream *s, DWORD loc, SECURITY_STATUS st)
+{
+    if (s->state != TLS_ST_FAILED) {
+        s->state = TLS_ST_FAILED;
+        s->status = st;
+        s->fail_loc = loc;
+    }
+    return s->status;
+}
+
+static SECURITY_STATUS oom(struct tls_stream *s, DWORD loc)
+{
+    return fail(s, loc, SEC_E_INSUFFICIENT_MEMORY);
+}
+
+/* Status the caller sees: failures and refusals are sticky. */
+static SECURITY_STATUS result(const struct tls_stream *s)
+{
+    return s->state == TLS_ST_FAILED || s->state == TLS_ST_REFUSED ? s->status : SEC_E_OK;
+}
+
+/* Append an SSPI-allocated output token to the send queue and free it. */
+static int take_token(struct tls_stream *s, SecBuffer *b)
+{
+    int ok = 1;
+    if (b->pvBuffer) {
+        if (b->cbBuffer)
+            ok = buf_append(&s->out, b->pvBuffer, b->cbBuffer);
+        FreeContextBuffer(b->pvBuffer);
+        b->pvBuffer = NULL;
+        b->cbBuffer = 0;
+    }
+    return ok;
+}
+
+/* One call of the handshake function; in may be NULL (first client call,
+ * shutdown). Output tokens are queued whatever the status: on failure they
+ * hold the alert for the peer. */
+static SECURITY_STATUS handshake_call(struct tls_stream *s, SecBufferDesc *in)
+{
+    SecBuffer ob[2] = { { 0, SECBUFFER_TOKEN, NULL }, { 0, SECBUFFER_ALERT, NULL } };
+    SecBufferDesc od = { SECBUFFER_VERSION, 2, ob };
+    ULONG attrs = 0;
+    TimeStamp ts;
+    SECURITY_STATUS st;
+    CtxtHandle before = s->ctx;
+
+    if (s->server)
+        st = AcceptSecurityContext(&s->cred, s->have_ctx ? &s->ctx : NULL, in, ASC_FLAGS, 0,
+                                   &s->ctx, &od, &attrs, &ts);
+    else
+        st = InitializeSecurityContextW(&s->cred, s->have_ctx ? &s->ctx : NULL,
+                                        s->peer_name, ISC_FLAGS, 0, 0, in, 0, &s->ctx, &od,
+                                        &attrs, &ts);
+    /* A first call may or may not create the context when it fails or needs
+     * more input (Wine creates it, Windows does not): the handle tells. */
+    if (!s->have_ctx && (s->ctx.dwLower != before.dwLower || s->ctx.dwUpper != before.dwUpper))
+        s->have_ctx = 1;
+    int ok = take_token(s, &ob[0]);
+    ok &= take_token(s, &ob[1]);
+    if (!ok && !FAILED(st))
+        st = SEC_E_INSUFFICIENT_MEMORY;
+    return st;
+}
+
+static void flush_pending(struct tls_stream *s);
+
+/* After every handshake: sizes, what was negotiated, policy, peer check. */
+static void handshake_done(struct tls_stream *s)
+{
+    SECURITY_STATUS st;
+    s->renegotiating = 0;
+    s->handshakes++;
+    st = QueryContextAttributesW(&s->ctx, SECPKG_ATTR_STREAM_SIZES, &s->sizes);
+    if (st == SEC_E_OK && (s->sizes.cbMaximumMessage == 0 || s->sizes.cbHeader > TLS_RECORD_MAX))
+        st = SEC_E_INTERNAL_ERROR;
+    if (st != SEC_E_OK) {
+        fail(s, LOC_SSPI_ATTRIBUTES, st);
+        return;
+    }
+    st = QueryContextAttributesW(&s->ctx, SECPKG_ATTR_CONNECTION_INFO, &s->info);
+    if (st != SEC_E_OK) {
+        fail(s, LOC_SSPI_ATTRIBUTES, st);
+        return;
+    }
+    s->have_info = 1;
+    if (!s->server && s->trust != TLS_TRUST_ANY) {
+        PCCERT_CONTEXT peer = NULL;
+        st = QueryContextAttributesW(&s->ctx, SECPKG_ATTR_REMOTE_CERT_CONTEXT, &peer);
+        if (st != SEC_E_OK) {
+            fail(s, LOC_SSPI_CERT_VERIFY, st);
+            return;
+        }
+        DWORD rc = cert_verify_server(peer, s->peer_name, 0);
+        CertFreeCertificateContext(peer);
+        if (rc != ERROR_SUCCESS) {
+            fail(s, LOC_SSPI_CERT_VERIFY, (SECURITY_STATUS)rc);
+            return;
+        }
+    }
+    if (!tls_policy_check(&s->policy, &s->info, s->policy_text, sizeof s->policy_text)) {
+        s->state = TLS_ST_REFUSED;
+        s->status = SEC_E_ALGORITHM_MISMATCH;
+        s->fail_loc = LOC_SSPI_POLICY;
+        buf_free(&s->pending, 1); /* nothing queued is said below policy */
+        return;
+    }
+    s->state = TLS_ST_OPEN;
+    flush_pending(s);
+}
+
+/* How many pending bytes to hold before the next call after
+ * SEC_E_INCOMPLETE_MESSAGE. SECBUFFER_MISSING is a hint, and not always one
+ * number: Wine (like Windows, it says) marks two buffers, one with the bytes
+ * missing and one with the whole record's size. The record header says
+ * exactly how long the first record is; the smallest hint covers the rest. */
+static size_t need_more(const struct tls_stream *s, size_t avail, const SecBuffer *b, int n)
+{
+    const unsigned char *p = s->in.p + s->in.off;
+    size_t record = TLS_HEADER + ((size_t)p[3] << 8 | p[4]);
+    if (record > avail)
+        return record;
+    ULONG missing = 0;
+    for (int i = 0; i < n; i++)
+        if (b[i].BufferType == SECBUFFER_MISSING && b[i].cbBuffer &&
+            (!missing || b[i].cbBuffer < missing))
+            missing = b[i].cbBuffer;
+    return avail + (missing ? missing : 1);
+}
+
+/* One handshake step over the pending input. Returns 1 to go on, 0 to wait
+ * for more bytes (or stop). */
+static int step_handshake(struct tls_stream *s)
+{
+    size_t avail = buf_pending(&s->in);
+    DWORD loc = s->renegotiating ? LOC_SSPI_RENEGOTIATE : LOC_SSPI_HANDSHAKE;
+    if (avail < TLS_HEADER || avail < s->need)
+        return 0;
+    if (avail > (ULONG)-1)
+        avail = (ULONG)-1;
+    for (int retry = 0;; retry++) {
+        SecBuffer ib[2] = { { (ULONG)avail, SECBUFFER_TOKEN, s->in.p + s->in.off },
+                            { 0, SECBUFFER_EMPTY, NULL } };
+        SecBufferDesc id = { SECBUFFER_VERSION, 2, ib };
+        SECURITY_STATUS st = handshake_call(s, &id);
+        if (st == SEC_E_INCOMPLETE_MESSAGE) {
+            s->need = need_more(s, avail, ib, 2);
+            return 0;
+        }
+        if (st == SEC_I_INCOMPLETE_CREDENTIALS && !s->server && retry < TLS_HANDSHAKE_MAX_RETRY)
+            continue; /* the server asked for a client certificate: go on without */
+        if (st != SEC_E_OK && st != SEC_I_CONTINUE_NEEDED) {
+            fail(s, loc, st);
+            return 0;
+        }
+        size_t extra = ib[1].BufferType == SECBUFFER_EXTRA ? ib[1].cbBuffer : 0;
+        if (extra > avail)
+            extra = avail;
+        buf_consume(&s->in, avail - extra);
+        s->need = 0;
+        if (st == SEC_E_OK)
+            handshake_done(s);
+        return s->state != TLS_ST_FAILED;
+    }
+}
+
+/* Decrypt the record at the front of the pending input. Returns 1 to go on,
+ * 0 to wait for more bytes (or stop). */
+static int step_decrypt(struct tls_stream *s)
+{
+    size_t avail = buf_pending(&s->in);
+    if (avail < TLS_HEADER || avail < s->need)
+        return 0;
+    if (avail > (ULONG)-1)
+        avail = (ULONG)-1;
+    SecBuffer b[4] = { { (ULONG)avail, SECBUFFER_DATA, s->in.p + s->in.off },
+                       { 0, SECBUFFER_EMPTY, NULL },
+                       { 0, SECBUFFER_EMPTY, NULL },
+                       { 0, SECBUFFER_EMPTY, NULL } };
+    SecBufferDesc d = { SECBUFFER_VERSION, 4, b };
+    SECURITY_STATUS st = DecryptMessage(&s->ctx, &d, 0, NULL);
+
+    if (st == SEC_E_INCOMPLETE_MESSAGE) {
+        s->need = need_more(s, avail, b, 4);
+        return 0;
+    }
+    if (st != SEC_E_OK && st != SEC_I_RENEGOTIATE && st != SEC_I_CONTEXT_EXPIRED) {
+        fail(s, LOC_SSPI_DECRYPT, st);
+        return 0;
+    }
+    const SecBuffer *data = NULL, *extra = NULL;
+    for (int i = 0; i < 4; i++) {
+        if (b[i].BufferType == SECBUFFER_DATA && !data)
+            data = &b[i];
+        else if (b[i].BufferType == SECBUFFER_EXTRA && !extra)
+            extra = &b[i];
+    }
+    /* Wine 10 returns SEC_E_OK with no data for the peer's close_notify
+     * where Windows returns SEC_I_CONTEXT_EXPIRED: an alert record (content
+     * type 21, visible before TLS 1.3) that decrypts to no data is taken as
+     * the close it is. */
+    if (st == SEC_E_OK && s->in.p[s->in.off] == TLS_CONTENT_ALERT && (!data || !data->cbBuffer))
+        st = SEC_I_CONTEXT_EXPIRED;
+    if (st == SEC_I_CONTEXT_EXPIRED) {
+        /* The peer's close_notify: a clean end; what follows is not ours. */
+        s->state = TLS_ST_CLOSED;
+        buf_consume(&s->in, buf_pending(&s->in));
+        return 0;
+    }
+    if (data && data->cbBuffer && !buf_append(&s->app, data->pvBuffer, data->cbBuffer)) {
+        oom(s, LOC_SSPI_DECRYPT);
+        return 0;
+    }
+    size_t rest = extra ? extra->cbBuffer : 0;
+    if (rest > avail)
+        rest = avail;
+    buf_consume(&s->in, avail - rest);
+    s->need = 0;
+    if (st == SEC_I_RENEGOTIATE) {
+        /* The bytes that follow are handshake messages (TLS 1.3 tickets and
+         * key updates come this way): they go to the handshake function. */
+        s->state = TLS_ST_HANDSHAKE;
+        s->renegotiating = 1;
+        if (buf_pending(&s->in) == 0) {
+            /* Schannel wants a handshake call even with nothing more. */
+            SecBuffer ib[2] = { { 0, SECBUFFER_TOKEN, NULL }, { 0, SECBUFFER_EMPTY, NULL } };
+            SecBufferDesc id = { SECBUFFER_VERSION, 2, ib };
+            SECURITY_STATUS hs = handshake_call(s, &id);
+            if (hs == SEC_E_OK)
+                handshake_done(s);
+            else if (hs != SEC_I_CONTINUE_NEEDED && hs != SEC_E_INCOMPLETE_MESSAGE)
+                fail(s, LOC_SSPI_RENEGOTIATE, hs);
+        }
+    }
+    return s->state != TLS_ST_FAILED;
+}
+
+/* The engine: consume every complete record held, then compact. */
+static SECURITY_STATUS process(struct tls_stream *s)
+{
+    for (;;) {
+        int go;
+        if (s->state == TLS_ST_HANDSHAKE)
+            go = step_handshake(s);
+        else if (s->state == TLS_ST_OPEN)
+            go = step_decrypt(s);
+        else
+            break;
+        if (!go)
+            break;
+    }
+    if (s->state == TLS_ST_REFUSED || s->state == TLS_ST_CLOSED)
+        buf_consume(&s->in, buf_pending(&s->in));
+    else if (s->state != TLS_ST_FAILED && buf_pending(&s->in) > TLS_IN_LIMIT)
+        fail(s, LOC_SSPI_INPUT_LIMIT, SEC_E_INVALID_TOKEN);
+    buf_reserve(&s->in, 0); /* move the incomplete tail to the front */
+    return result(s);
+}
+
+/* Encrypt n bytes (n <= cbMaximumMessage) as one record onto the send queue. */
+static SECURITY_STATUS encrypt_record(struct tls_stream *s, const unsigned char *p, size_t n)
+{
+    const SecPkgContext_StreamSizes *z = &s->sizes;
+    size_t room = (size_t)z->cbHeader + n + z->cbTrailer;
+    if (!buf_reserve(&s->out, room))
+        return oom(s, LOC_SSPI_ENCRYPT);
+    unsigned char *base = s->out.p + s->out.len;
+    memcpy(base + z->cbHeader, p, n);
+    SecBuffer b[4] = { { z->cbHeader, SECBUFFER_STREAM_HEADER, base },
+                       { (ULONG)n, SECBUFFER_DATA, base + z->cbHeader },
+                       { z->cbTrailer, SECBUFFER_STREAM_TRAILER, base + z->cbHeader + n },
+                       { 0, SECBUFFER_EMPTY, NULL } };
+    SecBufferDesc d = { SECBUFFER_VERSION, 4, b };
+    SECURITY_STATUS st = EncryptMessage(&s->ctx, 0, &d, 0);
+    if (st != SEC_E_OK)
+        return fail(s, LOC_SSPI_ENCRYPT, st);
+    /* The record is header, data, trailer as Schannel sized them; close any
+     * gap left where a part came out shorter than its room. */
+    size_t used = b[0].cbBuffer;
+    if (b[1].pvBuffer != base + used)
+        memmove(base + used, b[1].pvBuffer, b[1].cbBuffer);
+    used += b[1].cbBuffer;
+    if (b[2].pvBuffer != base + used)
+        memmove(base + used, b[2].pvBuffer, b[2].cbBuffer);
+    used += b[2].cbBuffer;
+    if (used > room)
+        return fail(s, LOC_SSPI_ENCRYPT, SEC_E_INTERNAL_ERROR);
+    s->out.len += used;
+    return SEC_E_OK;
+}
+
+static SECURITY_STATUS encrypt_all(struct tls_stream *s, const unsigned char *p, size_t n)
+{
+    while (n) {
+        size_t chunk = n < s->sizes.cbMaximumMessage ? n : s->sizes.cbMaximumMessage;
+        SECURITY_STATUS st = encrypt_record(s, p, chunk);
+        if (st != SEC_E_OK)
+            return st;
+        p += chunk;
+        n -= chunk;
+    }
+    return SEC_E_OK;
+}
+
+static void flush_pending(struct tls_stream *s)
+{
+    if (buf_pending(&s->pending)) {
+        encrypt_all(s, s->pending.p + s->pending.off, buf_pending(&s->pending));
+        buf_free(&s->pending, 1);
+    }
+}
+
+/* Public: credentials ------------------------------------------------------ */
+
+static SECURITY_STATUS acquire(struct tls_cred *c, ULONG use, SCHANNEL_CRED *sc)
+{
+    TimeStamp ts;
+    memset(c, 0, sizeof *c);
+    SECURITY_STATUS st = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, sc,
+                                                   NULL, NULL, &c->h, &ts);
+    if (st == SEC_E_OK) {
+        c->valid = 1;
+        c->server = use == SECPKG_CRED_INBOUND;
+    }
+    return st;
+}
+
+SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert)
+{
+    SCHANNEL_CRED sc = { 0 };
+    sc.dwVersion = SCHANNEL_CRED_VERSION;
+    sc.cCreds = 1;
+    sc.paCred = &cert;
+    return acquire(c, SECPKG_CRED_INBOUND, &sc);
+}
+
+SECURITY_STATUS tls_cred_client(struct tls_cred *c)
+{
+    SCHANNEL_CRED sc = { 0 };
+    sc.dwVersion = SCHANNEL_CRED_VERSION;
+    /* The stream validates the server itself (cert_verify_server), so that
+     * the trust choice is per destination and the failure has its status. */
+    sc.dwFlags = SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS;
+    return acquire(c, SECPKG_CRED_OUTBOUND, &sc);
+}
+
+void tls_cred_free(struct tls_cred *c)
+{
+    if (c->valid)
+        FreeCredentialsHandle(&c->h);
+    memset(c, 0, sizeof *c);
+}
+
+/* Public: the stream ------------------------------------------------------- */
+
+SECURITY_STATUS tls_new(struct tls_stream **out, const struct tls_cred *cred,
+                        const struct tls_config *cfg)
+{
+    static const struct tls_policy def = TLS_POLICY_DEFAULT;
+    *out = NULL;
+    if (!cred || !cred->valid)
+        return SEC_E_INVALID_HANDLE;
+    struct tls_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return SEC_E_INSUFFICIENT_MEMORY;
+    s->server = cred->server;
+    s->cred = cred->h;
+    s->ctx.dwLower = s->ctx.dwUpper = (ULONG_PTR)-1;
+    s->policy = cfg && cfg->policy ? *cfg->policy : def;
+    s->trust = cfg ? cfg->trust : TLS_TRUST_VERIFY;
+    if (cfg && cfg->peer_name) {
+        s->peer_name = _wcsdup(cfg->peer_name);
+        if (!s->peer_name) {
+            free(s);
+            return SEC_E_INSUFFICIENT_MEMORY;
+        }
+    }
+    s->state = TLS_ST_HANDSHAKE;
+    if (!s->server) {
+        SECURITY_STATUS st = handshake_call(s, NULL);
+        if (st != SEC_I_CONTINUE_NEEDED) {
+            SECURITY_STATUS rc = st == SEC_E_OK ? SEC_E_INTERNAL_ERROR : st;
+            tls_free(s);
+            return rc;
+        }
+    }
+    *out = s;
+    return SEC_E_OK;
+}
+
+void tls_free(struct tls_stream *s)
+{
+    if (!s)
+        return;
+    if (s->have_ctx)
+        DeleteSecurityContext(&s->ctx);
+    buf_free(&s->in, 0);
+    buf_free(&s->out, 0);
+    buf_free(&s->app, 1);
+    buf_free(&s->pending, 1);
+    free(s->peer_name);
+    free(s);
+}
+
+static int accepts_input(const struct tls_stream *s)
+{
+    return s->state == TLS_ST_HANDSHAKE || s->state == TLS_ST_OPEN;
+}
+
+unsigned char *tls_in_buf(struct tls_stream *s, size_t *cap)
+{
+    *cap = 0;
+    if (!accepts_input(s) || buf_pending(&s->app) >= TLS_APP_LIMIT)
+        return NULL;
+    if (!buf_reserve(&s->in, TLS_IN_OFFER)) {
+        oom(s, s->state == TLS_ST_OPEN ? LOC_SSPI_DECRYPT : LOC_SSPI_HANDSHAKE);
+        return NULL;
+    }
+    *cap = s->in.cap - s->in.len;
+    return s->in.p + s->in.len;
+}
+
+SECURITY_STATUS tls_in_done(struct tls_stream *s, size_t n)
+{
+    if (!accepts_input(s))
+        return result(s);
+    if (n > s->in.cap - s->in.len)
+        n = s->in.cap - s->in.len;
+    s->in.len += n;
+    return process(s);
+}
+
+SECURITY_STATUS tls_feed(struct tls_stream *s, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    while (n && accepts_input(s)) {
+        /* In pieces of at most a few records, so the input queue stays small
+         * however much the caller hands over at once. */
+        size_t chunk = n < TLS_IN_OFFER ? n : TLS_IN_OFFER;
+        if (!buf_append(&s->in, p, chunk))
+            return oom(s, s->state == TLS_ST_OPEN ? LOC_SSPI_DECRYPT : LOC_SSPI_HANDSHAKE);
+        process(s);
+        p += chunk;
+        n -= chunk;
+    }
+    return result(s);
+}
+
+const unsigned char *tls_out_buf(const struct tls_stream *s, size_t *len)
+{
+    *len = buf_pending(&s->out);
+    return *len ? s->out.p + s->out.off : NULL;
+}
+
+void tls_out_done(struct tls_stream *s, size_t n)
+{
+    buf_consume(&s->out, n);
+}
+
+const unsigned char *tls_app_buf(const struct tls_stream *s, size_t *len)
+{
+    *len = buf_pending(&s->app);
+    return *len ? s->app.p + s->app.off : NULL;
+}
+
+void tls_app_done(struct tls_stream *s, size_t n)
+{
+    buf_consume(&s->app, n);
+}
+
+SECURITY_STATUS tls_write(struct tls_stream *s, const void *data, size_t n)
+{
+    if (s->state == TLS_ST_FAILED)
+        return s->status;
+    if (s->close_sent || s->state == TLS_ST_CLOSED)
+        return SEC_E_CONTEXT_EXPIRED;
+    if (s->state == TLS_ST_HANDSHAKE) {
+        if (!buf_append(&s->pending, data, n))
+            return oom(s, LOC_SSPI_ENCRYPT);
+        return SEC_E_OK;
+    }
+    SECURITY_STATUS st = encrypt_all(s, data, n);
+    return st != SEC_E_OK ? st : SEC_E_OK;
+}
+
+SECURITY_STATUS tls_shutdown(struct tls_stream *s)
+{
+    if (s->close_sent)
+        return SEC_E_OK;
+    if (s->state == TLS_ST_FAILED)
+        return s->status;
+    s->close_sent = 1;
+    buf_free(&s->pending, 1);
+    if (!s->have_ctx)
+        return SEC_E_OK;
+    DWORD token = SCHANNEL_SHUTDOWN;
+    SecBuffer tb = { sizeof token, SECBUFFER_TOKEN, &token };
+    SecBufferDesc td = { SECBUFFER_VERSION, 1, &tb };
+    SECURITY_STATUS st = ApplyControlToken(&s->ctx, &td);
+    if (st != SEC_E_OK)
+        return fail(s, LOC_SSPI_SHUTDOWN, st);
+    st = handshake_call(s, NULL);
+    if (st != SEC_E_OK && st != SEC_I_CONTINUE_NEEDED && st != SEC_I_CONTEXT_EXPIRED)
+        return fail(s, LOC_SSPI_SHUTDOWN, st);
+    return SEC_E_OK;
+}
+
+enum tls_state tls_state(const struct tls_stream *s)
+{
+    return s->state;
+}
+
+SECURITY_STATUS tls_status(const struct tls_stream *s)
+{
+    return result(s);
+}
+
+DWORD tls_fail_location(const struct tls_stream *s)
+{
+    return s->fail_loc;
+}
+
+unsigned tls_handshakes(const struct tls_stream *s)
+{
+    return s->handshakes;
+}
+
+int tls_close_sent(const struct tls_stream *s)
+{
+    return s->close_sent;
+}
+
+SECURITY_STATUS tls_connection_info(const struct tls_stream *s, SecPkgContext_ConnectionInfo *ci)
+{
+    if (!s->have_info)
+        return SEC_E_INVALID_HANDLE;
+    *ci = s->info;
+    return SEC_E_OK;
+}
+
+const char *tls_policy_text(const struct tls_stream *s)
+{
+    return s->policy_text;
+}
+
+SECURITY_STATUS tls_peer_cert(const struct tls_stream *s, PCCERT_CONTEXT *out)
+{
+    *out = NULL;
+    if (!s->have_ctx)
+        return SEC_E_INVALID_HANDLE;
+    return QueryContextAttributesW((PCtxtHandle)&s->ctx, SECPKG_ATTR_REMOTE_CERT_CONTEXT, out);
+}
+
+const CtxtHandle *tls_context(const struct tls_stream *s)
+{
+    return s->have_ctx ? &s->ctx : NULL;
+}
+
+/* Events ------------------------------------------------------------------- */
+
+void tls_event_data(DWORD location, DWORD status, unsigned char out[8])
+{
+    for (int i = 0; i < 4; i++) {
+        out[i] = (unsigned char)(location >> (8 * i));
+        out[4 + i] = (unsigned char)(status >> (8 * i));
+    }
+}
+
+static const char *site_name(DWORD loc)
+{
+    switch (loc) {
+    case LOC_SSPI_DECRYPT: return "DecryptMessage";
+    case LOC_SSPI_HANDSHAKE: return "the TLS handshake";
+    case LOC_SSPI_RENEGOTIATE: return "the TLS renegotiation";
+    case LOC_SSPI_ENCRYPT: return "EncryptMessage";
+    case LOC_SSPI_SHUTDOWN: return "the TLS shutdown";
+    case LOC_SSPI_ATTRIBUTES: return "QueryContextAttributes";
+    case LOC_SSPI_POLICY: return "the security policy check";
+    case LOC_SSPI_CERT_VERIFY: return "the server certificate check";
+    case LOC_SSPI_INPUT_LIMIT: return "the input limit";
+    default: return "the secure channel";
+    }
+}
+
+DWORD tls_report_failure(const struct tls_stream *s, const wchar_t *peer)
+{
+    char text[TLS_TEXT_MAX + 160];
+    int n;
+    if (s->state == TLS_ST_REFUSED)
+        n = snprintf(text, sizeof text, "secure session refused: %s", s->policy_text);
+    else
+        n = snprintf(text, sizeof text, "secure session failed in %s with status 0x%08lX",
+                     site_name(s->fail_loc), (unsigned long)s->status);
+    if (n < 0 || (size_t)n >= sizeof text)
+        text[sizeof text - 1] = 0;
+    wchar_t wtext[TLS_TEXT_MAX + 400];
+    n = _snwprintf(wtext, ARRAYSIZE(wtext), L"%ls%ls%hs", peer ? peer : L"",
+                   peer ? L": " : L"", text);
+    if (n < 0)
+        wtext[ARRAYSIZE(wtext) - 1] = 0;
+    const wchar_t *strings[1] = { wtext };
+    return evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
+                        s->fail_loc, (DWORD)s->status, 1, strings);
+}
