@@ -14,6 +14,7 @@
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,12 +155,8 @@ static void print_line(const char *prefix, const char *line, size_t len)
 /* Octets a base64 text decodes to. */
 static size_t b64_octets(const char *p, size_t len)
 {
-    size_t pad = 0;
-    while (len > 0 && (p[len - 1] == '=' || p[len - 1] == ' ')) {
-        pad += p[len - 1] == '=';
+    while (len > 0 && (p[len - 1] == '=' || p[len - 1] == ' '))
         len--;
-    }
-    (void)pad;
     return len * 3 / 4;
 }
 
@@ -202,13 +199,11 @@ static void report_sspi(const struct driver *d, DWORD location, SECURITY_STATUS 
 }
 
 /* The session or the connection failed: MSG_SEND_FAILED with the reason. */
-static void report_send_failed(const struct send_opts *o, const wchar_t *peer,
-                               enum smtpc_reason reason, DWORD location, DWORD status,
-                               const char *why)
+static void report_send_failed(const wchar_t *peer, enum smtpc_reason reason, DWORD location,
+                               DWORD status, const char *why)
 {
     wchar_t w_why[SMTPC_WHY_MAX + 1];
     wchar_t w_peer[SEND_PEER_MAX];
-    (void)o;
     to_wide(why, w_why, ARRAYSIZE(w_why));
     wcsncpy(w_peer, peer, ARRAYSIZE(w_peer) - 1);
     w_peer[ARRAYSIZE(w_peer) - 1] = 0;
@@ -406,8 +401,12 @@ static int net_connect(const struct send_opts *o, SOCKET *out)
 
 /* STARTTLS ------------------------------------------------------------------- */
 
+/* The server said 220 to STARTTLS: without a stream, nothing more may go
+ * out in clear (a REFUSED stream can still carry the QUIT). */
 static void tls_fail(struct driver *d, const char *why)
 {
+    if (!d->tls || tls_state(d->tls) != TLS_ST_REFUSED)
+        d->dead = 1;
     smtpc_tls_failed(d->s, why);
 }
 
@@ -712,6 +711,8 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return usage(NULL);
         if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             o->verbose = 1;
             continue;
@@ -959,8 +960,12 @@ int send_cmd(int argc, char **argv)
 
     WSADATA wsa;
     int err = WSAStartup(MAKEWORD(2, 2), &wsa);
-    if (err == 0)
-        err = net_connect(&o, &d->sock);
+    if (err != 0) {
+        fprintf(stderr, "imsvc send: WSAStartup failed (%d)\n", err);
+        rc = SEND_EXIT_TRANSIENT;
+        goto out;
+    }
+    err = net_connect(&o, &d->sock);
     if (err != 0) {
         char why[SEND_WHY_MAX];
         char *msg = NULL;
@@ -972,7 +977,7 @@ int send_cmd(int argc, char **argv)
                  msg && msg[0] ? msg : "connection failed", err);
         LocalFree(msg);
         local_failure(results, o.n_to, SMTPC_TRANSIENT, "4.4.1", why);
-        report_send_failed(&o, d->peer_w, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT,
+        report_send_failed(d->peer_w, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT,
                            (DWORD)err, why);
         rc = print_results(&o, results);
         goto out_wsa;
@@ -995,15 +1000,17 @@ int send_cmd(int argc, char **argv)
     run_session(d, &m);
     end_connection(d);
 
+    /* A session that ended before the message (greeting, EHLO, TLS, AUTH)
+     * decides for every recipient. */
     const struct smtpc_result *f = smtpc_failure(d->s);
-    if (!d->results_taken)
+    if (!d->results_taken) {
         local_failure(results, o.n_to, f->outcome == SMTPC_OK ? SMTPC_TRANSIENT : f->outcome,
                       f->status, f->why[0] ? f->why : "the session ended before the message");
-    for (size_t i = 0; i < o.n_to; i++)
-        if (!d->results_taken && f->reply.code)
+        for (size_t i = 0; i < o.n_to; i++)
             results[i].reply = f->reply;
+    }
     if (f->outcome != SMTPC_OK && f->outcome != SMTPC_PENDING)
-        report_send_failed(&o, d->peer_w, f->reason, LOC_SMTPC_SESSION, 0, f->why);
+        report_send_failed(d->peer_w, f->reason, LOC_SMTPC_SESSION, 0, f->why);
     rc = print_results(&o, results);
 
 out_wsa:

@@ -161,13 +161,21 @@ static int start_tls(struct session *s)
             return -1;
     }
     if (tls_state(s->tls) == TLS_ST_REFUSED) {
-        /* Below policy: the event names both sides; the engine answers
-         * 454 4.7.0 to everything but the harmless commands. */
+        /* Below policy: the event names both sides. The stream takes no more
+         * of the client's data, so the refusal is said at once, inside the
+         * secure channel, as the answer to whatever the client sends first;
+         * then the session ends with close_notify. */
         wchar_t peer[INET6_ADDRSTRLEN];
         MultiByteToWideChar(CP_UTF8, 0, s->peer, -1, peer, ARRAYSIZE(peer));
         tls_report_failure(s->tls, peer);
-        smtpd_tls_started(s->engine, 0);
-        return 0;
+        char line[600];
+        int n = snprintf(line, sizeof line, "454 4.7.0 TLS session refused by policy: %s\r\n",
+                         tls_policy_text(s->tls));
+        if (n < 0 || (size_t)n >= sizeof line)
+            n = snprintf(line, sizeof line, "454 4.7.0 TLS session refused by policy\r\n");
+        tls_write(s->tls, line, (size_t)n);
+        flush_tls(s);
+        return -1;
     }
     if (tls_state(s->tls) != TLS_ST_OPEN)
         return -1;
@@ -615,7 +623,7 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     srv.engine.max_recipients = 0;
     srv.engine.local_domains = srv.domains;
     srv.engine.n_local_domains = nd;
-    srv.engine.options = cfg->xauth ? SMTPD_OPT_XAUTH : 0;
+    srv.engine.options = (cfg->xauth ? SMTPD_OPT_XAUTH : 0) | (cfg->xauth == 2 ? SMTPD_OPT_NO_AUTH : 0);
     srv.tls_policy.min_version = cfg->tls_min_version == 13 ? TLS_V1_3 :
                                  cfg->tls_min_version == 11 ? TLS_V1_1 :
                                  cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;

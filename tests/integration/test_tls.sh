@@ -40,8 +40,9 @@ expect_status 0 "start"
 
 run swaks --server 127.0.0.1:$PORT --quit-after EHLO
 expect_out_re "<- +250-STARTTLS" "STARTTLS offered before TLS"
-run swaks --server 127.0.0.1:$PORT --quit-after AUTH --auth LOGIN --auth-user x --auth-password y
-expect_out_re "<\*\* +538 5\.7\.11" "AUTH LOGIN refused before TLS"
+# swaks will not send a mechanism the server does not offer; smtplib will.
+run python3 -c "import smtplib; s = smtplib.SMTP('127.0.0.1', $PORT); s.ehlo(); c, m = s.docmd('AUTH LOGIN'); print(c, m.decode())"
+expect_out_re "^538 5\.7\.11" "AUTH LOGIN refused before TLS"
 
 run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to someone@elsewhere.example \
     --auth NTLM --auth-user "$IMSVC_NTLM_USER" --auth-password "$IMSVC_NTLM_PASSWORD" \
@@ -49,8 +50,8 @@ run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to someone@
 expect_status 0 "swaks STARTTLS + AUTH NTLM"
 expect_out_re "<~ +235 2\.7\.0" "NTLM accepted (235) inside TLS"
 expect_out_re "<~ +250 2\.0\.0 .*queued as" "relayed to a foreign domain once authenticated"
-f=$(grep -l "Subject: swaks ntlm" "$drop"/*.eml | head -1)
-OUT=$(cat "$f")
+f=$(grep -l "Subject: swaks ntlm" "$drop"/*.eml 2>/dev/null | head -1 || true)
+OUT=$(cat "${f:-/dev/null}")
 expect_out "with ESMTPSA" "Received says ESMTPSA"
 expect_out "authenticated as IMSVCTEST\\\\imsvctest" "Received names the authenticated user"
 
@@ -71,9 +72,10 @@ grep -q "hello from curl" "$drop"/*.eml && pass "curl's message arrived" || fail
 check_probe_messages() {  # mode count
     local ok=0 i
     for i in $(seq 0 $(($2 - 1))); do
-        f=$(grep -l "^Subject: tls $1 $i\$" "$drop"/*.eml | head -1)
+        # Stored lines end in CRLF, as they arrived.
+        f=$(grep -l "^Subject: tls $1 $i"$'\r$' "$drop"/*.eml 2>/dev/null | head -1 || true)
         [ -n "$f" ] && [ "$(grep -c "^line [0-9]* of message $i " "$f")" = 20 ] &&
-            grep -q "^line 19 of message $i xxxxxxxxxxxxxxxxxxx\$" "$f" && ok=$((ok + 1))
+            grep -q "^line 19 of message $i xxxxxxxxxxxxxxxxxxx"$'\r$' "$f" && ok=$((ok + 1))
     done
     echo $ok
 }
@@ -93,14 +95,14 @@ expect_status 0 "a corrupted record"
 expect_out "the server closed the session" "a corrupted record closes the session"
 run imsvc events --id 4131
 expect_out_re "0000: f3 03 15 00 [0-9a-f]{2} 03 09 80" "event 4131 with location 0x001503F3 and an SSPI status"
-run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to user@imsvc.test
-expect_status 0 "the service goes on after a broken session"
+run python3 tests/integration/tls_probe.py $PORT records 1
+expect_eq "$(grep -c '^250' <<<"$OUT")" 4 "the service goes on after a broken session"
 
 run imsvc config set TlsMinCipherBits 512
 expect_out "told to re-read" "policy raised on the running service"
 sleep 2
-run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to user@imsvc.test
-expect_out_re "454 4\.7\.0" "a session below policy is refused with 454 4.7.0"
+run python3 tests/integration/tls_probe.py $PORT records 1
+expect_out_re "^454" "a session below policy is refused with 454 4.7.0"
 run imsvc events --id 4131
 expect_out_re "0000: 06 01 15 00" "the policy event has location 0x00150106"
 expect_out_re "512" "the policy event names what policy requires"

@@ -73,9 +73,13 @@ class Tls:
     def reply(self):
         while b"\n" not in self.plain or not self._complete():
             try:
-                self.plain += self.obj.read(65536)
+                data = self.obj.read(65536)
             except ssl.SSLWantReadError:
                 self.pump_in()
+                continue
+            if not data:
+                raise EOFError("the server closed the secure channel")
+            self.plain += data
         return self._take()
 
     def _complete(self):
