@@ -47,6 +47,7 @@
 #define LOC_SMTPD_SPOOL         LOC(LOCMOD_SMTPD, 0x0003) /* writing a message to disk */
 #define LOC_SMTPD_NTLM_CREDS    LOC(LOCMOD_SMTPD, 0x0004) /* AcquireCredentialsHandle (NTLM, inbound) */
 #define LOC_SMTPD_NTLM_ACCEPT   LOC(LOCMOD_SMTPD, 0x0005) /* AcceptSecurityContext for AUTH/XAUTH */
+#define LOC_SMTPD_NTLM_POLICY   LOC(LOCMOD_SMTPD, 0x0006) /* NTLM session key below NtlmMinKeyBits */
 
 /* SMTP client sessions (service/cmd_send.c: imsvc send) */
 #define LOC_SMTPC_CONNECT       LOC(LOCMOD_SMTPC, 0x0001) /* resolve and connect to the server */

@@ -55,6 +55,7 @@ static const struct cfg_entry config_table[] = {
     { L"CertificatePasswordFile", CFG_STR, FIELD(certificate_password_file), 0, 0, check_opt_path },
     { L"TlsMinVersion",  CFG_DWORD, DWFIELD(tls_min_version), 10, 13,    NULL },
     { L"TlsMinCipherBits", CFG_DWORD, DWFIELD(tls_min_cipher_bits), 40, 512, NULL },
+    { L"NtlmMinKeyBits", CFG_DWORD, DWFIELD(ntlm_min_key_bits), 40, 256, NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -90,6 +91,7 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->xauth = 1;
     cfg->tls_min_version = 12;
     cfg->tls_min_cipher_bits = 128;
+    cfg->ntlm_min_key_bits = 128;
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)

@@ -36,6 +36,7 @@ struct imsvc_config {
     wchar_t certificate_password_file[MAX_PATH]; /* CertificatePasswordFile: the PFX password */
     DWORD tls_min_version;             /* TlsMinVersion: 12 = TLS 1.2, 13 = TLS 1.3 */
     DWORD tls_min_cipher_bits;         /* TlsMinCipherBits */
+    DWORD ntlm_min_key_bits;           /* NtlmMinKeyBits */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns

@@ -31,6 +31,8 @@
 #define AUTH_DELAY_MS     1000      /* per failed AUTH beyond the first, capped */
 #define AUTH_DELAY_MAX_MS 5000
 #define HANDSHAKE_SECS    60        /* a TLS handshake must finish within this */
+#define PENALTY_SLOTS     256       /* addresses remembered for AUTH failures */
+#define PENALTY_FORGET_MS (15 * 60 * 1000) /* failures older than this are forgiven */
 
 struct server {
     SOCKET listener;
@@ -46,9 +48,52 @@ struct server {
     wchar_t drop_dir[MAX_PATH];
     struct tls_cred tls_cred;       /* valid when a certificate is loaded */
     struct tls_policy tls_policy;
+    DWORD ntlm_min_key_bits;
+    /* Failed AUTH/XAUTH per client address, across sessions: a client that
+     * keeps failing waits longer for each answer (a session alone is closed
+     * after three failures by the engine, so guessing must reconnect). */
+    SRWLOCK penalty_lock;
+    struct penalty { char addr[INET6_ADDRSTRLEN]; unsigned failures; ULONGLONG last; }
+        penalty[PENALTY_SLOTS];
 };
 
-static struct server srv = { .listener = INVALID_SOCKET };
+static struct server srv = { .listener = INVALID_SOCKET, .penalty_lock = SRWLOCK_INIT };
+
+/* Record a failed (failed != 0) or successful authentication from addr and
+ * return how long to wait before answering: 1 s per recent failure beyond
+ * the first, at most AUTH_DELAY_MAX_MS. A success forgets the address. */
+static DWORD penalty_note(const char *addr, int failed)
+{
+    ULONGLONG now = GetTickCount64();
+    DWORD delay = 0;
+    AcquireSRWLockExclusive(&srv.penalty_lock);
+    struct penalty *slot = NULL, *oldest = &srv.penalty[0];
+    for (size_t i = 0; i < PENALTY_SLOTS; i++) {
+        struct penalty *p = &srv.penalty[i];
+        if (p->addr[0] && now - p->last > PENALTY_FORGET_MS)
+            p->addr[0] = 0;
+        if (p->addr[0] && strcmp(p->addr, addr) == 0)
+            slot = p;
+        if (!p->addr[0] || p->last < oldest->last)
+            oldest = p;
+    }
+    if (failed) {
+        if (!slot) {
+            slot = oldest;
+            snprintf(slot->addr, sizeof slot->addr, "%s", addr);
+            slot->failures = 0;
+        }
+        slot->failures++;
+        slot->last = now;
+        delay = slot->failures > 1 ? AUTH_DELAY_MS * (slot->failures - 1) : 0;
+        if (delay > AUTH_DELAY_MAX_MS)
+            delay = AUTH_DELAY_MAX_MS;
+    } else if (slot) {
+        slot->addr[0] = 0;
+    }
+    ReleaseSRWLockExclusive(&srv.penalty_lock);
+    return delay;
+}
 
 struct session {
     SOCKET sock;
@@ -293,10 +338,27 @@ static void auth_ntlm(struct session *s, const struct smtpd_event *ev)
     case NTLM_CONTINUE:
         smtpd_auth_continue(s->engine, tok, tlen);
         return;
-    case NTLM_DONE:
+    case NTLM_DONE: {
+        /* The negotiated key is checked against policy like TLS strength. */
+        const struct ntlm_info *info = ntlm_info(s->ntlm);
+        unsigned long bits = info->session_key_status == SEC_E_OK ? info->session_key_bits
+                                                                 : info->flag_key_bits;
+        if (bits < srv.ntlm_min_key_bits) {
+            char what[200];
+            snprintf(what, sizeof what, "NTLM logon of %s refused: negotiated a %lu-bit session "
+                     "key; policy requires %lu-bit or longer (NtlmMinKeyBits)",
+                     ntlm_user(s->ntlm), bits, (unsigned long)srv.ntlm_min_key_bits);
+            report_session_error(s, LOC_SMTPD_NTLM_POLICY, (DWORD)SEC_E_ALGORITHM_MISMATCH, what);
+            Sleep(penalty_note(s->peer, 1));
+            smtpd_auth_fail(s->engine);
+            break;
+        }
+        penalty_note(s->peer, 0);
         smtpd_auth_success(s->engine, ntlm_user(s->ntlm));
         break;
+    }
     case NTLM_DENIED:
+        Sleep(penalty_note(s->peer, 1));
         smtpd_auth_fail(s->engine);
         break;
     default:
@@ -344,11 +406,13 @@ static void auth_password(struct session *s, const struct smtpd_event *ev)
         st = ntlm_step(server, tok, tlen, &sr);
         tok = ntlm_token(server, &tlen);
     }
-    if (sr == NTLM_DONE)
+    if (sr == NTLM_DONE) {
+        penalty_note(s->peer, 0);
         smtpd_auth_success(s->engine, ntlm_user(server));
-    else if (sr == NTLM_DENIED || ntlm_status_is_denial(st))
+    } else if (sr == NTLM_DENIED || ntlm_status_is_denial(st)) {
+        Sleep(penalty_note(s->peer, 1));
         smtpd_auth_fail(s->engine);
-    else {
+    } else {
         report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
                              "checking an AUTH LOGIN/PLAIN password through NTLM failed");
         smtpd_auth_tempfail(s->engine);
@@ -385,10 +449,6 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
         return start_tls(s);
     case SMTPD_EV_AUTH_NTLM:
         auth_ntlm(s, ev);
-        if (smtpd_auth_failures(s->engine) > 1) {
-            DWORD delay = AUTH_DELAY_MS * (smtpd_auth_failures(s->engine) - 1);
-            Sleep(delay > AUTH_DELAY_MAX_MS ? AUTH_DELAY_MAX_MS : delay);
-        }
         return 0;
     case SMTPD_EV_AUTH_PASSWORD:
         auth_password(s, ev);
@@ -628,6 +688,7 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
                                  cfg->tls_min_version == 11 ? TLS_V1_1 :
                                  cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;
     srv.tls_policy.min_cipher_bits = cfg->tls_min_cipher_bits;
+    srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
         srv.engine.options |= SMTPD_OPT_STARTTLS;
     config_drop_dir(cfg, srv.drop_dir, ARRAYSIZE(srv.drop_dir));

@@ -61,6 +61,31 @@ run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to someone@
 expect_status_not 0 "swaks with a wrong password"
 expect_out_re "<~\* +535 5\.7\.3" "a wrong password gets 535 5.7.3"
 
+# Failures from one address are slowed down across sessions: the third
+# wrong password in a row waits at least two seconds for its 535.
+for attempt in 2 3; do
+    start=$(date +%s%N)
+    run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to x@elsewhere.example \
+        --auth NTLM --auth-user "$IMSVC_NTLM_USER" --auth-password wrong-again \
+        --auth-extra domain="$IMSVC_NTLM_DOMAIN"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+done
+[ "$ms" -ge 2000 ] && pass "the third failure from one address waited ${ms} ms" ||
+    fail "the third failure from one address was answered in ${ms} ms (no slow-down)"
+
+# NTLM key length against policy: Wine negotiates 128 bits; require more.
+run imsvc config set NtlmMinKeyBits 256
+sleep 2
+run swaks --server 127.0.0.1:$PORT --tls --from sender@example.com --to y@elsewhere.example \
+    --auth NTLM --auth-user "$IMSVC_NTLM_USER" --auth-password "$IMSVC_NTLM_PASSWORD" \
+    --auth-extra domain="$IMSVC_NTLM_DOMAIN"
+expect_out_re "<~\* +535 5\.7\.3" "an NTLM key below policy is refused"
+run imsvc events --id 4131
+expect_out "negotiated a 128-bit session key; policy requires 256-bit" "the event names both key lengths"
+expect_out_re "0000: 06 00 10 00" "the NTLM policy event has location 0x00100006"
+imsvc config set NtlmMinKeyBits 128 >/dev/null
+sleep 2
+
 printf 'Subject: curl ntlm\r\n\r\nhello from curl\r\n' >"$msg"
 run curl -sS --ssl-reqd -k --url "smtp://127.0.0.1:$PORT" --mail-from sender@example.com \
     --mail-rcpt other@elsewhere.example --login-options AUTH=NTLM \
