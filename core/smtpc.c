@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "base64.h"
 
 /* Limits ------------------------------------------------------------------- */
 #define SMTPC_LINE_MAX       2048          /* a reply line, CRLF included (RFC: 512) */
@@ -177,58 +178,6 @@ static int is_digit(int c)
 }
 
 /* Base64, RFC 4648 ---------------------------------------------------------- */
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned long v = (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 | in[i + 2];
-        for (int k = 3; k >= 0; k--)
-            out[o++] = B64[(v >> (6 * k)) & 63];
-    }
-    if (i < n) {
-        unsigned long v = (unsigned long)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned long)in[i + 1] << 8;
-        out[o++] = B64[(v >> 18) & 63];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    return o;
-}
-
-/* Strict: length a multiple of 4, '=' only as the last one or two. Returns
- * the decoded length or -1. */
-static long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-    size_t o = 0;
-    if (n % 4 != 0)
-        return -1;
-    for (size_t i = 0; i < n; i += 4) {
-        unsigned long v = 0;
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            const char *p = in[i + k] ? strchr(B64, in[i + k]) : NULL;
-            if (in[i + k] == '=' && i + 4 == n && k >= 2 && (k == 3 || in[i + 3] == '=')) {
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (!p || pad)
-                return -1;
-            v = v << 6 | (unsigned long)(p - B64);
-        }
-        for (int k = 0; k < 3 - pad; k++) {
-            if (o >= cap)
-                return -1;
-            out[o++] = (unsigned char)(v >> (16 - 8 * k));
-        }
-    }
-    return (long)o;
-}
 
 /* Output --------------------------------------------------------------------- */
 
@@ -772,7 +721,7 @@ static void handle_auth_reply(struct smtpc *s)
         s->chal_first = s->state == ST_AUTH_START;
         s->chal_len = 0;
         if (!s->chal_first) {
-            long n = b64_decode(s->cur_last, s->cur_last_len, s->chal, sizeof s->chal);
+            long n = base64_decode(s->cur_last, s->cur_last_len, s->chal, sizeof s->chal);
             if (n <= 0) {
                 fail_protocol(s, "the NTLM challenge is not base64");
                 return;
@@ -1146,8 +1095,8 @@ int smtpc_ntlm_token(struct smtpc *s, const void *token, size_t len)
     char line[SMTPC_TOKEN_B64_MAX + 1];
     if (s->state != ST_AUTH_TOKEN || !token || len == 0 || len > SMTPC_TOKEN_MAX)
         return -1;
-    size_t n = b64_encode(token, len, line);
-    if (send_line(s, SMTPC_SENT_TOKEN, line, n) < 0)
+    long n = base64_encode(token, len, line, sizeof line);
+    if (n < 0 || send_line(s, SMTPC_SENT_TOKEN, line, (size_t)n) < 0)
         return -1;
     memset(s->chal, 0, s->chal_len);
     s->state = ST_AUTH_REPLY;

@@ -21,6 +21,7 @@
 
 #include "eventlog.h"
 #include "location.h"
+#include "netio.h"
 #include "ntlm.h"
 #include "smtpc.h"
 #include "tls.h"
@@ -233,31 +234,13 @@ static void set_timeouts(SOCKET sock, unsigned secs)
     setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms);
 }
 
-static int send_all(SOCKET sock, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > 65536 ? 65536 : (int)len;
-        int n = send(sock, (const char *)p, chunk, 0);
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Send what the stream has encrypted. */
 static int flush_tls(struct driver *d)
 {
-    size_t n;
-    const unsigned char *p = tls_out_buf(d->tls, &n);
-    if (n == 0)
-        return 0;
-    if (d->dead || send_all(d->sock, p, n) != 0) {
+    if (d->dead || net_send_tls(d->sock, d->tls) != 0) {
         d->dead = 1;
         return -1;
     }
-    tls_out_done(d->tls, n);
     return 0;
 }
 
@@ -278,7 +261,7 @@ static int flush(struct driver *d)
             rc = flush_tls(d);
         else
             rc = -1;
-    } else if (send_all(d->sock, p, n) != 0) {
+    } else if (net_send_all(d->sock, p, n) != 0) {
         rc = -1;
     }
     smtpc_output_consumed(d->s, n);

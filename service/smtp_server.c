@@ -18,6 +18,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "location.h"
+#include "netio.h"
 #include "cert.h"
 #include "ntlm.h"
 #include "smtp_server.h"
@@ -119,30 +120,9 @@ static void report_session_error(const struct session *s, DWORD location, DWORD 
 
 /* Socket I/O: plaintext, or through the TLS stream after STARTTLS ---- */
 
-static int send_all(SOCKET sock, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > 65536 ? 65536 : (int)len;
-        int n = send(sock, (const char *)p, chunk, 0);
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Send whatever ciphertext the stream has queued. */
 static int flush_tls(struct session *s)
 {
-    size_t len;
-    const unsigned char *out = tls_out_buf(s->tls, &len);
-    if (len == 0)
-        return 0;
-    if (send_all(s->sock, out, len) != 0)
-        return -1;
-    tls_out_done(s->tls, len);
-    return 0;
+    return net_send_tls(s->sock, s->tls);
 }
 
 static int flush_replies(struct session *s)
@@ -160,7 +140,7 @@ static int flush_replies(struct session *s)
         smtpd_output_consumed(s->engine, len);
         return flush_tls(s);
     }
-    if (send_all(s->sock, out, len) != 0)
+    if (net_send_all(s->sock, out, len) != 0)
         return -1;
     smtpd_output_consumed(s->engine, len);
     return 0;
