@@ -51,6 +51,7 @@ static const struct cfg_entry config_table[] = {
     { L"MaxMessageKB",   CFG_DWORD, DWFIELD(max_message_kb), 64, 1048576, NULL },
     { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 2,       NULL },
     { L"Certificate",    CFG_STR,   FIELD(certificate),      0, 0,       NULL },
+    { L"CertificateStore", CFG_STR, FIELD(certificate_store), 0, 0,      NULL },
     { L"CertificateFile", CFG_STR,  FIELD(certificate_file), 0, 0,       check_opt_path },
     { L"CertificatePasswordFile", CFG_STR, FIELD(certificate_password_file), 0, 0, check_opt_path },
     { L"TlsMinVersion",  CFG_DWORD, DWFIELD(tls_min_version), 10, 13,    NULL },
@@ -89,6 +90,7 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->max_sessions = 16;
     cfg->max_message_kb = 10240;
     cfg->xauth = 1;
+    wcscpy(cfg->certificate_store, L"MY");
     cfg->tls_min_version = 12;
     cfg->tls_min_cipher_bits = 128;
     cfg->ntlm_min_key_bits = 128;

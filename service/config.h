@@ -31,7 +31,8 @@ struct imsvc_config {
     DWORD max_sessions;                /* MaxSessions: concurrent inbound sessions */
     DWORD max_message_kb;              /* MaxMessageKB: SIZE limit */
     DWORD xauth;                       /* XAuth: 0 AUTH only, 1 AUTH and XAUTH, 2 XAUTH only */
-    wchar_t certificate[CONFIG_STR_MAX];   /* Certificate: thumbprint or subject in LocalMachine\MY */
+    wchar_t certificate[CONFIG_STR_MAX];   /* Certificate: thumbprint or subject */
+    wchar_t certificate_store[64];         /* CertificateStore: a LocalMachine system store */
     wchar_t certificate_file[MAX_PATH];    /* CertificateFile: a PFX, instead of the store */
     wchar_t certificate_password_file[MAX_PATH]; /* CertificatePasswordFile: the PFX password */
     DWORD tls_min_version;             /* TlsMinVersion: 12 = TLS 1.2, 13 = TLS 1.3 */

@@ -613,7 +613,8 @@ static DWORD load_certificate(const struct imsvc_config *cfg)
         SecureZeroMemory(password, sizeof password);
         what = cfg->certificate_file;
     } else {
-        rc = cert_find(L"MY", CERT_SYSTEM_STORE_LOCAL_MACHINE, cfg->certificate, &cert);
+        rc = cert_find(cfg->certificate_store, CERT_SYSTEM_STORE_LOCAL_MACHINE, cfg->certificate,
+                       &cert);
         what = cfg->certificate;
     }
     if (rc == ERROR_SUCCESS) {
