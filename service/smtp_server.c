@@ -459,16 +459,10 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
 static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
 {
     struct session s = { .sock = sock, .spool = INVALID_HANDLE_VALUE };
-    DWORD len = sizeof s.peer;
-    if (WSAAddressToStringA((struct sockaddr *)peer, peer->ss_family == AF_INET6
-                            ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-                            NULL, s.peer, &len) != 0)
+    /* The bare numeric address: the engine and the events name the peer by it. */
+    if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, s.peer, sizeof s.peer, NULL, 0,
+                    NI_NUMERICHOST) != 0)
         strcpy(s.peer, "unknown");
-    /* The engine wants the bare address, without the port WSA adds. */
-    char host[INET6_ADDRSTRLEN];
-    if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, host, sizeof host, NULL, 0,
-                    NI_NUMERICHOST) == 0)
-        snprintf(s.peer, sizeof s.peer, "%s", host);
     s.engine = smtpd_new(&srv.engine, s.peer, relay_allowed(peer));
     if (!s.engine) {
         report_session_error(&s, LOC_SMTPD_SESSION, ERROR_NOT_ENOUGH_MEMORY,
