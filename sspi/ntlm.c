@@ -306,21 +306,14 @@ static enum ntlm_result finish(struct ntlm *n, SECURITY_STATUS st)
     return ntlm_status_is_denial(st) ? NTLM_DENIED : NTLM_FAILED;
 }
 
-static SECURITY_STATUS server_step(struct ntlm *n, const unsigned char *in, size_t in_len,
-                                   enum ntlm_result *result)
+/* What both directions do with an SSPI step's answer: complete the token
+ * when asked, then keep the context, its attributes and the output token.
+ * Returns the step's status; on a failure *result is already set. */
+static SECURITY_STATUS settle_step(struct ntlm *n, SECURITY_STATUS st, SecBufferDesc *od,
+                                   ULONG attr, enum ntlm_result *result)
 {
-    SecBuffer ib = { (unsigned long)in_len, SECBUFFER_TOKEN, (void *)in };
-    SecBufferDesc id = { SECBUFFER_VERSION, 1, &ib };
-    SecBuffer ob = { (unsigned long)n->out_cap, SECBUFFER_TOKEN, n->out };
-    SecBufferDesc od = { SECBUFFER_VERSION, 1, &ob };
-    ULONG attr = 0;
-    TimeStamp expiry;
-
-    SECURITY_STATUS st = AcceptSecurityContext(&n->cred, n->have_ctx ? &n->ctx : NULL, &id,
-                                               0, SECURITY_NATIVE_DREP, &n->ctx, &od, &attr,
-                                               &expiry);
     if (st == SEC_I_COMPLETE_NEEDED || st == SEC_I_COMPLETE_AND_CONTINUE) {
-        SECURITY_STATUS cs = CompleteAuthToken(&n->ctx, &od);
+        SECURITY_STATUS cs = CompleteAuthToken(&n->ctx, od);
         if (cs != SEC_E_OK) {
             n->have_ctx = 1;
             *result = finish(n, cs);
@@ -334,7 +327,26 @@ static SECURITY_STATUS server_step(struct ntlm *n, const unsigned char *in, size
     }
     n->have_ctx = 1;
     n->info.attributes = attr;
-    n->out_len = ob.cbBuffer;
+    n->out_len = od->pBuffers[0].cbBuffer;
+    return st;
+}
+
+static SECURITY_STATUS server_step(struct ntlm *n, const unsigned char *in, size_t in_len,
+                                   enum ntlm_result *result)
+{
+    SecBuffer ib = { (unsigned long)in_len, SECBUFFER_TOKEN, (void *)in };
+    SecBufferDesc id = { SECBUFFER_VERSION, 1, &ib };
+    SecBuffer ob = { (unsigned long)n->out_cap, SECBUFFER_TOKEN, n->out };
+    SecBufferDesc od = { SECBUFFER_VERSION, 1, &ob };
+    ULONG attr = 0;
+    TimeStamp expiry;
+
+    SECURITY_STATUS st = AcceptSecurityContext(&n->cred, n->have_ctx ? &n->ctx : NULL, &id,
+                                               0, SECURITY_NATIVE_DREP, &n->ctx, &od, &attr,
+                                               &expiry);
+    st = settle_step(n, st, &od, attr, result);
+    if (st != SEC_E_OK && st != SEC_I_CONTINUE_NEEDED)
+        return st;
 
     if (st == SEC_I_CONTINUE_NEEDED) {
         uint32_t f;
@@ -379,22 +391,9 @@ static SECURITY_STATUS client_step(struct ntlm *n, const unsigned char *in, size
                                                     target, 0, 0, SECURITY_NATIVE_DREP,
                                                     in_len ? &id : NULL, 0, &n->ctx, &od, &attr,
                                                     &expiry);
-    if (st == SEC_I_COMPLETE_NEEDED || st == SEC_I_COMPLETE_AND_CONTINUE) {
-        SECURITY_STATUS cs = CompleteAuthToken(&n->ctx, &od);
-        if (cs != SEC_E_OK) {
-            n->have_ctx = 1;
-            *result = finish(n, cs);
-            return cs;
-        }
-        st = st == SEC_I_COMPLETE_NEEDED ? SEC_E_OK : SEC_I_CONTINUE_NEEDED;
-    }
-    if (st != SEC_E_OK && st != SEC_I_CONTINUE_NEEDED) {
-        *result = finish(n, st);
+    st = settle_step(n, st, &od, attr, result);
+    if (st != SEC_E_OK && st != SEC_I_CONTINUE_NEEDED)
         return st;
-    }
-    n->have_ctx = 1;
-    n->info.attributes = attr;
-    n->out_len = ob.cbBuffer;
     if (st == SEC_I_CONTINUE_NEEDED) {
         *result = NTLM_CONTINUE;
         return st;
