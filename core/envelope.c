@@ -89,15 +89,21 @@ static void ob_num_line(struct obuf *o, const char *key, uint64_t v)
 
 /* ---- CRC-32 (IEEE 802.3, reflected), bitwise: envelopes are small ---- */
 
-uint32_t env_crc32(const char *s, size_t len)
+uint32_t env_crc32_update(uint32_t crc, const void *p, size_t len)
 {
-    uint32_t c = 0xffffffffu;
+    const unsigned char *s = p;
+    uint32_t c = crc ^ 0xffffffffu;
     for (size_t i = 0; i < len; i++) {
-        c ^= (unsigned char)s[i];
+        c ^= s[i];
         for (int k = 0; k < 8; k++)
             c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
     }
     return c ^ 0xffffffffu;
+}
+
+uint32_t env_crc32(const char *s, size_t len)
+{
+    return env_crc32_update(0, s, len);
 }
 
 /* ---- keyword tables ---- */

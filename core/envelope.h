@@ -114,6 +114,9 @@ int env_done(const struct envelope *e);
 
 /* The CRC-32 (IEEE) the end line carries, of the len octets at s. */
 uint32_t env_crc32(const char *s, size_t len);
+/* The same CRC over data given in pieces: start with crc 0, feed each piece;
+ * env_crc32_update(env_crc32_update(0, a, n), b, m) is the CRC of a then b. */
+uint32_t env_crc32_update(uint32_t crc, const void *p, size_t len);
 
 /* The name of a state as written in the file ("pending", ...). */
 const char *env_state_name(enum env_state s);

@@ -57,6 +57,23 @@
 #define LOC_SMTPC_NTLM_CREDS    LOC(LOCMOD_SMTPC, 0x0005) /* AcquireCredentialsHandle (NTLM, outbound) */
 #define LOC_SMTPC_NTLM_INIT     LOC(LOCMOD_SMTPC, 0x0006) /* InitializeSecurityContext for AUTH/XAUTH NTLM */
 
+/* service/spool.c and service/queue.c */
+#define LOC_SPOOL_OPEN          LOC(LOCMOD_QUEUE, 0x0001) /* creating the queue directories, threads */
+#define LOC_SPOOL_COMMIT        LOC(LOCMOD_QUEUE, 0x0002) /* group commit: log, flush, rename */
+#define LOC_SPOOL_CHECKPOINT    LOC(LOCMOD_QUEUE, 0x0003) /* flushing queue files, deleting a log */
+#define LOC_SPOOL_RECOVER       LOC(LOCMOD_QUEUE, 0x0004) /* restoring messages from a commit log */
+#define LOC_SPOOL_UPDATE        LOC(LOCMOD_QUEUE, 0x0005) /* rewriting an envelope after an attempt */
+#define LOC_QUEUE_READ          LOC(LOCMOD_QUEUE, 0x0006) /* reading a queued message for delivery */
+#define LOC_QUEUE_DROP          LOC(LOCMOD_QUEUE, 0x0007) /* writing to the drop directory */
+#define LOC_QUEUE_DEFER         LOC(LOCMOD_QUEUE, 0x0008) /* a recipient deferred (retry threshold) */
+#define LOC_QUEUE_EXPIRE        LOC(LOCMOD_QUEUE, 0x0009) /* a message expired */
+#define LOC_QUEUE_NDR           LOC(LOCMOD_QUEUE, 0x000A) /* composing or queueing an NDR/DSN */
+#define LOC_QUEUE_BADMAIL       LOC(LOCMOD_QUEUE, 0x000B) /* moving a message to the badmail directory */
+#define LOC_QUEUE_DNS           LOC(LOCMOD_QUEUE, 0x000C) /* DnsQuery for MX */
+#define LOC_QUEUE_PICKUP        LOC(LOCMOD_QUEUE, 0x000D) /* the pickup directory */
+#define LOC_QUEUE_FILTER        LOC(LOCMOD_QUEUE, 0x000E) /* running the content filter */
+#define LOC_QUEUE_CONVERT       LOC(LOCMOD_QUEUE, 0x000F) /* 8-bit to 7-bit conversion */
+
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)
 /* sspi/tls.c and sspi/cert.c: the secure stream (sites 0x0101-0x01FF). */

@@ -1305,6 +1305,20 @@ int smtpd_message_failed(struct smtpd *s, int permanent, const char *text)
     return 0;
 }
 
+int smtpd_message_refused(struct smtpd *s, int code, const char *status, const char *text)
+{
+    char why[SMTPD_REASON_MAX + 1];
+    if (s->state != ST_MSG_WAIT || code < 400 || code > 599 || !status ||
+        status[0] != (char)('0' + code / 100) || status[1] != '.' ||
+        strspn(status, "0123456789.") != strlen(status) || strlen(status) > 11)
+        return -1;
+    copy_printable(why, sizeof why, text && text[0] ? text : "message refused");
+    transaction_reset(s);
+    s->state = ST_HELO;
+    reply(s, "%d %s %s", code, status, why);
+    return 0;
+}
+
 enum smtpd_timeout_kind smtpd_timeout_kind(const struct smtpd *s)
 {
     switch (s->state) {

@@ -132,6 +132,9 @@ int smtpd_auth_fail(struct smtpd *s);                                     /* 535
 int smtpd_auth_tempfail(struct smtpd *s);                                 /* 454 */
 int smtpd_message_stored(struct smtpd *s, const char *queue_id);         /* 250 */
 int smtpd_message_failed(struct smtpd *s, int permanent, const char *text); /* 451/554 */
+/* The message is refused with the caller's code (4xx/5xx) and enhanced status
+ * (of the same class), e.g. a content filter's 554 5.7.1 and its reason. */
+int smtpd_message_refused(struct smtpd *s, int code, const char *status, const char *text);
 
 /* The peer timer for the current state, and what to do when it fires:
  * smtpd_timeout queues 421 4.4.2 and closes; smtpd_shutdown queues

@@ -3,13 +3,15 @@
  *   imsvc send --server HOST[:PORT] --from A --to B [--to C ...]
  *              [--tls required|opportunistic|off] [--trust verify|any]
  *              [--auth ntlm|none] [--user DOMAIN\user --password-file F]
- *              [--helo NAME] [-v] FILE.eml
+ *              [--helo NAME] [-v] [--repeat N] FILE.eml
  *
- * A blocking socket driver around core/smtpc: STARTTLS through the secure
- * stream (sspi/tls), AUTH NTLM or XAUTH NTLM through sspi/ntlm, the message
- * streamed from the file as it is (the engine dot-stuffs and sends CRLF).
- * The queue will drive the same engine for delivery; this command is the
- * administrator's way to try a destination by hand.
+ * The command line around service/outbound, the blocking socket driver of
+ * core/smtpc that the queue uses for delivery too: STARTTLS through the
+ * secure stream (sspi/tls), AUTH NTLM or XAUTH NTLM through sspi/ntlm, the
+ * message sent as it is in the file (the engine dot-stuffs and sends CRLF).
+ * This command is the administrator's way to try a destination by hand;
+ * --repeat N sends the message N times over one connection (tests
+ * connection reuse).
  *
  * Exit status (SEND_EXIT_*): 0 every recipient was accepted; 1 at least one
  * recipient failed permanently (or the message file could not be read);

@@ -13,6 +13,8 @@
 #include <shlobj.h>
 
 #include "config.h"
+#include "retry.h"
+#include "route.h"
 
 enum cfg_type { CFG_STR, CFG_DWORD, CFG_MULTI };
 
@@ -33,6 +35,9 @@ static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -57,6 +62,20 @@ static const struct cfg_entry config_table[] = {
     { L"TlsMinVersion",  CFG_DWORD, DWFIELD(tls_min_version), 10, 13,    NULL },
     { L"TlsMinCipherBits", CFG_DWORD, DWFIELD(tls_min_cipher_bits), 40, 512, NULL },
     { L"NtlmMinKeyBits", CFG_DWORD, DWFIELD(ntlm_min_key_bits), 40, 256, NULL },
+    { L"SmartHost",      CFG_STR,   FIELD(smart_host),       0, 0,       check_smart_host },
+    { L"SmartHostTls",   CFG_DWORD, DWFIELD(smart_host_tls), 0, 2,       NULL },
+    { L"SmartHostTrust", CFG_DWORD, DWFIELD(smart_host_trust), 0, 1,     NULL },
+    { L"SmartHostAuth",  CFG_DWORD, DWFIELD(smart_host_auth), 0, 2,      NULL },
+    { L"SmartHostUser",  CFG_STR,   FIELD(smart_host_user),  0, 0,       NULL },
+    { L"SmartHostPasswordFile", CFG_STR, FIELD(smart_host_password_file), 0, 0, check_opt_path },
+    { L"OutboundPort",   CFG_DWORD, DWFIELD(outbound_port),  1, 65535,   NULL },
+    { L"MaxOutbound",    CFG_DWORD, DWFIELD(max_outbound),   1, 1000,    NULL },
+    { L"MaxPerDestination", CFG_DWORD, DWFIELD(max_per_destination), 1, 1000, NULL },
+    { L"RetryIntervals", CFG_STR,   FIELD(retry_intervals),  0, 0,       check_durations },
+    { L"RetryEvery",     CFG_STR,   FIELD(retry_every),      0, 0,       check_duration },
+    { L"DelayNotice",    CFG_STR,   FIELD(delay_notice),     0, 0,       check_duration },
+    { L"Expire",         CFG_STR,   FIELD(expire),           0, 0,       check_duration },
+    { L"ContentFilter",  CFG_STR,   FIELD(content_filter),   0, 0,       NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -94,6 +113,14 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->tls_min_version = 12;
     cfg->tls_min_cipher_bits = 128;
     cfg->ntlm_min_key_bits = 128;
+    cfg->smart_host_tls = 1;
+    cfg->outbound_port = 25;
+    cfg->max_outbound = 50;
+    cfg->max_per_destination = 10;
+    wcscpy(cfg->retry_intervals, L"15m,30m,60m");
+    wcscpy(cfg->retry_every, L"240m");
+    wcscpy(cfg->delay_notice, L"12h");
+    wcscpy(cfg->expire, L"2d");
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)
@@ -306,6 +333,107 @@ static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n)
     return ERROR_SUCCESS;
 }
 
+static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n)
+{
+    char a[300], host[ROUTE_HOST_MAX + 1];
+    unsigned port;
+    if (t[0] == 0)
+        return ERROR_SUCCESS;
+    if (WideCharToMultiByte(CP_UTF8, 0, t, -1, a, (int)sizeof a, NULL, NULL) > 0 &&
+        route_parse_hostport(a, 25, host, sizeof host, &port) == 0)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not a smart host (host, host:port, [address] or [address]:port)", t);
+    return ERROR_INVALID_PARAMETER;
+}
+
+int config_parse_duration(const wchar_t *text, unsigned long *secs)
+{
+    wchar_t *end;
+    if (!iswdigit(text[0]))
+        return -1;
+    unsigned long v = wcstoul(text, &end, 10);
+    unsigned long mult = 60;
+    if (*end == L's')
+        mult = 1, end++;
+    else if (*end == L'm')
+        mult = 60, end++;
+    else if (*end == L'h')
+        mult = 3600, end++;
+    else if (*end == L'd')
+        mult = 86400, end++;
+    if (*end || v > 0xFFFFFFFFul / mult)
+        return -1;
+    *secs = v * mult;
+    return 0;
+}
+
+static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n)
+{
+    unsigned long s;
+    if (config_parse_duration(t, &s) == 0)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not a duration (a number with s, m, h or d, like 15m or 2d)", t);
+    return ERROR_INVALID_PARAMETER;
+}
+
+/* "15m,30m,60m": 1 to RETRY_STEPS_MAX durations, each at least a second. */
+static int parse_durations(const wchar_t *t, uint32_t *out, size_t *n_out)
+{
+    size_t n = 0;
+    const wchar_t *p = t;
+    while (*p) {
+        size_t len = wcscspn(p, L",; ");
+        if (len > 0) {
+            wchar_t one[32];
+            unsigned long s;
+            if (len >= ARRAYSIZE(one) || n >= RETRY_STEPS_MAX)
+                return -1;
+            wmemcpy(one, p, len);
+            one[len] = 0;
+            if (config_parse_duration(one, &s) != 0 || s == 0)
+                return -1;
+            if (out)
+                out[n] = (uint32_t)s;
+            n++;
+        }
+        p += len;
+        if (*p)
+            p++;
+    }
+    if (n == 0)
+        return -1;
+    if (n_out)
+        *n_out = n;
+    return 0;
+}
+
+static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n)
+{
+    if (parse_durations(t, NULL, NULL) == 0)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not a list of 1 to %d durations above zero (like 15m,30m,60m)", t,
+        RETRY_STEPS_MAX);
+    return ERROR_INVALID_PARAMETER;
+}
+
+void config_retry_policy(const struct imsvc_config *cfg, struct retry_policy *p)
+{
+    struct retry_policy d;
+    retry_defaults(&d);
+    *p = d;
+    unsigned long s;
+    if (parse_durations(cfg->retry_intervals, p->first, &p->n_first) != 0) {
+        memcpy(p->first, d.first, sizeof d.first);
+        p->n_first = d.n_first;
+    }
+    if (config_parse_duration(cfg->retry_every, &s) == 0 && s > 0)
+        p->every = (uint32_t)s;
+    if (config_parse_duration(cfg->delay_notice, &s) == 0)
+        p->delay_notice = (uint32_t)s;
+    if (config_parse_duration(cfg->expire, &s) == 0 && s > 0)
+        p->expire = (uint32_t)s;
+}
+
 int config_parse_range(const wchar_t *text, struct config_range *out)
 {
     wchar_t addr[64];
@@ -455,6 +583,24 @@ int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
 void config_drop_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
 {
     _snwprintf(out, out_len, L"%ls\\Drop", cfg->data_dir);
+    out[out_len - 1] = 0;
+}
+
+void config_queue_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
+{
+    _snwprintf(out, out_len, L"%ls\\Queue", cfg->data_dir);
+    out[out_len - 1] = 0;
+}
+
+void config_pickup_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
+{
+    _snwprintf(out, out_len, L"%ls\\Pickup", cfg->data_dir);
+    out[out_len - 1] = 0;
+}
+
+void config_badmail_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len)
+{
+    _snwprintf(out, out_len, L"%ls\\Badmail", cfg->data_dir);
     out[out_len - 1] = 0;
 }
 

@@ -38,6 +38,21 @@ struct imsvc_config {
     DWORD tls_min_version;             /* TlsMinVersion: 12 = TLS 1.2, 13 = TLS 1.3 */
     DWORD tls_min_cipher_bits;         /* TlsMinCipherBits */
     DWORD ntlm_min_key_bits;           /* NtlmMinKeyBits */
+    /* delivery */
+    wchar_t smart_host[300];           /* SmartHost: "host[:port]" or "[addr][:port]"; empty: MX */
+    DWORD smart_host_tls;              /* SmartHostTls: 0 off, 1 opportunistic, 2 required */
+    DWORD smart_host_trust;            /* SmartHostTrust: 0 verify the certificate, 1 any */
+    DWORD smart_host_auth;             /* SmartHostAuth: 0 none, 1 NTLM if offered, 2 NTLM required */
+    wchar_t smart_host_user[256];      /* SmartHostUser: DOMAIN\user; empty: the service account */
+    wchar_t smart_host_password_file[MAX_PATH]; /* SmartHostPasswordFile */
+    DWORD outbound_port;               /* OutboundPort: the port of MX hosts */
+    DWORD max_outbound;                /* MaxOutbound: delivery connections in all */
+    DWORD max_per_destination;         /* MaxPerDestination: ... to one destination */
+    wchar_t retry_intervals[128];      /* RetryIntervals: "15m,30m,60m" */
+    wchar_t retry_every[32];           /* RetryEvery: "240m" */
+    wchar_t delay_notice[32];          /* DelayNotice: "12h"; "0": never */
+    wchar_t expire[32];                /* Expire: "2d" */
+    wchar_t content_filter[CONFIG_STR_MAX]; /* ContentFilter: a command line; empty: none */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns
@@ -72,6 +87,19 @@ int config_range_contains(const struct config_range *r, int family, const unsign
 
 /* The drop directory: <DataDirectory>\Drop. */
 void config_drop_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
+
+/* <DataDirectory>\Queue, \Pickup, \Badmail. */
+void config_queue_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
+void config_pickup_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
+void config_badmail_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);
+
+/* A duration "90s", "15m", "12h", "2d" (a bare number is minutes, as IIS
+ * counts them) in seconds. 0 or -1. */
+int config_parse_duration(const wchar_t *text, unsigned long *secs);
+
+struct retry_policy;
+/* The retry schedule from RetryIntervals, RetryEvery, DelayNotice, Expire. */
+void config_retry_policy(const struct imsvc_config *cfg, struct retry_policy *p);
 
 /* The journal's full path: <DataDirectory>\IMSvc.evt. */
 void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);

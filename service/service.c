@@ -13,6 +13,7 @@
 #include "eventlog.h"
 #include "location.h"
 #include "service.h"
+#include "queue.h"
 #include "smtp_server.h"
 #include "version.h"
 
@@ -151,6 +152,7 @@ static void reload(void)
                  LOC_CFG_CHANGE, 0, 1, (const wchar_t *[]){ changes });
     if (n == 0)
         return;
+    queue_reconfigure(&fresh);
     /* The listener takes its settings when it starts: restart it with the
      * new ones. If they do not work, the old ones are put back. */
     smtp_server_stop(WAIT_HINT_STOP_MS);
@@ -203,8 +205,21 @@ static DWORD start_up(void)
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
                      (const wchar_t *[]){ bad, L"the value has the wrong type or is out of range; the default is used" });
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    /* The queue first: it recovers what a crash left before anything new
+     * is accepted, and the listener commits into it. */
+    rc = queue_start(&config);
+    if (rc != ERROR_SUCCESS) {
+        wchar_t why[MAX_PATH + 64];
+        _snwprintf(why, ARRAYSIZE(why), L"cannot open the queue in %ls\\Queue", config.data_dir);
+        why[ARRAYSIZE(why) - 1] = 0;
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
+                     LOC_SPOOL_OPEN, rc, 1, (const wchar_t *[]){ why });
+        return rc;
+    }
+    report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
     rc = smtp_server_start(&config);
     if (rc != ERROR_SUCCESS) {
+        queue_stop(WAIT_HINT_STOP_MS);
         wchar_t why[128];
         _snwprintf(why, ARRAYSIZE(why), L"cannot listen for SMTP on %ls port %lu",
                    config.listen_address, config.listen_port);
@@ -250,6 +265,7 @@ static int service_loop(void)
                              LOC_SVC_PAUSE, 0, 0, NULL);
             paused = TRUE;
             smtp_server_pause(1);
+            queue_pause(1);
             report(SERVICE_PAUSED, NO_ERROR, 0);
         }
         if (what & PEND_CONTINUE) {
@@ -258,12 +274,14 @@ static int service_loop(void)
                              LOC_SVC_CONTINUE, 0, 0, NULL);
             paused = FALSE;
             smtp_server_pause(0);
+            queue_pause(0);
             report(SERVICE_RUNNING, NO_ERROR, 0);
         }
     }
 
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
-    smtp_server_stop(WAIT_HINT_STOP_MS - 1000);
+    smtp_server_stop(WAIT_HINT_STOP_MS / 2);
+    queue_stop(WAIT_HINT_STOP_MS / 2);
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
                  LOC_SVC_STOP, 0, 1, (const wchar_t *[]){ mode_name() });
     evlog_close();

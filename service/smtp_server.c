@@ -4,8 +4,8 @@
  * the engine, act on its events (authenticate through SSPI, spool the
  * message), send its replies. A session's failure (a socket error, an SSPI
  * failure, a full disk) closes that session only and is reported; the other
- * threads go on. Accepted mail goes to the drop directory as .eml files:
- * written, flushed to disk and renamed into place before the 250 is sent.
+ * threads go on. Accepted mail goes to the queue (service/spool.h): the
+ * 250 is sent only once the group commit it joined is on disk.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -17,7 +17,9 @@
 
 #include "config.h"
 #include "eventlog.h"
+#include "filter.h"
 #include "location.h"
+#include "spool.h"
 #include "netio.h"
 #include "cert.h"
 #include "ntlm.h"
@@ -46,7 +48,7 @@ struct server {
     const char *domains[MAX_DOMAINS];
     struct config_range ranges[MAX_RANGES];
     size_t nranges;
-    wchar_t drop_dir[MAX_PATH];
+    wchar_t content_filter[CONFIG_STR_MAX];
     struct tls_cred tls_cred;       /* valid when a certificate is loaded */
     struct tls_policy tls_policy;
     DWORD ntlm_min_key_bits;
@@ -102,9 +104,7 @@ struct session {
     char peer[INET6_ADDRSTRLEN];
     struct tls_stream *tls;         /* after STARTTLS */
     struct ntlm *ntlm;              /* the AUTH NTLM exchange in progress */
-    HANDLE spool;                   /* the message being received */
-    wchar_t spool_tmp[MAX_PATH];
-    char qid[32];
+    struct spool_msg *msg;          /* the message being received */
     DWORD failure;                  /* the first Win32 error while spooling */
 };
 
@@ -208,16 +208,7 @@ static int start_tls(struct session *s)
     return 0;
 }
 
-/* The drop directory ---------------------------------------------------- */
-
-static void new_queue_id(char *out, size_t n)
-{
-    FILETIME ft;
-    GetSystemTimeAsFileTime(&ft);
-    LONG seq = InterlockedIncrement(&srv.seq);
-    snprintf(out, n, "%08lX%08lX.%04lX", ft.dwHighDateTime, ft.dwLowDateTime,
-             (unsigned long)(seq & 0xFFFF));
-}
+/* The queue ------------------------------------------------------------- */
 
 static void rfc5322_date(char *out, size_t n)
 {
@@ -230,69 +221,129 @@ static void rfc5322_date(char *out, size_t n)
              months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
 }
 
-static void spool_write(struct session *s, const void *p, size_t len)
+static void spool_put(struct session *s, const void *p, size_t len)
 {
-    if (s->spool == INVALID_HANDLE_VALUE || s->failure)
+    if (!s->msg || s->failure)
         return;
-    DWORD done;
-    if (!WriteFile(s->spool, p, (DWORD)len, &done, NULL) || done != len)
-        s->failure = GetLastError() ? GetLastError() : ERROR_WRITE_FAULT;
+    s->failure = spool_write(s->msg, p, len);
 }
 
 static void spool_discard(struct session *s)
 {
-    if (s->spool != INVALID_HANDLE_VALUE) {
-        CloseHandle(s->spool);
-        DeleteFileW(s->spool_tmp);
-        s->spool = INVALID_HANDLE_VALUE;
-    }
+    spool_abort(s->msg);
+    s->msg = NULL;
 }
 
 static void spool_begin(struct session *s)
 {
-    s->failure = 0;
-    new_queue_id(s->qid, sizeof s->qid);
-    _snwprintf(s->spool_tmp, MAX_PATH, L"%ls\\%hs.tmp", srv.drop_dir, s->qid);
-    s->spool_tmp[MAX_PATH - 1] = 0;
-    s->spool = CreateFileW(s->spool_tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW,
-                           FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN, NULL);
-    if (s->spool == INVALID_HANDLE_VALUE) {
-        s->failure = GetLastError();
+    s->failure = spool_create(&s->msg);
+    if (s->failure)
         return;
-    }
     char date[64], received[2048];
     rfc5322_date(date, sizeof date);
-    int n = smtpd_received(s->engine, s->qid, date, received, sizeof received);
+    int n = smtpd_received(s->engine, spool_msg_id(s->msg), date, received, sizeof received);
     if (n < 0)
         s->failure = ERROR_INSUFFICIENT_BUFFER;
     else
-        spool_write(s, received, (size_t)n);
+        spool_put(s, received, (size_t)n);
 }
 
-/* Nothing is acknowledged before it is on disk: flush, then rename. */
-static void spool_commit(struct session *s)
+static int64_t unix_now(void)
 {
-    if (s->spool == INVALID_HANDLE_VALUE && !s->failure)
-        s->failure = ERROR_INVALID_HANDLE;
-    if (!s->failure && !FlushFileBuffers(s->spool))
-        s->failure = GetLastError();
-    if (s->spool != INVALID_HANDLE_VALUE) {
-        CloseHandle(s->spool);
-        s->spool = INVALID_HANDLE_VALUE;
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    ULARGE_INTEGER u = { .LowPart = ft.dwLowDateTime, .HighPart = ft.dwHighDateTime };
+    return (int64_t)(u.QuadPart / 10000000ull) - 11644473600ll;
+}
+
+/* The transaction's envelope, as the engine holds it. */
+static DWORD build_envelope(struct session *s, struct envelope *e)
+{
+    snprintf(e->id, sizeof e->id, "%s", spool_msg_id(s->msg));
+    e->arrived = unix_now();
+    e->from = *smtpd_sender(s->engine);
+    snprintf(e->client, sizeof e->client, "[%s]", s->peer);
+    snprintf(e->helo, sizeof e->helo, "%s", smtpd_helo(s->engine));
+    snprintf(e->auth_user, sizeof e->auth_user, "%s", smtpd_user(s->engine));
+    const struct addr_params *mp = smtpd_sender_params(s->engine);
+    if (mp) {
+        e->body = mp->body;
+        e->ret = mp->ret;
+        if (mp->has_envid)
+            snprintf(e->envid, sizeof e->envid, "%s", mp->envid);
     }
-    wchar_t final[MAX_PATH];
-    _snwprintf(final, MAX_PATH, L"%ls\\%hs.eml", srv.drop_dir, s->qid);
-    final[MAX_PATH - 1] = 0;
-    if (!s->failure && !MoveFileExW(s->spool_tmp, final, MOVEFILE_WRITE_THROUGH))
-        s->failure = GetLastError();
+    for (size_t i = 0; i < smtpd_rcpt_count(s->engine); i++)
+        if (env_add_rcpt(e, smtpd_rcpt(s->engine, i), smtpd_rcpt_params(s->engine, i)) < 0)
+            return ERROR_NOT_ENOUGH_MEMORY;
+    return ERROR_SUCCESS;
+}
+
+/* Nothing is acknowledged before it is on disk: the commit returns when
+ * the group commit it joined has been flushed and renamed into the queue. */
+static void spool_commit_session(struct session *s)
+{
+    struct envelope e;
+    env_init(&e);
+    if (!s->msg && !s->failure)
+        s->failure = ERROR_INVALID_HANDLE;
+    if (!s->failure)
+        s->failure = build_envelope(s, &e);
+    int hold = 0;
+    if (!s->failure && srv.content_filter[0]) {
+        char reason[FILTER_REASON_MAX];
+        DWORD ferr = 0;
+        enum filter_verdict v = filter_message(srv.content_filter, s->msg, &e, reason,
+                                               sizeof reason, &ferr);
+        if (v == FILTER_REJECT) {
+            spool_discard(s);
+            env_free(&e);
+            smtpd_message_refused(s->engine, 554, "5.7.1", reason);
+            return;
+        }
+        if (v == FILTER_ERROR) {
+            wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
+            MultiByteToWideChar(CP_UTF8, 0, spool_msg_id(s->msg), -1, wid, ARRAYSIZE(wid));
+            MultiByteToWideChar(CP_UTF8, 0, reason, -1, wreason, ARRAYSIZE(wreason));
+            wid[ARRAYSIZE(wid) - 1] = wreason[ARRAYSIZE(wreason) - 1] = 0;
+            evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
+                         ferr, 3, (const wchar_t *[]){ srv.content_filter, wid, wreason });
+            spool_discard(s);
+            env_free(&e);
+            smtpd_message_refused(s->engine, 451, "4.3.0",
+                                  "the content filter failed; try again later");
+            return;
+        }
+        if (v == FILTER_HOLD) {
+            wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wreason[FILTER_REASON_MAX];
+            char from[600];
+            if (e.from.null_path || addr_format_mailbox(&e.from, from, sizeof from) < 0)
+                strcpy(from, "<>");
+            MultiByteToWideChar(CP_UTF8, 0, spool_msg_id(s->msg), -1, wid, ARRAYSIZE(wid));
+            MultiByteToWideChar(CP_UTF8, 0, from, -1, wfrom, ARRAYSIZE(wfrom));
+            MultiByteToWideChar(CP_UTF8, 0, reason, -1, wreason, ARRAYSIZE(wreason));
+            wid[ARRAYSIZE(wid) - 1] = wfrom[ARRAYSIZE(wfrom) - 1] = 0;
+            wreason[ARRAYSIZE(wreason) - 1] = 0;
+            evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_MESSAGE_HELD,
+                         LOC_QUEUE_FILTER, 0, 3, (const wchar_t *[]){ wid, wfrom, wreason });
+            hold = 1;
+        }
+    }
+    char qid[ENV_ID_MAX + 1] = "";
+    if (s->msg)
+        snprintf(qid, sizeof qid, "%s", spool_msg_id(s->msg));
+    if (!s->failure) {
+        s->failure = spool_commit(s->msg, &e, hold);
+        s->msg = NULL;   /* spool_commit frees it either way */
+    }
+    env_free(&e);
     if (s->failure) {
-        DeleteFileW(s->spool_tmp);
+        spool_discard(s);
         report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
-                             "cannot store a message in the drop directory");
+                             "cannot store a message in the queue");
         smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
         return;
     }
-    smtpd_message_stored(s->engine, s->qid);
+    smtpd_message_stored(s->engine, qid);
 }
 
 /* Authentication --------------------------------------------------------- */
@@ -441,10 +492,10 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
         spool_begin(s);
         return 0;
     case SMTPD_EV_DATA_CHUNK:
-        spool_write(s, ev->data, ev->len);
+        spool_put(s, ev->data, ev->len);
         return 0;
     case SMTPD_EV_MESSAGE:
-        spool_commit(s);
+        spool_commit_session(s);
         return 0;
     case SMTPD_EV_MESSAGE_REJECTED:
         spool_discard(s);
@@ -458,7 +509,7 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
 
 static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
 {
-    struct session s = { .sock = sock, .spool = INVALID_HANDLE_VALUE };
+    struct session s = { .sock = sock };
     /* The bare numeric address: the engine and the events name the peer by it. */
     if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, s.peer, sizeof s.peer, NULL, 0,
                     NI_NUMERICHOST) != 0)
@@ -666,10 +717,8 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
         srv.engine.options |= SMTPD_OPT_STARTTLS;
-    config_drop_dir(cfg, srv.drop_dir, ARRAYSIZE(srv.drop_dir));
-    int rc = SHCreateDirectoryExW(NULL, srv.drop_dir, NULL);
-    if (rc != ERROR_SUCCESS && rc != ERROR_ALREADY_EXISTS && rc != ERROR_FILE_EXISTS)
-        return (DWORD)rc;
+    _snwprintf(srv.content_filter, ARRAYSIZE(srv.content_filter), L"%ls", cfg->content_filter);
+    srv.content_filter[ARRAYSIZE(srv.content_filter) - 1] = 0;
     return ERROR_SUCCESS;
 }
 

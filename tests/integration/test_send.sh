@@ -168,6 +168,25 @@ expect_out_re "^C: QUIT" "the session ends with QUIT"
 run send --server 127.0.0.1:$PF_PORT_CLEAR --from alice@example.com --to bob@send.test --tls off
 expect_status 0 "--tls off delivers in clear"
 
+# Connection reuse (service/outbound): three messages over one connection,
+# one EHLO; Postfix's own disconnect line counts the commands it saw.
+before=$(find "$PF_DIR/mail/inbox/new" -type f | wc -l)
+run send --server 127.0.0.1:$PF_PORT_CLEAR --from alice@example.com --to bob@send.test --tls off \
+    --repeat 3 -v
+pf_delivered $((before + 3)) >/dev/null
+after=$(find "$PF_DIR/mail/inbox/new" -type f | wc -l)
+pf_log=
+for _ in $(seq 1 50); do
+    pf_log=$(grep -E "disconnect from .* ehlo=1 mail=3 rcpt=3 data=3" "$PF_DIR/maillog" 2>/dev/null || true)
+    [ -n "$pf_log" ] && break
+    sleep 0.1
+done
+[ "$STATUS" = 0 ] && [ "$after" = $((before + 3)) ] &&
+    [ "$(grep -c '^connected to ' <<<"$OUT")" = 1 ] && [ "$(grep -c '^C: EHLO ' <<<"$OUT")" = 1 ] &&
+    [ "$(grep -c '^S: 250 2\.0\.0 Ok: queued as' <<<"$OUT")" = 3 ] && [ -n "$pf_log" ] &&
+    pass "--repeat 3: 3 copies in the Maildir, one connect and one EHLO (Postfix: ${pf_log##*disconnect from })" ||
+    fail "--repeat 3: exit $STATUS, $((after - before)) new copies, $(grep -c '^connected to ' <<<"$OUT") connects, $(grep -c '^C: EHLO ' <<<"$OUT") EHLO; Postfix: ${pf_log:-no disconnect line with ehlo=1 mail=3}"
+
 # AUTH NTLM required; Postfix (no SASL) offers no authentication at all.
 WINEDEBUG=err+eventlog,fixme+eventlog run send --server 127.0.0.1:$PF_PORT --from alice@example.com \
     --to bob@send.test --tls required --trust any --auth ntlm
@@ -201,7 +220,9 @@ imsvc config set ListenPort $SVC_PORT >/dev/null
 imsvc config set LocalDomains "imsvc.test" >/dev/null
 run imsvc start
 expect_status 0 "start"
-drop_has() { grep -l "$1" "$drop"/*.eml 2>/dev/null | head -1 || true; }
+# Relayed mail waits in the queue (no MX for the foreign domain can be found
+# from the test machine); local mail is in the drop folder. Either is stored.
+drop_has() { grep -l "$1" "$drop"/*.eml "${drop%/Drop}/Queue"/*.eml 2>/dev/null | head -1 || true; }
 
 sed -i 's/^Subject: .*/Subject: relay without auth\r/' "$msg"
 run send --server 127.0.0.1:$SVC_PORT --from alice@example.com --to someone@elsewhere.example --tls off

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/wineprefix.sh
 . tests/lib/assert.sh
+. tests/lib/queue.sh
 trap wp_destroy EXIT
 wp_create
 
@@ -21,7 +22,7 @@ drop="$WINEPREFIX/drive_c/ProgramData/IMSvc/Drop"
 mkdir -p "$exe_dir"
 cp "${B:-build}/imsvc.exe" "$exe_dir/"
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@"; }
-drop_count() { find "$drop" -name '*.eml' 2>/dev/null | wc -l; }
+drop_count() { queue_settle "${drop%/Drop}" || true; find "$drop" -name '*.eml' 2>/dev/null | wc -l; }
 
 run imsvc install
 expect_status 0 "install"
@@ -40,6 +41,7 @@ expect_out_re "<- +250-ENHANCEDSTATUSCODES" "EHLO offers ENHANCEDSTATUSCODES"
 expect_out_re "<- +250-8BITMIME" "EHLO offers 8BITMIME"
 expect_out_re "<- +250.AUTH .*NTLM" "EHLO offers AUTH NTLM"
 expect_out_re "<- +250.XAUTH NTLM" "EHLO offers XAUTH NTLM"
+queue_settle "${drop%/Drop}" || true
 eml=$(ls "$drop"/*.eml | head -1)
 OUT=$(cat "$eml")
 expect_out_re "^Received: from " "the stored message starts with a Received header"

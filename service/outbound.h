@@ -1,0 +1,85 @@
+/* outbound.h - one outbound SMTP connection: the blocking socket driver
+ * around the client engine (core/smtpc), for `imsvc send` and the queue.
+ *
+ * outbound_open connects (every address getaddrinfo gives, each with the
+ * connect timeout) and runs the session until it is ready for a message:
+ * greeting, EHLO, STARTTLS through the secure stream (sspi/tls), AUTH NTLM or
+ * XAUTH NTLM through sspi/ntlm, as the options ask. outbound_send then carries
+ * one message at a time over that connection, as often as the caller likes
+ * while it returns 0; outbound_close says QUIT and closes. Every protocol
+ * decision is the engine's; this module owns the socket, the timers, the
+ * secure stream and the NTLM context.
+ *
+ * Threads: any number of connections at once, each used by one thread at a
+ * time; the module keeps no mutable state outside the connection. The caller
+ * has called WSAStartup; outbound never calls WSAStartup or WSACleanup.
+ *
+ * It never writes the journal and never touches a queue file: it reports
+ * failures to the event log (4131 for a failed SSPI call, 4020
+ * MSG_SEND_FAILED once for a failed connect or session) and returns every
+ * result to the caller, who decides what a failure means for the message.
+ * It never prints a password or an NTLM token (the -v transcript shows token
+ * lines as their size) and never keeps the credentials beyond outbound_open.
+ */
+#ifndef IMSVC_OUTBOUND_H
+#define IMSVC_OUTBOUND_H
+
+#include <winsock2.h>   /* before windows.h, as netio.h */
+#include <windows.h>
+#include <stddef.h>
+
+#include "smtpc.h"
+#include "tls.h"
+
+struct outbound_opts {
+    const char *host;            /* DNS name or address, without brackets */
+    const char *port;            /* decimal, e.g. "25" */
+    const char *helo;            /* our EHLO name; NULL (or ""): the computer's DNS name, else "localhost" */
+    enum smtpc_tls_policy tls;
+    enum tls_trust trust;
+    enum smtpc_auth_policy auth;
+    enum smtpc_policy_class tls_missing, auth_missing;   /* passed to the engine; SMTPC_CLASS_DEFAULT normally */
+    const wchar_t *domain;       /* explicit NTLM credentials (domain may be NULL or L""), */
+    const wchar_t *user;         /* or user NULL: the current account. outbound never */
+    const wchar_t *password;     /* modifies or frees these; it may copy them while it needs them and must zero its copies */
+    int verbose;                 /* print the dialogue and TLS/auth facts on stdout, as `imsvc send -v` does */
+    const wchar_t *who;          /* names the caller in event texts, e.g. L"imsvc send" or L"queue delivery" */
+};
+
+struct outbound;
+
+/* Connect (each address getaddrinfo returns, with the connect timeout) and
+ * run the session until it is ready for a message: greeting, EHLO, STARTTLS,
+ * AUTH as the options ask. Returns 0 with *out set, or -1 with *fail filled
+ * in (outcome SMTPC_TRANSIENT or SMTPC_PERMANENT, status like "4.4.1", why =
+ * one sentence naming the real reason incl. the Winsock error text/number for
+ * connect failures, reply = the server's reply if one decided it) and nothing
+ * left open. SSPI failures are reported to the event log (4131); connect
+ * failures and session failures too (event MSG_SEND_FAILED with
+ * LOC_SMTPC_CONNECT / LOC_SMTPC_SESSION), but only once per failure. The
+ * options need only live until this returns. */
+int outbound_open(const struct outbound_opts *o, struct outbound **out, struct smtpc_result *fail);
+
+unsigned outbound_extensions(const struct outbound *c);        /* SC_EXT_* from the last EHLO */
+unsigned outbound_flags(const struct outbound *c);             /* SC_* (TLS up, authenticated) */
+unsigned long long outbound_size_limit(const struct outbound *c); /* SIZE, 0: none */
+const char *outbound_peer(const struct outbound *c);           /* "host:port" ("[v6]:port") */
+const char *outbound_tls_text(const struct outbound *c);       /* negotiated protocol/cipher as tls_policy_text gives, or "" when no TLS */
+
+/* Send one message: len octets at content (as stored: CRLF lines; the engine
+ * dot-stuffs), to m->to. results[0..m->n_to) get each recipient's result
+ * (never left PENDING: recipients the session never reached get the
+ * session's failure, classed transient if the failure was OK/PENDING); *msg
+ * (may be NULL) gets the message's own result. Returns 0 if the connection
+ * is ready for another message, -1 if it has closed (results are filled
+ * either way). A message the engine cannot start (no recipients, more than
+ * SMTPC_MAX_RCPT, a NULL address) fails transiently, status 4.3.0, and the
+ * connection stays ready. */
+int outbound_send(struct outbound *c, const struct smtpc_message *m, const void *content, size_t len,
+                  struct smtpc_result *results, struct smtpc_result *msg);
+
+/* Nothing more to send: QUIT if still open, TLS close_notify, close the
+ * socket, free. NULL is fine. */
+void outbound_close(struct outbound *c);
+
+#endif

@@ -1,0 +1,398 @@
+/* pickup.c - the pickup directory (see pickup.h).
+ *
+ * Never deletes a file before its message is committed to the queue, and
+ * never leaves a file it cannot queue where it would be tried forever.
+ */
+#include <stdio.h>
+#include <windows.h>
+
+#include "pickup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "eventlog.h"
+#include "filter.h"
+#include "location.h"
+#include "queue.h"
+#include "spool.h"
+
+#define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
+#define PICKUP_FILES_MAX  1000u  /* files taken per scan */
+
+static struct {
+    wchar_t dir[MAX_PATH];
+    wchar_t badmail[MAX_PATH];
+    wchar_t filter[CONFIG_STR_MAX];
+    char host[256];
+    size_t max_size;
+    SRWLOCK lock;
+} pk = { .lock = SRWLOCK_INIT };
+
+void pickup_init(const struct imsvc_config *cfg)
+{
+    AcquireSRWLockExclusive(&pk.lock);
+    config_pickup_dir(cfg, pk.dir, MAX_PATH);
+    config_badmail_dir(cfg, pk.badmail, MAX_PATH);
+    _snwprintf(pk.filter, ARRAYSIZE(pk.filter), L"%ls", cfg->content_filter);
+    if (WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, pk.host, sizeof pk.host, NULL,
+                            NULL) <= 0)
+        strcpy(pk.host, "localhost");
+    pk.max_size = (size_t)cfg->max_message_kb * 1024u;
+    CreateDirectoryW(pk.dir, NULL);
+    ReleaseSRWLockExclusive(&pk.lock);
+}
+
+/* Header parsing ------------------------------------------------------------ */
+
+struct pick {
+    struct envelope env;
+    char why[300];
+};
+
+static int add_rcpt(struct pick *p, const char *text, size_t len)
+{
+    struct addr_path a;
+    struct addr_error e;
+    while (len && (*text == ' ' || *text == '\t'))
+        text++, len--;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && text[0] == '<' && text[len - 1] == '>')
+        text++, len -= 2;
+    if (addr_parse_mailbox(text, len, ADDR_RCPT, &a, &e) != 0) {
+        snprintf(p->why, sizeof p->why, "'%.*s' is not a valid recipient address: %s",
+                 (int)(len > 200 ? 200 : len), text, e.rule);
+        return -1;
+    }
+    if (env_add_rcpt(&p->env, &a, NULL) < 0) {
+        snprintf(p->why, sizeof p->why, "too many recipients");
+        return -1;
+    }
+    return 0;
+}
+
+static int set_sender(struct pick *p, const char *text, size_t len)
+{
+    struct addr_error e;
+    while (len && (*text == ' ' || *text == '\t'))
+        text++, len--;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && text[0] == '<' && text[len - 1] == '>')
+        text++, len -= 2;
+    if (len == 0) {
+        p->env.from.null_path = 1;
+        return 0;
+    }
+    if (addr_parse_mailbox(text, len, ADDR_MAIL, &p->env.from, &e) != 0) {
+        snprintf(p->why, sizeof p->why, "'%.*s' is not a valid sender address: %s",
+                 (int)(len > 200 ? 200 : len), text, e.rule);
+        return -1;
+    }
+    return 0;
+}
+
+/* The addresses of an address-list header value (RFC 5322 3.4): each
+ * element's angle-addr, or the bare addr-spec; display names, quoted
+ * strings, comments and group names are skipped. first_only: the sender. */
+static int header_addresses(struct pick *p, const char *v, size_t len, int sender)
+{
+    size_t i = 0;
+    int found = 0;
+    while (i < len) {
+        size_t start = i, a0 = 0, a1 = 0;
+        int depth = 0, quoted = 0, angle = 0;
+        char spec[PICKUP_LINE_MAX + 1];
+        size_t sl = 0;
+        for (; i < len; i++) {
+            char c = v[i];
+            if (quoted) {
+                if (c == '\\' && i + 1 < len)
+                    i++;
+                else if (c == '"')
+                    quoted = 0;
+                continue;
+            }
+            if (depth) {
+                if (c == '(')
+                    depth++;
+                else if (c == ')')
+                    depth--;
+                continue;
+            }
+            if (c == '"') {
+                quoted = 1;
+            } else if (c == '(') {
+                depth = 1;
+            } else if (c == '<') {
+                angle = 1;
+                a0 = i + 1;
+            } else if (c == '>' && angle) {
+                a1 = i;
+                angle = 2;
+            } else if ((c == ',' || c == ';') && angle != 1) {
+                break;
+            } else if (c == ':' && angle != 1) {
+                sl = 0;   /* a group's name: the addresses follow */
+                start = i + 1;
+                continue;
+            } else if (angle == 0 && c != '\r' && c != '\n' && sl < PICKUP_LINE_MAX) {
+                spec[sl++] = c;
+            }
+        }
+        i++;
+        (void)start;
+        const char *addr;
+        size_t alen;
+        if (angle == 2) {
+            addr = v + a0;
+            alen = a1 - a0;
+        } else {
+            spec[sl] = 0;
+            addr = spec;
+            alen = sl;
+            while (alen && (*addr == ' ' || *addr == '\t'))
+                addr++, alen--;
+            while (alen && (addr[alen - 1] == ' ' || addr[alen - 1] == '\t'))
+                alen--;
+            if (alen == 0)
+                continue;
+        }
+        if (sender)
+            return set_sender(p, addr, alen);
+        if (add_rcpt(p, addr, alen) != 0)
+            return -1;
+        found = 1;
+    }
+    (void)found;
+    return 0;
+}
+
+/* The end of the header field starting at s (its folded lines included). */
+static size_t field_end(const char *s, size_t len, size_t at)
+{
+    size_t i = at;
+    for (;;) {
+        const char *nl = memchr(s + i, '\n', len - i);
+        if (!nl)
+            return len;
+        i = (size_t)(nl - s) + 1;
+        if (i >= len || (s[i] != ' ' && s[i] != '\t'))
+            return i;
+    }
+}
+
+static int name_is(const char *s, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && _strnicmp(s, name, n) == 0 && s[n] == ':';
+}
+
+/* Fill p->env from the file; *body_off: where the content to queue starts
+ * (after x-sender/x-receiver lines). A removed Bcc: field is cut from buf
+ * in place (*len shrinks). */
+static int parse_file(struct pick *p, char *buf, size_t *len, size_t *body_off)
+{
+    size_t i = 0;
+    int have_x = 0, have_from = 0;
+    *body_off = 0;
+    /* x-sender / x-receiver lines at the top */
+    while (i < *len) {
+        size_t e = field_end(buf, *len, i);
+        const char *v;
+        if (name_is(buf + i, e - i, "x-sender")) {
+            v = buf + i + 9;
+            if (set_sender(p, v, (size_t)(buf + e - v) - (buf[e - 1] == '\n') -
+                           (e >= 2 && buf[e - 2] == '\r')) != 0)
+                return -1;
+            have_x |= 1;
+        } else if (name_is(buf + i, e - i, "x-receiver")) {
+            v = buf + i + 11;
+            if (add_rcpt(p, v, (size_t)(buf + e - v) - (buf[e - 1] == '\n') -
+                         (e >= 2 && buf[e - 2] == '\r')) != 0)
+                return -1;
+            have_x |= 2;
+        } else {
+            break;
+        }
+        i = e;
+    }
+    if (have_x) {
+        if (have_x != 3) {
+            snprintf(p->why, sizeof p->why, "x-sender: and x-receiver: must both be given");
+            return -1;
+        }
+        *body_off = i;
+        return 0;
+    }
+    /* From, To, Cc, Bcc */
+    i = 0;
+    while (i < *len && buf[i] != '\r' && buf[i] != '\n') {
+        size_t e = field_end(buf, *len, i);
+        const char *colon = memchr(buf + i, ':', e - i);
+        if (!colon) {
+            snprintf(p->why, sizeof p->why, "the header has a line without a colon");
+            return -1;
+        }
+        const char *v = colon + 1;
+        size_t vlen = (size_t)(buf + e - v);
+        int is_bcc = name_is(buf + i, e - i, "bcc");
+        if (name_is(buf + i, e - i, "from")) {
+            if (header_addresses(p, v, vlen, 1) != 0)
+                return -1;
+            have_from = 1;
+        } else if (name_is(buf + i, e - i, "to") || name_is(buf + i, e - i, "cc") || is_bcc) {
+            if (header_addresses(p, v, vlen, 0) != 0)
+                return -1;
+        }
+        if (is_bcc) {
+            memmove(buf + i, buf + e, *len - e);
+            *len -= e - i;
+            continue;
+        }
+        i = e;
+    }
+    if (!have_from) {
+        snprintf(p->why, sizeof p->why, "there is no x-sender: line and no From: field");
+        return -1;
+    }
+    if (p->env.n_rcpt == 0) {
+        snprintf(p->why, sizeof p->why, "there are no recipients (no x-receiver:, To:, Cc: or "
+                 "Bcc:)");
+        return -1;
+    }
+    return 0;
+}
+
+/* One file ------------------------------------------------------------------ */
+
+static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why, DWORD err)
+{
+    wchar_t dst[MAX_PATH], txt[MAX_PATH];
+    _snwprintf(dst, MAX_PATH, L"%ls\\pickup-%ls", pk.badmail, name);
+    _snwprintf(txt, MAX_PATH, L"%ls\\pickup-%ls.txt", pk.badmail, name);
+    dst[MAX_PATH - 1] = txt[MAX_PATH - 1] = 0;
+    CreateDirectoryW(pk.badmail, NULL);
+    MoveFileExW(path, dst, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+    HANDLE h = CreateFileW(txt, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    if (h != INVALID_HANDLE_VALUE) {
+        DWORD k;
+        WriteFile(h, why, (DWORD)strlen(why), &k, NULL);
+        WriteFile(h, "\r\n", 2, &k, NULL);
+        CloseHandle(h);
+    }
+    wchar_t wwhy[400], what[MAX_PATH + 500];
+    MultiByteToWideChar(CP_UTF8, 0, why, -1, wwhy, ARRAYSIZE(wwhy));
+    wwhy[ARRAYSIZE(wwhy) - 1] = 0;
+    _snwprintf(what, ARRAYSIZE(what), L"the pickup file %ls could not be queued: %ls", name, wwhy);
+    what[ARRAYSIZE(what) - 1] = 0;
+    evlog_report(EVENTLOG_WARNING_TYPE, CAT_QUEUING, MSG_BADMAIL, LOC_QUEUE_PICKUP, err, 3,
+                 (const wchar_t *[]){ name, what, dst });
+}
+
+static void date_now(char *out, size_t n)
+{
+    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    SYSTEMTIME st;
+    GetSystemTime(&st);
+    snprintf(out, n, "%s, %u %s %u %02u:%02u:%02u +0000", days[st.wDayOfWeek % 7], st.wDay,
+             months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
+}
+
+static void take(const wchar_t *name)
+{
+    wchar_t path[MAX_PATH];
+    _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.dir, name);
+    path[MAX_PATH - 1] = 0;
+    /* Exclusive: a file an application is still writing is left alone. */
+    HANDLE h = CreateFileW(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return;
+    LARGE_INTEGER sz;
+    char *buf = NULL;
+    DWORD got = 0;
+    int ok = GetFileSizeEx(h, &sz) && (uint64_t)sz.QuadPart <= pk.max_size &&
+             (buf = malloc((size_t)sz.QuadPart + 1)) != NULL &&
+             ReadFile(h, buf, (DWORD)sz.QuadPart, &got, NULL) && got == (DWORD)sz.QuadPart;
+    CloseHandle(h);
+    if (!ok) {
+        char why[200];
+        snprintf(why, sizeof why, buf || sz.QuadPart <= (LONGLONG)pk.max_size
+                 ? "the file could not be read" : "the file is larger than MaxMessageKB");
+        free(buf);
+        to_badmail(path, name, why, GetLastError());
+        return;
+    }
+    size_t len = got, body = 0;
+    struct pick p = { .why = "" };
+    env_init(&p.env);
+    if (parse_file(&p, buf, &len, &body) != 0) {
+        to_badmail(path, name, p.why, ERROR_INVALID_DATA);
+        env_free(&p.env);
+        free(buf);
+        return;
+    }
+    snprintf(p.env.client, sizeof p.env.client, "pickup directory");
+    struct spool_msg *sm;
+    DWORD err = spool_create(&sm);
+    if (err) {
+        env_free(&p.env);
+        free(buf);
+        return;   /* the queue cannot take it now: the file stays for the next scan */
+    }
+    char date[64], received[600];
+    date_now(date, sizeof date);
+    int n = snprintf(received, sizeof received, "Received: from pickup directory by %s with "
+                     "imsvc\r\n\tid %s; %s\r\n", pk.host, spool_msg_id(sm), date);
+    if (n > 0 && (size_t)n < sizeof received)
+        err = spool_write(sm, received, (size_t)n);
+    if (!err)
+        err = spool_write(sm, buf + body, len - body);
+    snprintf(p.env.id, sizeof p.env.id, "%s", spool_msg_id(sm));
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    ULARGE_INTEGER u = { .LowPart = ft.dwLowDateTime, .HighPart = ft.dwHighDateTime };
+    p.env.arrived = (int64_t)(u.QuadPart / 10000000ull) - 11644473600ll;
+    char reason[FILTER_REASON_MAX];
+    DWORD ferr = 0;
+    enum filter_verdict v = err ? FILTER_ERROR : filter_message(pk.filter, sm, &p.env, reason,
+                                                                sizeof reason, &ferr);
+    if (err) {
+        spool_abort(sm);
+    } else if (v == FILTER_REJECT) {
+        spool_abort(sm);
+        char why[FILTER_REASON_MAX + 64];
+        snprintf(why, sizeof why, "rejected by the content filter: %s", reason);
+        to_badmail(path, name, why, 0);
+    } else if (v == FILTER_ERROR) {
+        spool_abort(sm);   /* the file stays: tried again at the next scan */
+    } else {
+        err = spool_commit(sm, &p.env, v == FILTER_HOLD);
+        if (!err)
+            DeleteFileW(path);
+    }
+    env_free(&p.env);
+    free(buf);
+}
+
+void pickup_scan(void)
+{
+    AcquireSRWLockShared(&pk.lock);
+    wchar_t pat[MAX_PATH];
+    _snwprintf(pat, MAX_PATH, L"%ls\\*.eml", pk.dir);
+    pat[MAX_PATH - 1] = 0;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f != INVALID_HANDLE_VALUE) {
+        unsigned n = 0;
+        do {
+            if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
+                take(fd.cFileName);
+        } while (++n < PICKUP_FILES_MAX && FindNextFileW(f, &fd));
+        FindClose(f);
+    }
+    ReleaseSRWLockShared(&pk.lock);
+}

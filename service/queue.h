@@ -1,0 +1,43 @@
+/* queue.h - delivery: from the spool to the drop directory, a smart host or
+ * the recipients' MX hosts, with retries, delay notices, expiry and NDRs.
+ *
+ * A scheduler thread looks at each queued message when it is due, splits
+ * its due recipients by route (core/route.h) and hands one job per
+ * destination to a pool of delivery threads (MaxOutbound in all, at most
+ * MaxPerDestination on one destination). A delivery thread keeps its
+ * connection while the destination has more jobs (connection reuse). The
+ * results go into the envelope per recipient through core/retry.h; failed
+ * recipients get an NDR (core/dsn.h) at once, a null-sender message that
+ * fails goes to Badmail. The content is sent as it is on disk: only a next
+ * hop without 8BITMIME gets 8-bit parts re-encoded (core/convert.h), and
+ * never a signed part: that message bounces with 5.6.3 instead.
+ */
+#ifndef IMSVC_QUEUE_H
+#define IMSVC_QUEUE_H
+
+#include <windows.h>
+
+#include "config.h"
+#include "envelope.h"
+
+/* Open the spool (recovering what a crash left), load every queued message
+ * and start delivering. Returns a Win32 error. */
+DWORD queue_start(const struct imsvc_config *cfg);
+/* Stop the threads; deliveries in progress get wait_ms to finish. */
+void queue_stop(DWORD wait_ms);
+/* PARAMCHANGE: routing, retry, smart host and filter settings apply to the
+ * next delivery round. DataDirectory and MaxOutbound apply at the next start. */
+void queue_reconfigure(const struct imsvc_config *cfg);
+/* While paused nothing is delivered; messages are still accepted. */
+void queue_pause(int paused);
+
+/* Queue a message made here (an NDR, a pickup file): content, and an
+ * envelope with from and recipients (its id and arrival are set here).
+ * Returns a Win32 error; on success the message is on disk. */
+DWORD queue_submit(const void *content, size_t len, struct envelope *env);
+
+/* The status file the service rewrites every few seconds, for `imsvc status`:
+ * <DataDirectory>\Queue\status.txt. */
+void queue_status_path(const struct imsvc_config *cfg, wchar_t *out, size_t cap);
+
+#endif

@@ -1,0 +1,1026 @@
+/* spool.c - the queue on disk (see spool.h and docs/queue-format.md).
+ *
+ * One committer thread owns the current commit log. Sessions hand it their
+ * finished messages and wait; it takes every request waiting at that
+ * moment, appends one record each, flushes the log once for all of them,
+ * renames their files into the queue and wakes them. The checkpointer takes
+ * logs the committer has closed, flushes the queue files they cover and
+ * deletes them; until then a log is what makes its messages durable.
+ * Nothing here may acknowledge, or let anyone acknowledge, a message whose
+ * bytes are not on disk.
+ */
+#include "spool.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eventlog.h"
+#include "location.h"
+
+#define SPOOL_ENV_MAX       (4u * 1024u * 1024u)  /* an envelope file, read whole */
+#define SPOOL_LOG_ROTATE    (8u * 1024u * 1024u)  /* start a new log past this size */
+#define SPOOL_IDLE_ROTATE_MS 1000u                /* ... or after this long without commits */
+#define SPOOL_REC_HEAD_MAX  160u
+#define SPOOL_COPY_CHUNK    65536u
+
+#define REC_INLINE 0x1u   /* the content is in the record */
+#define REC_HOLD   0x2u   /* the message went to Hold\ */
+
+struct spool_msg {
+    char id[ENV_ID_MAX + 1];
+    wchar_t path[MAX_PATH];        /* tmp\ID.eml */
+    wchar_t env_path[MAX_PATH];    /* tmp\ID.env, once written */
+    HANDLE h;
+    uint64_t size;
+    uint32_t crc;
+    DWORD write_error;
+    /* the commit request */
+    char *env_text;
+    size_t env_len;
+    int hold;
+    DWORD result;
+    int done;
+    struct spool_msg *next;
+};
+
+static struct {
+    wchar_t dir[MAX_PATH];
+    wchar_t tmp[MAX_PATH], logdir[MAX_PATH], hold[MAX_PATH];
+    int open;
+    CRITICAL_SECTION lock;             /* requests, closed logs, stop */
+    CRITICAL_SECTION log_lock;         /* appending to the log; taken after lock */
+    CONDITION_VARIABLE work;           /* committer: requests or stop */
+    CONDITION_VARIABLE done;           /* sessions: their commit finished */
+    CONDITION_VARIABLE ckpt_work;      /* checkpointer: a closed log or stop */
+    struct spool_msg *head, *tail;
+    HANDLE log;
+    unsigned log_seq;
+    uint64_t log_size;
+    unsigned closed_logs[64];          /* waiting for the checkpointer */
+    size_t n_closed;
+    int stop;
+    HANDLE committer, checkpointer;
+    volatile LONG seq;
+    void (*notify)(const char *id);
+} sp = { .log = INVALID_HANDLE_VALUE };
+
+static void report(DWORD location, DWORD err, const wchar_t *what)
+{
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, location, err, 1,
+                 (const wchar_t *[]){ what });
+}
+
+const wchar_t *spool_dir(void)
+{
+    return sp.dir;
+}
+
+void spool_set_dir(const wchar_t *queue_dir)
+{
+    _snwprintf(sp.dir, MAX_PATH, L"%ls", queue_dir);
+    sp.dir[MAX_PATH - 1] = 0;
+    _snwprintf(sp.tmp, MAX_PATH, L"%ls\\tmp", sp.dir);
+    _snwprintf(sp.logdir, MAX_PATH, L"%ls\\log", sp.dir);
+    _snwprintf(sp.hold, MAX_PATH, L"%ls\\Hold", sp.dir);
+}
+
+void spool_set_notify(void (*fn)(const char *id))
+{
+    sp.notify = fn;
+}
+
+void spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+                wchar_t *out, size_t cap)
+{
+    _snwprintf(out, cap, held ? L"%ls\\Hold\\%hs.%ls" : L"%ls\\%hs.%ls", queue_dir, id, ext);
+    out[cap - 1] = 0;
+}
+
+static void log_path(unsigned seq, wchar_t *out, size_t cap)
+{
+    _snwprintf(out, cap, L"%ls\\commit-%08u.log", sp.logdir, seq);
+    out[cap - 1] = 0;
+}
+
+/* Files ------------------------------------------------------------------- */
+
+DWORD spool_read_file(const wchar_t *path, size_t max, unsigned char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
+                           OPEN_EXISTING, FILE_FLAG_SEQUENTIAL_SCAN, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return GetLastError();
+    LARGE_INTEGER sz;
+    DWORD err = ERROR_SUCCESS;
+    if (!GetFileSizeEx(h, &sz)) {
+        err = GetLastError();
+    } else if ((uint64_t)sz.QuadPart > max) {
+        err = ERROR_FILE_TOO_LARGE;
+    } else {
+        size_t n = (size_t)sz.QuadPart;
+        unsigned char *p = malloc(n + 1);
+        size_t got = 0;
+        if (!p)
+            err = ERROR_NOT_ENOUGH_MEMORY;
+        while (!err && got < n) {
+            DWORD k = 0, want = n - got > SPOOL_COPY_CHUNK * 16 ? SPOOL_COPY_CHUNK * 16
+                                                                : (DWORD)(n - got);
+            if (!ReadFile(h, p + got, want, &k, NULL))
+                err = GetLastError();
+            else if (k == 0)
+                err = ERROR_HANDLE_EOF;
+            got += k;
+        }
+        if (err) {
+            free(p);
+        } else {
+            p[n] = 0;
+            *buf = p;
+            *len = n;
+        }
+    }
+    CloseHandle(h);
+    return err;
+}
+
+static DWORD write_all(HANDLE h, const void *p, size_t len)
+{
+    const char *c = p;
+    while (len > 0) {
+        DWORD want = len > 0x40000000u ? 0x40000000u : (DWORD)len, k = 0;
+        if (!WriteFile(h, c, want, &k, NULL))
+            return GetLastError();
+        c += k;
+        len -= k;
+    }
+    return ERROR_SUCCESS;
+}
+
+/* Write a whole file at path (replacing it), optionally flushed. */
+static DWORD write_file(const wchar_t *path, const void *p, size_t len, int flush)
+{
+    HANDLE h = CreateFileW(path, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL,
+                           NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return GetLastError();
+    DWORD err = write_all(h, p, len);
+    if (!err && flush && !FlushFileBuffers(h))
+        err = GetLastError();
+    CloseHandle(h);
+    if (err)
+        DeleteFileW(path);
+    return err;
+}
+
+/* Write via tmp\ and rename over path: a reader sees the old file or the new. */
+static DWORD replace_file(const wchar_t *path, const char *id, const wchar_t *ext,
+                          const void *p, size_t len, int flush)
+{
+    wchar_t tmp[MAX_PATH];
+    _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.%ls.new", sp.tmp, id, ext);
+    tmp[MAX_PATH - 1] = 0;
+    DWORD err = write_file(tmp, p, len, flush);
+    if (err)
+        return err;
+    if (!MoveFileExW(tmp, path, MOVEFILE_REPLACE_EXISTING)) {
+        err = GetLastError();
+        DeleteFileW(tmp);
+    }
+    return err;
+}
+
+static DWORD flush_path(const wchar_t *path)
+{
+    HANDLE h = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE |
+                           FILE_SHARE_DELETE, NULL, OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return GetLastError();
+    DWORD err = FlushFileBuffers(h) ? ERROR_SUCCESS : GetLastError();
+    CloseHandle(h);
+    return err;
+}
+
+/* Does the file hold exactly size octets with this CRC? */
+static int content_matches(const wchar_t *path, uint64_t size, uint32_t crc)
+{
+    unsigned char *buf;
+    size_t len;
+    if (spool_read_file(path, (size_t)size, &buf, &len) != ERROR_SUCCESS)
+        return 0;
+    int ok = len == size && env_crc32_update(0, buf, len) == crc;
+    free(buf);
+    return ok;
+}
+
+/* Writing a message ------------------------------------------------------- */
+
+static void new_id(char *out, size_t n)
+{
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    LONG seq = InterlockedIncrement(&sp.seq);
+    snprintf(out, n, "%08lX%08lX.%04lX%04lX", ft.dwHighDateTime, ft.dwLowDateTime,
+             GetCurrentProcessId() & 0xFFFF, (unsigned long)(seq & 0xFFFF));
+}
+
+DWORD spool_create(struct spool_msg **out)
+{
+    *out = NULL;
+    struct spool_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    for (int tries = 0; tries < 4; tries++) {
+        new_id(m->id, sizeof m->id);
+        _snwprintf(m->path, MAX_PATH, L"%ls\\%hs.eml", sp.tmp, m->id);
+        m->path[MAX_PATH - 1] = 0;
+        m->h = CreateFileW(m->path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_NEW,
+                           FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN, NULL);
+        if (m->h != INVALID_HANDLE_VALUE) {
+            *out = m;
+            return ERROR_SUCCESS;
+        }
+        if (GetLastError() != ERROR_FILE_EXISTS)
+            break;
+    }
+    DWORD err = GetLastError();
+    free(m);
+    return err;
+}
+
+const char *spool_msg_id(const struct spool_msg *m)
+{
+    return m->id;
+}
+
+const wchar_t *spool_msg_path(const struct spool_msg *m)
+{
+    return m->path;
+}
+
+DWORD spool_write(struct spool_msg *m, const void *p, size_t len)
+{
+    if (m->write_error)
+        return m->write_error;
+    m->write_error = write_all(m->h, p, len);
+    if (!m->write_error) {
+        m->size += len;
+        m->crc = env_crc32_update(m->crc, p, len);
+    }
+    return m->write_error;
+}
+
+static DWORD format_env(const struct envelope *env, char **text, size_t *len)
+{
+    size_t need = env_format(env, NULL, 0);
+    if (need == 0)
+        return ERROR_INVALID_DATA;
+    char *t = malloc(need + 1);
+    if (!t)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    env_format(env, t, need + 1);
+    *text = t;
+    *len = need;
+    return ERROR_SUCCESS;
+}
+
+const wchar_t *spool_msg_env_path(struct spool_msg *m, const struct envelope *env)
+{
+    char *text;
+    size_t len;
+    if (format_env(env, &text, &len) != ERROR_SUCCESS)
+        return NULL;
+    _snwprintf(m->env_path, MAX_PATH, L"%ls\\%hs.env", sp.tmp, m->id);
+    m->env_path[MAX_PATH - 1] = 0;
+    DWORD err = write_file(m->env_path, text, len, 0);
+    free(text);
+    return err ? NULL : m->env_path;
+}
+
+static void msg_free(struct spool_msg *m)
+{
+    if (m->h != INVALID_HANDLE_VALUE)
+        CloseHandle(m->h);
+    DeleteFileW(m->path);
+    if (m->env_path[0])
+        DeleteFileW(m->env_path);
+    free(m->env_text);
+    free(m);
+}
+
+void spool_abort(struct spool_msg *m)
+{
+    if (m)
+        msg_free(m);
+}
+
+DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
+{
+    DWORD err = m->write_error;
+    if (!err && strcmp(env->id, m->id) != 0)
+        err = ERROR_INVALID_PARAMETER;
+    if (!err)
+        err = format_env(env, &m->env_text, &m->env_len);
+    if (!err && !sp.open)
+        err = ERROR_NOT_READY;
+    if (err) {
+        msg_free(m);
+        return err;
+    }
+    m->hold = hold;
+    EnterCriticalSection(&sp.lock);
+    if (sp.stop) {
+        LeaveCriticalSection(&sp.lock);
+        msg_free(m);
+        return ERROR_SHUTDOWN_IN_PROGRESS;
+    }
+    m->next = NULL;
+    if (sp.tail)
+        sp.tail->next = m;
+    else
+        sp.head = m;
+    sp.tail = m;
+    WakeConditionVariable(&sp.work);
+    while (!m->done)
+        SleepConditionVariableCS(&sp.done, &sp.lock, INFINITE);
+    LeaveCriticalSection(&sp.lock);
+    err = m->result;
+    /* On success the files were renamed away: nothing of m is left in tmp\. */
+    if (err == ERROR_SUCCESS)
+        m->path[0] = 0, m->env_path[0] = 0;
+    if (m->path[0] == 0) {
+        free(m->env_text);
+        free(m);
+    } else {
+        msg_free(m);
+    }
+    return err;
+}
+
+/* The commit log ---------------------------------------------------------- */
+
+/* Record: "rec 1 KIND ID FLAGS ENVLEN CLEN CCRC\n", ENVLEN octets of envelope,
+ * CLEN octets of content when inline, "end CRC\n" with the CRC of everything
+ * before it except the content (whose own CRC is CCRC). */
+static DWORD log_append(char kind, const char *id, unsigned flags, const char *env,
+                        size_t env_len, const void *content, uint64_t clen, uint32_t ccrc)
+{
+    char head[SPOOL_REC_HEAD_MAX], tail[32];
+    int hn = snprintf(head, sizeof head, "rec 1 %c %s %u %zu %llu %08lx\n", kind, id, flags,
+                      env_len, (unsigned long long)clen, (unsigned long)ccrc);
+    if (hn < 0 || (size_t)hn >= sizeof head)
+        return ERROR_INVALID_DATA;
+    uint32_t crc = env_crc32_update(env_crc32_update(0, head, (size_t)hn), env, env_len);
+    int tn = snprintf(tail, sizeof tail, "end %08lx\n", (unsigned long)crc);
+    DWORD err = write_all(sp.log, head, (size_t)hn);
+    if (!err && env_len)
+        err = write_all(sp.log, env, env_len);
+    if (!err && (flags & REC_INLINE) && clen)
+        err = write_all(sp.log, content, (size_t)clen);
+    if (!err)
+        err = write_all(sp.log, tail, (size_t)tn);
+    if (!err)
+        sp.log_size += (uint64_t)hn + env_len + ((flags & REC_INLINE) ? clen : 0) + (uint64_t)tn;
+    return err;
+}
+
+static DWORD log_start(void)
+{
+    wchar_t path[MAX_PATH];
+    sp.log_seq++;
+    log_path(sp.log_seq, path, MAX_PATH);
+    sp.log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_ALWAYS,
+                         FILE_ATTRIBUTE_NORMAL, NULL);
+    sp.log_size = 0;
+    return sp.log == INVALID_HANDLE_VALUE ? GetLastError() : ERROR_SUCCESS;
+}
+
+/* Close the current log and give it to the checkpointer (lock held). */
+static void log_rotate(void)
+{
+    EnterCriticalSection(&sp.log_lock);
+    if (sp.log == INVALID_HANDLE_VALUE) {
+        LeaveCriticalSection(&sp.log_lock);
+        return;
+    }
+    CloseHandle(sp.log);
+    sp.log = INVALID_HANDLE_VALUE;
+    LeaveCriticalSection(&sp.log_lock);
+    if (sp.log_size == 0) {
+        wchar_t path[MAX_PATH];
+        log_path(sp.log_seq, path, MAX_PATH);
+        DeleteFileW(path);
+    } else if (sp.n_closed < ARRAYSIZE(sp.closed_logs)) {
+        sp.closed_logs[sp.n_closed++] = sp.log_seq;
+        WakeConditionVariable(&sp.ckpt_work);
+    }
+    /* With the checkpointer 64 logs behind, the log stays on disk and is
+     * replayed at the next start: slower, never unsafe. */
+}
+
+/* One message's part of a batch before the flush: its record. */
+static DWORD commit_prepare(struct spool_msg *m)
+{
+    unsigned flags = m->hold ? REC_HOLD : 0;
+    DWORD err = ERROR_SUCCESS;
+    unsigned char *content = NULL;
+    if (m->size <= SPOOL_INLINE_MAX) {
+        flags |= REC_INLINE;
+        size_t len;
+        CloseHandle(m->h);
+        m->h = INVALID_HANDLE_VALUE;
+        err = spool_read_file(m->path, SPOOL_INLINE_MAX, &content, &len);
+        if (!err && (len != m->size || env_crc32_update(0, content, len) != m->crc))
+            err = ERROR_FILE_CORRUPT;
+    } else if (!FlushFileBuffers(m->h)) {
+        err = GetLastError();
+    }
+    if (!err)
+        err = log_append('C', m->id, flags, m->env_text, m->env_len, content, m->size, m->crc);
+    free(content);
+    return err;
+}
+
+/* After the flush: into the queue. Content first, envelope last: a queued
+ * envelope always has its content. */
+static DWORD commit_finish(struct spool_msg *m)
+{
+    if (m->h != INVALID_HANDLE_VALUE) {
+        CloseHandle(m->h);
+        m->h = INVALID_HANDLE_VALUE;
+    }
+    wchar_t eml[MAX_PATH], env[MAX_PATH];
+    spool_path(sp.dir, m->id, m->hold, L"eml", eml, MAX_PATH);
+    spool_path(sp.dir, m->id, m->hold, L"env", env, MAX_PATH);
+    if (!MoveFileExW(m->path, eml, 0))
+        return GetLastError();
+    m->path[0] = 0;
+    DWORD err = replace_file(env, m->id, L"env", m->env_text, m->env_len, 0);
+    if (err)
+        DeleteFileW(eml);
+    if (m->env_path[0]) {
+        DeleteFileW(m->env_path);
+        m->env_path[0] = 0;
+    }
+    return err;
+}
+
+static DWORD WINAPI committer_main(void *arg)
+{
+    (void)arg;
+    EnterCriticalSection(&sp.lock);
+    for (;;) {
+        while (!sp.head && !sp.stop) {
+            if (!SleepConditionVariableCS(&sp.work, &sp.lock, SPOOL_IDLE_ROTATE_MS) &&
+                sp.log_size > 0)
+                log_rotate();   /* idle: let the checkpointer retire this log */
+        }
+        if (!sp.head && sp.stop)
+            break;
+        struct spool_msg *batch = sp.head;
+        sp.head = sp.tail = NULL;
+        LeaveCriticalSection(&sp.lock);
+        EnterCriticalSection(&sp.log_lock);
+        DWORD log_err = sp.log == INVALID_HANDLE_VALUE ? log_start() : ERROR_SUCCESS;
+        int any = 0;
+        for (struct spool_msg *m = batch; m; m = m->next) {
+            m->result = log_err ? log_err : commit_prepare(m);
+            any |= m->result == ERROR_SUCCESS;
+        }
+        LeaveCriticalSection(&sp.log_lock);
+        if (any && !FlushFileBuffers(sp.log)) {
+            DWORD err = GetLastError();
+            for (struct spool_msg *m = batch; m; m = m->next)
+                if (m->result == ERROR_SUCCESS)
+                    m->result = err;
+        }
+        for (struct spool_msg *m = batch; m; m = m->next) {
+            if (m->result == ERROR_SUCCESS)
+                m->result = commit_finish(m);
+            if (m->result == ERROR_SUCCESS && !m->hold && sp.notify)
+                sp.notify(m->id);
+            if (m->result != ERROR_SUCCESS) {
+                wchar_t what[200];
+                _snwprintf(what, ARRAYSIZE(what), L"cannot commit message %hs to the queue; "
+                           L"the client was told to try again later", m->id);
+                what[ARRAYSIZE(what) - 1] = 0;
+                report(LOC_SPOOL_COMMIT, m->result, what);
+            }
+        }
+        EnterCriticalSection(&sp.lock);
+        for (struct spool_msg *m = batch; m;) {
+            struct spool_msg *next = m->next;
+            m->done = 1;
+            m = next;
+        }
+        WakeAllConditionVariable(&sp.done);
+        if (sp.log_size >= SPOOL_LOG_ROTATE)
+            log_rotate();
+    }
+    log_rotate();
+    LeaveCriticalSection(&sp.lock);
+    return 0;
+}
+
+/* Reading a log: calls fn for each whole record; stops at the first torn
+ * or damaged one (the tail a crash cut short: never acknowledged). */
+struct rec {
+    char kind;
+    char id[ENV_ID_MAX + 1];
+    unsigned flags;
+    const char *env;
+    size_t env_len;
+    const unsigned char *content;
+    uint64_t clen;
+    uint32_t ccrc;
+};
+
+static int id_ok(const char *id)
+{
+    if (!*id)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            return 0;
+    return 1;
+}
+
+static void log_read(const unsigned char *buf, size_t len, void (*fn)(void *, const struct rec *),
+                     void *arg)
+{
+    size_t off = 0;
+    while (off < len) {
+        const unsigned char *nl = memchr(buf + off, '\n', len - off);
+        if (!nl || (size_t)(nl - (buf + off)) >= SPOOL_REC_HEAD_MAX)
+            return;
+        size_t hn = (size_t)(nl - (buf + off)) + 1;
+        char head[SPOOL_REC_HEAD_MAX + 1];
+        memcpy(head, buf + off, hn);
+        head[hn] = 0;
+        struct rec r = { 0 };
+        unsigned long long clen;
+        unsigned long ccrc;
+        size_t env_len;
+        char idbuf[ENV_ID_MAX + 2];
+        if (sscanf(head, "rec 1 %c %65s %u %zu %llu %lx", &r.kind, idbuf, &r.flags, &env_len,
+                   &clen, &ccrc) != 6 || strlen(idbuf) > ENV_ID_MAX || !id_ok(idbuf) ||
+            (r.kind != 'C' && r.kind != 'D'))
+            return;
+        strcpy(r.id, idbuf);
+        size_t body = off + hn;
+        uint64_t inl = (r.flags & REC_INLINE) ? clen : 0;
+        if (env_len > SPOOL_ENV_MAX || inl > SPOOL_INLINE_MAX || body + env_len + inl > len)
+            return;
+        size_t tail = body + env_len + (size_t)inl;
+        const unsigned char *tnl = memchr(buf + tail, '\n', len - tail);
+        if (!tnl)
+            return;
+        char tl[32] = { 0 };
+        size_t tlen = (size_t)(tnl - (buf + tail));
+        if (tlen >= sizeof tl)
+            return;
+        memcpy(tl, buf + tail, tlen);
+        unsigned long want;
+        if (sscanf(tl, "end %lx", &want) != 1)
+            return;
+        uint32_t crc = env_crc32_update(env_crc32_update(0, head, hn), buf + body, env_len);
+        if (crc != (uint32_t)want)
+            return;
+        if (inl && env_crc32_update(0, buf + body + env_len, (size_t)inl) != (uint32_t)ccrc)
+            return;
+        r.env = (const char *)buf + body;
+        r.env_len = env_len;
+        r.content = inl ? buf + body + env_len : NULL;
+        r.clen = clen;
+        r.ccrc = (uint32_t)ccrc;
+        fn(arg, &r);
+        off = (size_t)(tnl - buf) + 1;
+    }
+}
+
+/* Checkpoint: flush what a log covers, then delete the log. */
+static void ckpt_rec(void *arg, const struct rec *r)
+{
+    (void)arg;
+    if (r->kind != 'C')
+        return;
+    wchar_t p[MAX_PATH];
+    int held = (r->flags & REC_HOLD) != 0;
+    spool_path(sp.dir, r->id, held, L"eml", p, MAX_PATH);
+    flush_path(p);   /* gone already (delivered, released): nothing to do */
+    spool_path(sp.dir, r->id, held, L"env", p, MAX_PATH);
+    flush_path(p);
+}
+
+static void checkpoint_log(unsigned seq)
+{
+    wchar_t path[MAX_PATH];
+    log_path(seq, path, MAX_PATH);
+    unsigned char *buf;
+    size_t len;
+    if (spool_read_file(path, (size_t)-1 / 2, &buf, &len) != ERROR_SUCCESS)
+        return;
+    log_read(buf, len, ckpt_rec, NULL);
+    free(buf);
+    if (!DeleteFileW(path))
+        report(LOC_SPOOL_CHECKPOINT, GetLastError(), L"cannot delete a checkpointed commit log");
+}
+
+static DWORD WINAPI checkpointer_main(void *arg)
+{
+    (void)arg;
+    EnterCriticalSection(&sp.lock);
+    for (;;) {
+        while (sp.n_closed == 0 && !sp.stop)
+            SleepConditionVariableCS(&sp.ckpt_work, &sp.lock, INFINITE);
+        if (sp.n_closed == 0)
+            break;
+        unsigned seq = sp.closed_logs[0];
+        memmove(sp.closed_logs, sp.closed_logs + 1, --sp.n_closed * sizeof sp.closed_logs[0]);
+        LeaveCriticalSection(&sp.lock);
+        checkpoint_log(seq);
+        EnterCriticalSection(&sp.lock);
+    }
+    LeaveCriticalSection(&sp.lock);
+    return 0;
+}
+
+/* Recovery ---------------------------------------------------------------- */
+
+struct recovery {
+    char (*done)[ENV_ID_MAX + 1];
+    size_t n_done, cap_done;
+    unsigned restored;
+    int pass;   /* 0: collect done IDs, 1: restore */
+};
+
+static int is_done(const struct recovery *rc, const char *id)
+{
+    for (size_t i = 0; i < rc->n_done; i++)
+        if (strcmp(rc->done[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+static void recover_rec(void *arg, const struct rec *r)
+{
+    struct recovery *rc = arg;
+    if (rc->pass == 0) {
+        if (r->kind == 'D' && !is_done(rc, r->id)) {
+            if (rc->n_done == rc->cap_done) {
+                size_t cap = rc->cap_done ? rc->cap_done * 2 : 64;
+                void *p = realloc(rc->done, cap * sizeof *rc->done);
+                if (!p)
+                    return;
+                rc->done = p;
+                rc->cap_done = cap;
+            }
+            strcpy(rc->done[rc->n_done++], r->id);
+        }
+        return;
+    }
+    if (r->kind != 'C' || is_done(rc, r->id))
+        return;
+    int held = (r->flags & REC_HOLD) != 0;
+    wchar_t eml[MAX_PATH], env[MAX_PATH], tmp[MAX_PATH];
+    spool_path(sp.dir, r->id, held, L"eml", eml, MAX_PATH);
+    spool_path(sp.dir, r->id, held, L"env", env, MAX_PATH);
+    /* A released message moved from Hold\ to the queue. */
+    if (held && GetFileAttributesW(eml) == INVALID_FILE_ATTRIBUTES) {
+        wchar_t q[MAX_PATH];
+        spool_path(sp.dir, r->id, 0, L"env", q, MAX_PATH);
+        if (GetFileAttributesW(q) != INVALID_FILE_ATTRIBUTES)
+            return;
+    }
+    int fixed = 0;
+    if (!content_matches(eml, r->clen, r->ccrc)) {
+        DWORD err = ERROR_SUCCESS;
+        if (r->content) {
+            err = write_file(eml, r->content, (size_t)r->clen, 1);
+        } else {
+            _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.eml", sp.tmp, r->id);
+            tmp[MAX_PATH - 1] = 0;
+            if (content_matches(tmp, r->clen, r->ccrc))
+                err = MoveFileExW(tmp, eml, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)
+                          ? ERROR_SUCCESS : GetLastError();
+            else
+                err = ERROR_FILE_NOT_FOUND;
+        }
+        if (err) {
+            wchar_t what[200];
+            _snwprintf(what, ARRAYSIZE(what), L"cannot restore the content of queued message "
+                       L"%hs from the commit log", r->id);
+            what[ARRAYSIZE(what) - 1] = 0;
+            report(LOC_SPOOL_RECOVER, err, what);
+            return;
+        }
+        fixed = 1;
+    }
+    unsigned char *cur;
+    size_t cur_len;
+    int env_ok = 0;
+    if (spool_read_file(env, SPOOL_ENV_MAX, &cur, &cur_len) == ERROR_SUCCESS) {
+        struct envelope e;
+        struct env_error ee;
+        env_init(&e);
+        env_ok = env_parse((const char *)cur, cur_len, &e, &ee) == 0;
+        env_free(&e);
+        free(cur);
+    }
+    if (!env_ok) {
+        if (write_file(env, r->env, r->env_len, 1) != ERROR_SUCCESS)
+            return;
+        fixed = 1;
+    }
+    if (fixed)
+        rc->restored++;
+    flush_path(eml);
+    flush_path(env);
+}
+
+static int cmp_uint(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Replay every log, then delete them; returns the highest sequence seen. */
+static unsigned recover(unsigned *restored)
+{
+    unsigned *seqs = NULL;
+    size_t n = 0, cap = 0;
+    wchar_t pat[MAX_PATH];
+    _snwprintf(pat, MAX_PATH, L"%ls\\commit-*.log", sp.logdir);
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f != INVALID_HANDLE_VALUE) {
+        do {
+            unsigned s;
+            if (swscanf(fd.cFileName, L"commit-%u.log", &s) != 1)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                unsigned *p = realloc(seqs, cap * sizeof *seqs);
+                if (!p)
+                    break;
+                seqs = p;
+            }
+            seqs[n++] = s;
+        } while (FindNextFileW(f, &fd));
+        FindClose(f);
+    }
+    if (n)
+        qsort(seqs, n, sizeof *seqs, cmp_uint);
+    struct recovery rc = { 0 };
+    unsigned max = 0;
+    for (rc.pass = 0; rc.pass < 2; rc.pass++) {
+        for (size_t i = 0; i < n; i++) {
+            wchar_t path[MAX_PATH];
+            log_path(seqs[i], path, MAX_PATH);
+            unsigned char *buf;
+            size_t len;
+            if (spool_read_file(path, (size_t)-1 / 2, &buf, &len) != ERROR_SUCCESS)
+                continue;
+            log_read(buf, len, recover_rec, &rc);
+            free(buf);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        wchar_t path[MAX_PATH];
+        log_path(seqs[i], path, MAX_PATH);
+        DeleteFileW(path);
+        if (seqs[i] > max)
+            max = seqs[i];
+    }
+    free(seqs);
+    free(rc.done);
+    *restored = rc.restored;
+    return max;
+}
+
+/* tmp\ holds only what no client was told is safe. */
+static void clean_tmp(void)
+{
+    wchar_t pat[MAX_PATH], p[MAX_PATH];
+    _snwprintf(pat, MAX_PATH, L"%ls\\*", sp.tmp);
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE)
+        return;
+    do {
+        if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+            continue;
+        _snwprintf(p, MAX_PATH, L"%ls\\%ls", sp.tmp, fd.cFileName);
+        p[MAX_PATH - 1] = 0;
+        DeleteFileW(p);
+    } while (FindNextFileW(f, &fd));
+    FindClose(f);
+}
+
+static DWORD make_dir(const wchar_t *d)
+{
+    if (CreateDirectoryW(d, NULL) || GetLastError() == ERROR_ALREADY_EXISTS)
+        return ERROR_SUCCESS;
+    return GetLastError();
+}
+
+DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
+{
+    spool_set_dir(queue_dir);
+    DWORD err = make_dir(sp.dir);
+    if (!err)
+        err = make_dir(sp.tmp);
+    if (!err)
+        err = make_dir(sp.logdir);
+    if (!err)
+        err = make_dir(sp.hold);
+    if (err) {
+        report(LOC_SPOOL_OPEN, err, L"cannot create the queue directories");
+        return err;
+    }
+    unsigned restored = 0;
+    sp.log_seq = recover(&restored);
+    clean_tmp();
+    if (recovered)
+        *recovered = restored;
+    InitializeCriticalSection(&sp.lock);
+    InitializeCriticalSection(&sp.log_lock);
+    InitializeConditionVariable(&sp.work);
+    InitializeConditionVariable(&sp.done);
+    InitializeConditionVariable(&sp.ckpt_work);
+    sp.head = sp.tail = NULL;
+    sp.n_closed = 0;
+    sp.stop = 0;
+    sp.log = INVALID_HANDLE_VALUE;
+    sp.log_size = 0;
+    sp.committer = CreateThread(NULL, 0, committer_main, NULL, 0, NULL);
+    sp.checkpointer = CreateThread(NULL, 0, checkpointer_main, NULL, 0, NULL);
+    if (!sp.committer || !sp.checkpointer) {
+        err = GetLastError();
+        EnterCriticalSection(&sp.lock);
+        sp.stop = 1;
+        WakeAllConditionVariable(&sp.work);
+        WakeAllConditionVariable(&sp.ckpt_work);
+        LeaveCriticalSection(&sp.lock);
+        if (sp.committer)
+            WaitForSingleObject(sp.committer, INFINITE), CloseHandle(sp.committer);
+        if (sp.checkpointer)
+            WaitForSingleObject(sp.checkpointer, INFINITE), CloseHandle(sp.checkpointer);
+        DeleteCriticalSection(&sp.log_lock);
+        DeleteCriticalSection(&sp.lock);
+        report(LOC_SPOOL_OPEN, err, L"cannot start the queue's commit threads");
+        return err;
+    }
+    sp.open = 1;
+    return ERROR_SUCCESS;
+}
+
+void spool_close(void)
+{
+    if (!sp.open)
+        return;
+    EnterCriticalSection(&sp.lock);
+    sp.stop = 1;
+    WakeAllConditionVariable(&sp.work);
+    LeaveCriticalSection(&sp.lock);
+    WaitForSingleObject(sp.committer, INFINITE);
+    EnterCriticalSection(&sp.lock);
+    WakeAllConditionVariable(&sp.ckpt_work);
+    LeaveCriticalSection(&sp.lock);
+    WaitForSingleObject(sp.checkpointer, INFINITE);
+    CloseHandle(sp.committer);
+    CloseHandle(sp.checkpointer);
+    sp.open = 0;
+    DeleteCriticalSection(&sp.log_lock);
+    DeleteCriticalSection(&sp.lock);
+}
+
+/* The queue's side -------------------------------------------------------- */
+
+DWORD spool_read_env(const char *id, int held, struct envelope *env)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(sp.dir, id, held, L"env", p, MAX_PATH);
+    unsigned char *buf;
+    size_t len;
+    DWORD err = spool_read_file(p, SPOOL_ENV_MAX, &buf, &len);
+    if (err)
+        return err;
+    struct env_error ee;
+    if (env_parse((const char *)buf, len, env, &ee) != 0)
+        err = ERROR_FILE_CORRUPT;
+    free(buf);
+    return err;
+}
+
+DWORD spool_update_env(const struct envelope *env)
+{
+    char *text;
+    size_t len;
+    DWORD err = format_env(env, &text, &len);
+    if (err)
+        return err;
+    wchar_t p[MAX_PATH];
+    spool_path(sp.dir, env->id, 0, L"env", p, MAX_PATH);
+    err = replace_file(p, env->id, L"env", text, len, 1);
+    free(text);
+    if (err) {
+        wchar_t what[200];
+        _snwprintf(what, ARRAYSIZE(what), L"cannot record the delivery state of message %hs; "
+                   L"it may be delivered again", env->id);
+        what[ARRAYSIZE(what) - 1] = 0;
+        report(LOC_SPOOL_UPDATE, err, what);
+    }
+    return err;
+}
+
+DWORD spool_read_content(const char *id, int held, unsigned char **buf, size_t *len)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(sp.dir, id, held, L"eml", p, MAX_PATH);
+    return spool_read_file(p, (size_t)-1 / 2, buf, len);
+}
+
+DWORD spool_remove(const char *id, int held)
+{
+    wchar_t eml[MAX_PATH], env[MAX_PATH];
+    spool_path(sp.dir, id, held, L"eml", eml, MAX_PATH);
+    spool_path(sp.dir, id, held, L"env", env, MAX_PATH);
+    /* The envelope goes first: without it the content is never queued. */
+    DWORD err = DeleteFileW(env) ? ERROR_SUCCESS : GetLastError();
+    if (err && err != ERROR_FILE_NOT_FOUND)
+        return err;
+    DeleteFileW(eml);
+    /* A log that still holds the message must not bring it back. */
+    if (sp.open) {
+        EnterCriticalSection(&sp.log_lock);
+        if (sp.log != INVALID_HANDLE_VALUE)
+            log_append('D', id, 0, "", 0, NULL, 0, 0);
+        LeaveCriticalSection(&sp.log_lock);
+    }
+    return ERROR_SUCCESS;
+}
+
+DWORD spool_release(const char *id)
+{
+    wchar_t from[MAX_PATH], to[MAX_PATH];
+    spool_path(sp.dir, id, 1, L"eml", from, MAX_PATH);
+    spool_path(sp.dir, id, 0, L"eml", to, MAX_PATH);
+    if (!MoveFileExW(from, to, MOVEFILE_WRITE_THROUGH))
+        return GetLastError();
+    spool_path(sp.dir, id, 1, L"env", from, MAX_PATH);
+    spool_path(sp.dir, id, 0, L"env", to, MAX_PATH);
+    if (!MoveFileExW(from, to, MOVEFILE_WRITE_THROUGH))
+        return GetLastError();
+    return ERROR_SUCCESS;
+}
+
+static DWORD scan_dir(const wchar_t *dir, int held, void (*fn)(void *, const char *, int),
+                      void *arg, unsigned *bad)
+{
+    wchar_t pat[MAX_PATH];
+    _snwprintf(pat, MAX_PATH, L"%ls\\*.env", dir);
+    pat[MAX_PATH - 1] = 0;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE) {
+        DWORD err = GetLastError();
+        return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND ? ERROR_SUCCESS : err;
+    }
+    do {
+        char id[ENV_ID_MAX + 8];
+        int n = WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, id, (int)sizeof id, NULL, NULL);
+        if (n <= 5) {
+            (*bad)++;
+            continue;
+        }
+        id[n - 1 - 4] = 0;   /* ".env" */
+        if (strlen(id) > ENV_ID_MAX || !id_ok(id)) {
+            (*bad)++;
+            continue;
+        }
+        fn(arg, id, held);
+    } while (FindNextFileW(f, &fd));
+    FindClose(f);
+    return ERROR_SUCCESS;
+}
+
+DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id, int held),
+                 void *arg, unsigned *bad)
+{
+    unsigned dummy = 0;
+    if (!bad)
+        bad = &dummy;
+    *bad = 0;
+    DWORD err = scan_dir(queue_dir, 0, fn, arg, bad);
+    wchar_t hold[MAX_PATH];
+    _snwprintf(hold, MAX_PATH, L"%ls\\Hold", queue_dir);
+    hold[MAX_PATH - 1] = 0;
+    if (!err)
+        err = scan_dir(hold, 1, fn, arg, bad);
+    return err;
+}

@@ -1,0 +1,16 @@
+# queue.sh - waiting for the service's queue in integration tests.
+#
+# queue_settle DATA_DIR [SECONDS]: wait until the queue under DATA_DIR holds
+# no message (no Queue/*.env left), so what was accepted has been delivered
+# or bounced. Returns 1 if it has not settled by the deadline (default 30 s).
+queue_settle() {
+    local dir=$1/Queue deadline=$(( $(date +%s) + ${2:-30} ))
+    while [ "$(date +%s)" -le "$deadline" ]; do
+        if ! compgen -G "$dir/*.env" >/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "queue_settle: $(ls "$dir"/*.env 2>/dev/null | wc -l) messages still queued in $dir" >&2
+    return 1
+}
