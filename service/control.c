@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <windows.h>
 
+#include "cmd_queue.h"
 #include "config.h"
 #include "service.h"
 
@@ -175,6 +176,19 @@ int control_paramchange(void)
     return finish(scm, svc, told);
 }
 
+int control_running(void)
+{
+    SC_HANDLE scm, svc = open_service(SERVICE_QUERY_STATUS, &scm, 1);
+    if (!svc)
+        return 0;
+    SERVICE_STATUS_PROCESS st;
+    int running = query(svc, &st) && st.dwCurrentState != SERVICE_STOPPED &&
+                  st.dwCurrentState != SERVICE_STOP_PENDING;
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return running;
+}
+
 int control_status(void)
 {
     SC_HANDLE scm, svc = open_service(SERVICE_QUERY_STATUS | SERVICE_QUERY_CONFIG, &scm, 0);
@@ -228,5 +242,7 @@ int control_status(void)
     config_load(&cfg, NULL);
     printf("Listen:       %ls port %lu\n", cfg.listen_address, cfg.listen_port);
     printf("Data:         %ls\n", cfg.data_dir);
+    queue_print_status(&cfg, st.dwCurrentState == SERVICE_RUNNING ||
+                             st.dwCurrentState == SERVICE_PAUSED);
     return finish(scm, svc, 0);
 }

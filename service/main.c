@@ -12,6 +12,7 @@
 #include <windows.h>
 
 #include "cmd_address.h"
+#include "cmd_queue.h"
 #include "cmd_send.h"
 #include "cmd_cert.h"
 #include "config.h"
@@ -143,6 +144,7 @@ static const struct command commands[] = {
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
     { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
+    { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
     { "send",      send_cmd,            "send --server HOST[:PORT] --from A --to B [options] FILE.eml (send --help)" },
     { "version",   cmd_version,         "version" },
     { "help",      cmd_help,            "help" },

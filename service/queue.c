@@ -68,7 +68,8 @@ struct dest {
     struct route route;
     struct job *head, *tail;
     unsigned active;          /* delivery threads on it */
-    int64_t dead_until;
+    int64_t dead_until;       /* unreachable until then: jobs fail with dead_fail */
+    struct smtpc_result dead_fail;
     struct dest *next;
 };
 
@@ -718,7 +719,7 @@ static int deliver_smtp(struct job *j, struct outbound *c)
 static struct dest *pick_dest(int64_t now)
 {
     for (struct dest *d = q.dests; d; d = d->next)
-        if (d->head && d->active < SET->cfg.max_per_destination && d->dead_until <= now)
+        if (d->head && (d->active < SET->cfg.max_per_destination || d->dead_until > now))
             return d;
     return NULL;
 }
@@ -736,15 +737,22 @@ static struct job *pop_job(struct dest *d)
 
 /* A destination that cannot be reached: every job waiting for it ends with
  * the same result, instead of one connection attempt each. */
-static void fail_dest(struct dest *d, struct job *first, const struct smtpc_result *fail)
+static void fail_dest(struct dest *d, struct job *first, const struct smtpc_result *fail,
+                      int record)
 {
     char remote[ROUTE_HOST_MAX + 16];
     snprintf(remote, sizeof remote, "%s", d->route.host);
     EnterCriticalSection(&q.lock);
     struct job *rest = d->head;
     d->head = d->tail = NULL;
-    if (fail->outcome != SMTPC_PERMANENT)
-        d->dead_until = now_secs() + QUEUE_DEAD_SECS;
+    if (record && fail->outcome != SMTPC_PERMANENT) {
+        /* never longer than the first retry, or short schedules would wait on it */
+        uint32_t hold = QUEUE_DEAD_SECS;
+        if (SET->policy.n_first && SET->policy.first[0] < hold)
+            hold = SET->policy.first[0];
+        d->dead_until = now_secs() + hold;
+        d->dead_fail = *fail;
+    }
     LeaveCriticalSection(&q.lock);
     job_fail_all(first, fail, remote);
     while (rest) {
@@ -766,6 +774,16 @@ static DWORD WINAPI worker_main(void *arg)
             break;
         d->active++;
         struct job *j = pop_job(d);
+        if (d->dead_until > now_secs()) {
+            /* known unreachable: the waiting jobs are deferred with the
+             * reason of the last attempt, without a connection each */
+            struct smtpc_result fail = d->dead_fail;
+            LeaveCriticalSection(&q.lock);
+            fail_dest(d, j, &fail, 0);
+            EnterCriticalSection(&q.lock);
+            d->active--;
+            continue;
+        }
         LeaveCriticalSection(&q.lock);
         struct outbound *c = NULL;
         while (j) {
@@ -776,7 +794,7 @@ static DWORD WINAPI worker_main(void *arg)
                     struct smtpc_result fail;
                     c = connect_dest(&d->route, &fail);
                     if (!c) {
-                        fail_dest(d, j, &fail);
+                        fail_dest(d, j, &fail, 1);
                         j = NULL;
                         break;
                     }
@@ -980,6 +998,134 @@ static void dispatch(struct qmsg *m)
     free(jobs), free(spare), free(g);
 }
 
+/* Requests from `imsvc queue retry|delete` -------------------------------- */
+
+static void ctl_answer(const wchar_t *ctl, const wchar_t *name, int failed, const char *text)
+{
+    wchar_t done[MAX_PATH];
+    _snwprintf(done, MAX_PATH, L"%ls\\%ls.done", ctl, name);
+    done[MAX_PATH - 1] = 0;
+    HANDLE h = CreateFileW(done, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return;
+    DWORD k;
+    if (failed)
+        WriteFile(h, "!", 1, &k, NULL);
+    WriteFile(h, text, (DWORD)strlen(text), &k, NULL);
+    CloseHandle(h);
+}
+
+/* q.lock held. */
+static struct qmsg *index_find(const char *id)
+{
+    for (size_t i = 0; i < q.n_msgs; i++)
+        if (strcmp(q.msgs[i]->id, id) == 0)
+            return q.msgs[i];
+    return NULL;
+}
+
+static void ctl_one(const wchar_t *ctl, const wchar_t *name)
+{
+    char a[ENV_ID_MAX + 16];
+    to_utf8(name, a, sizeof a);
+    char *dot = strchr(a, '.');
+    if (!dot)
+        return;
+    *dot = 0;
+    const char *action = a, *id = dot + 1;
+    char text[300];
+    int failed = 0;
+    wchar_t held_env[MAX_PATH];
+    spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH);
+    int held = GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
+    if (strcmp(action, "delete") == 0 && held) {
+        failed = spool_remove(id, 1) != ERROR_SUCCESS;
+        snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted from Hold (no "
+                 "notification was sent)", id);
+    } else if (strcmp(action, "retry") == 0 && held) {
+        failed = spool_release(id) != ERROR_SUCCESS;
+        if (!failed) {
+            EnterCriticalSection(&q.lock);
+            index_add(id, 0);
+            WakeConditionVariable(&q.sched_cv);
+            LeaveCriticalSection(&q.lock);
+        }
+        snprintf(text, sizeof text, failed ? "cannot release %s" : "%s released from Hold; "
+                 "delivery starts now", id);
+    } else if (strcmp(action, "retry") == 0 || strcmp(action, "delete") == 0) {
+        EnterCriticalSection(&q.lock);
+        struct qmsg *m = index_find(id);
+        int busy = m && m->busy;
+        if (m && !busy)
+            m->busy = 1;
+        LeaveCriticalSection(&q.lock);
+        if (!m) {
+            failed = 1;
+            snprintf(text, sizeof text, "there is no queued message %s", id);
+        } else if (busy) {
+            failed = 1;
+            snprintf(text, sizeof text, "%s is being delivered right now; try again in a "
+                     "moment", id);
+        } else if (action[0] == 'd') {
+            failed = spool_remove(id, 0) != ERROR_SUCCESS;
+            EnterCriticalSection(&q.lock);
+            if (failed)
+                m->busy = 0;
+            else
+                index_remove(m);
+            LeaveCriticalSection(&q.lock);
+            snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted (no "
+                     "notification was sent)", id);
+        } else {
+            struct envelope e;
+            env_init(&e);
+            if (spool_read_env(id, 0, &e) == ERROR_SUCCESS) {
+                for (size_t i = 0; i < e.n_rcpt; i++)
+                    if (e.rcpt[i].state == ENV_DEFERRED)
+                        e.rcpt[i].next_attempt = 0;
+                failed = spool_update_env(&e) != ERROR_SUCCESS;
+            } else {
+                failed = 1;
+            }
+            env_free(&e);
+            EnterCriticalSection(&q.lock);
+            m->busy = 0;
+            m->due = 0;
+            WakeConditionVariable(&q.sched_cv);
+            LeaveCriticalSection(&q.lock);
+            snprintf(text, sizeof text, failed ? "cannot reschedule %s" : "%s is being tried "
+                     "now", id);
+        }
+    } else {
+        return;
+    }
+    ctl_answer(ctl, name, failed, text);
+    wchar_t req[MAX_PATH];
+    _snwprintf(req, MAX_PATH, L"%ls\\%ls", ctl, name);
+    req[MAX_PATH - 1] = 0;
+    DeleteFileW(req);
+}
+
+static void ctl_scan(void)
+{
+    wchar_t ctl[MAX_PATH], pat[MAX_PATH];
+    _snwprintf(ctl, MAX_PATH, L"%ls\\ctl", spool_dir());
+    _snwprintf(pat, MAX_PATH, L"%ls\\*.*", ctl);
+    ctl[MAX_PATH - 1] = pat[MAX_PATH - 1] = 0;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE)
+        return;
+    do {
+        size_t n = wcslen(fd.cFileName);
+        if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ||
+            (n > 5 && wcscmp(fd.cFileName + n - 5, L".done") == 0))
+            continue;
+        ctl_one(ctl, fd.cFileName);
+    } while (FindNextFileW(f, &fd));
+    FindClose(f);
+}
+
 static void write_status(int64_t now)
 {
     unsigned busy = 0, waiting = 0;
@@ -1056,6 +1202,7 @@ static DWORD WINAPI scheduler_main(void *arg)
             write_status(now);
             last_status = now;
         }
+        ctl_scan();
         if (now - last_pickup >= PICKUP_INTERVAL_SECS && !q.paused) {
             pickup_scan();
             last_pickup = now;

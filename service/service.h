@@ -27,6 +27,8 @@ int control_status(void);
 /* Tell a running service to re-read its configuration. Returns 1 if told,
  * 0 if the service is not installed or not running. */
 int control_paramchange(void);
+/* Is the service running (or paused) under the SCM? 1 or 0. */
+int control_running(void);
 
 /* Print a Win32 error's message after a prefix, on stderr. */
 void print_win32_error(const char *what, DWORD err);

@@ -1,0 +1,320 @@
+/* cmd_queue.c - `imsvc queue list|show ID|retry ID|delete ID`, and the
+ * queue figures of `imsvc status`.
+ *
+ * Reads the queue's files directly, so it works whether the service runs or
+ * not. Changes (retry, delete) are never made under a running service's
+ * feet: they are handed to it as request files in Queue\ctl and carried out
+ * by its scheduler; with the service stopped they are made here.
+ */
+#include "cmd_queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue.h"
+#include "service.h"
+#include "spool.h"
+
+#define CTL_WAIT_MS 15000u
+
+struct lister {
+    int verbose;
+    unsigned messages, held, pending, deferred, delivered, failed;
+    long long oldest;
+    unsigned long long bytes;
+};
+
+static long long now_unix(void)
+{
+    return (long long)time(NULL);
+}
+
+static void age_text(long long secs, char *out, size_t n)
+{
+    if (secs < 0)
+        secs = 0;
+    if (secs < 120)
+        snprintf(out, n, "%llds", secs);
+    else if (secs < 7200)
+        snprintf(out, n, "%lldm", secs / 60);
+    else if (secs < 172800)
+        snprintf(out, n, "%lldh", secs / 3600);
+    else
+        snprintf(out, n, "%lldd", secs / 86400);
+}
+
+static void utc_text(long long t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm *tm = gmtime(&tt);
+    if (!t || !tm)
+        snprintf(out, n, "-");
+    else
+        strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", tm);
+}
+
+static unsigned long long content_size(const char *id, int held)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(spool_dir(), id, held, L"eml", p, MAX_PATH);
+    WIN32_FILE_ATTRIBUTE_DATA a;
+    if (!GetFileAttributesExW(p, GetFileExInfoStandard, &a))
+        return 0;
+    return ((unsigned long long)a.nFileSizeHigh << 32) | a.nFileSizeLow;
+}
+
+static void list_one(void *arg, const char *id, int held)
+{
+    struct lister *l = arg;
+    struct envelope e;
+    env_init(&e);
+    if (spool_read_env(id, held, &e) != ERROR_SUCCESS) {
+        if (l->verbose)
+            printf("%-28s (envelope unreadable)\n", id);
+        return;
+    }
+    unsigned st[4] = { 0 };
+    for (size_t i = 0; i < e.n_rcpt; i++)
+        st[e.rcpt[i].state]++;
+    l->messages++;
+    l->held += held;
+    l->pending += st[ENV_PENDING];
+    l->deferred += st[ENV_DEFERRED];
+    l->delivered += st[ENV_DELIVERED];
+    l->failed += st[ENV_FAILED];
+    if (!l->oldest || e.arrived < l->oldest)
+        l->oldest = e.arrived;
+    unsigned long long size = content_size(id, held);
+    l->bytes += size;
+    if (l->verbose) {
+        char from[600], age[16], state[64];
+        if (e.from.null_path || addr_format_mailbox(&e.from, from, sizeof from) < 0)
+            strcpy(from, "<>");
+        age_text(now_unix() - e.arrived, age, sizeof age);
+        if (held)
+            snprintf(state, sizeof state, "held");
+        else if (st[ENV_DEFERRED])
+            snprintf(state, sizeof state, "deferred");
+        else
+            snprintf(state, sizeof state, "pending");
+        printf("%-28s %-9s %6s %9llu  %s -> %zu recipient%s\n", id, state, age, size, from,
+               e.n_rcpt, e.n_rcpt == 1 ? "" : "s");
+    }
+    env_free(&e);
+}
+
+static int queue_dir_of(wchar_t *out, size_t cap)
+{
+    struct imsvc_config cfg;
+    config_load(&cfg, NULL);
+    config_queue_dir(&cfg, out, cap);
+    spool_set_dir(out);
+    return 0;
+}
+
+static int cmd_list(void)
+{
+    wchar_t dir[MAX_PATH];
+    queue_dir_of(dir, MAX_PATH);
+    struct lister l = { .verbose = 1 };
+    printf("%-28s %-9s %6s %9s  %s\n", "ID", "STATE", "AGE", "SIZE", "FROM -> RECIPIENTS");
+    unsigned bad = 0;
+    DWORD err = spool_scan(dir, list_one, &l, &bad);
+    if (err) {
+        fprintf(stderr, "imsvc: cannot read the queue %ls (error %lu)\n", dir, err);
+        return 1;
+    }
+    printf("%u message%s, %llu octets", l.messages, l.messages == 1 ? "" : "s", l.bytes);
+    if (bad)
+        printf("; %u file%s with a name that is not a queue ID", bad, bad == 1 ? "" : "s");
+    printf("\n");
+    return 0;
+}
+
+static int find_message(const char *id, int *held)
+{
+    wchar_t p[MAX_PATH];
+    for (*held = 0; *held <= 1; (*held)++) {
+        spool_path(spool_dir(), id, *held, L"env", p, MAX_PATH);
+        if (GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES)
+            return 0;
+    }
+    return -1;
+}
+
+static int cmd_show(const char *id)
+{
+    wchar_t dir[MAX_PATH];
+    queue_dir_of(dir, MAX_PATH);
+    int held;
+    struct envelope e;
+    env_init(&e);
+    if (find_message(id, &held) != 0 || spool_read_env(id, held, &e) != ERROR_SUCCESS) {
+        fprintf(stderr, "imsvc: there is no queued message %s (see `imsvc queue list`)\n", id);
+        return 1;
+    }
+    char from[600], t[64];
+    if (e.from.null_path || addr_format_mailbox(&e.from, from, sizeof from) < 0)
+        strcpy(from, "<>");
+    utc_text(e.arrived, t, sizeof t);
+    printf("Message:    %s%s\n", e.id, held ? " (held by the content filter)" : "");
+    printf("Arrived:    %s\n", t);
+    printf("Size:       %llu octets\n", content_size(id, held));
+    printf("From:       %s\n", from);
+    printf("Client:     %s (HELO %s)%s%s\n", e.client[0] ? e.client : "-",
+           e.helo[0] ? e.helo : "-", e.auth_user[0] ? ", authenticated as " : "", e.auth_user);
+    for (size_t i = 0; i < e.n_rcpt; i++) {
+        const struct env_rcpt *r = &e.rcpt[i];
+        char to[600], next[64];
+        if (addr_format_mailbox(&r->addr, to, sizeof to) < 0)
+            strcpy(to, "(unprintable)");
+        utc_text(r->next_attempt, next, sizeof next);
+        printf("Recipient:  %s\n", to);
+        printf("  state %s, %u attempt%s", env_state_name(r->state), r->attempts,
+               r->attempts == 1 ? "" : "s");
+        if (r->state == ENV_DEFERRED)
+            printf(", next %s", next);
+        printf("\n");
+        if (r->status[0])
+            printf("  status %s%s%s\n", r->status, r->remote[0] ? " from " : "", r->remote);
+        if (r->reply[0])
+            printf("  reply  %s\n", r->reply);
+        if (r->why[0])
+            printf("  why    %s\n", r->why);
+    }
+    env_free(&e);
+    return 0;
+}
+
+/* With the service stopped: change the files here. */
+static int apply_offline(const char *action, const char *id, int held)
+{
+    if (strcmp(action, "delete") == 0) {
+        DWORD err = spool_remove(id, held);
+        if (err) {
+            fprintf(stderr, "imsvc: cannot delete %s (error %lu)\n", id, err);
+            return 1;
+        }
+        printf("%s deleted (no notification was sent)\n", id);
+        return 0;
+    }
+    if (held) {
+        DWORD err = spool_release(id);
+        if (err) {
+            fprintf(stderr, "imsvc: cannot release %s (error %lu)\n", id, err);
+            return 1;
+        }
+    }
+    struct envelope e;
+    env_init(&e);
+    if (spool_read_env(id, 0, &e) == ERROR_SUCCESS) {
+        for (size_t i = 0; i < e.n_rcpt; i++)
+            if (e.rcpt[i].state == ENV_DEFERRED)
+                e.rcpt[i].next_attempt = 0;
+        spool_update_env(&e);
+        env_free(&e);
+    }
+    printf("%s %s; it is tried when the service starts\n", id, held ? "released" : "due now");
+    return 0;
+}
+
+/* With the service running: a request file in Queue\ctl, carried out by
+ * its scheduler, which leaves its answer in ACTION.ID.done. */
+static int request_online(const char *action, const char *id)
+{
+    wchar_t ctl[MAX_PATH], req[MAX_PATH], done[MAX_PATH];
+    _snwprintf(ctl, MAX_PATH, L"%ls\\ctl", spool_dir());
+    _snwprintf(req, MAX_PATH, L"%ls\\%hs.%hs", ctl, action, id);
+    _snwprintf(done, MAX_PATH, L"%ls\\%hs.%hs.done", ctl, action, id);
+    ctl[MAX_PATH - 1] = req[MAX_PATH - 1] = done[MAX_PATH - 1] = 0;
+    CreateDirectoryW(ctl, NULL);
+    DeleteFileW(done);
+    HANDLE h = CreateFileW(req, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "imsvc: cannot write the request %ls (error %lu)\n", req, GetLastError());
+        return 1;
+    }
+    CloseHandle(h);
+    for (DWORD waited = 0; waited < CTL_WAIT_MS; waited += 100) {
+        unsigned char *text;
+        size_t len;
+        if (spool_read_file(done, 4096, &text, &len) == ERROR_SUCCESS) {
+            DeleteFileW(done);
+            int failed = len > 0 && text[0] == '!';
+            printf("%s\n", (char *)text + failed);
+            free(text);
+            return failed;
+        }
+        Sleep(100);
+    }
+    fprintf(stderr, "imsvc: the service has not answered the %s request for %s within %u "
+            "seconds; it stays in %ls and is carried out when the service gets to it\n", action,
+            id, CTL_WAIT_MS / 1000, ctl);
+    return 1;
+}
+
+static int cmd_change(const char *action, const char *id)
+{
+    wchar_t dir[MAX_PATH];
+    queue_dir_of(dir, MAX_PATH);
+    int held;
+    if (find_message(id, &held) != 0) {
+        fprintf(stderr, "imsvc: there is no queued message %s (see `imsvc queue list`)\n", id);
+        return 1;
+    }
+    if (control_running())
+        return request_online(action, id);
+    return apply_offline(action, id, held);
+}
+
+int queue_cmd(int argc, char **argv)
+{
+    if (argc == 1 || (argc == 2 && strcmp(argv[1], "list") == 0))
+        return cmd_list();
+    if (argc == 3 && strcmp(argv[1], "show") == 0)
+        return cmd_show(argv[2]);
+    if (argc == 3 && (strcmp(argv[1], "retry") == 0 || strcmp(argv[1], "delete") == 0))
+        return cmd_change(argv[1], argv[2]);
+    fprintf(stderr, "usage: imsvc queue [list] | queue show ID | queue retry ID | queue delete ID\n"
+                    "  retry: try a deferred message now, or release a held one\n"
+                    "  delete: remove a message from the queue without notifying anyone\n");
+    return 2;
+}
+
+void queue_print_status(const struct imsvc_config *cfg, int running)
+{
+    wchar_t dir[MAX_PATH];
+    config_queue_dir(cfg, dir, MAX_PATH);
+    spool_set_dir(dir);
+    struct lister l = { 0 };
+    spool_scan(dir, list_one, &l, NULL);
+    char age[16] = "-";
+    if (l.oldest)
+        age_text(now_unix() - l.oldest, age, sizeof age);
+    printf("Queue:        %u message%s (%u held); recipients: %u pending, %u deferred\n",
+           l.messages, l.messages == 1 ? "" : "s", l.held, l.pending, l.deferred);
+    printf("Oldest:       %s\n", age);
+    if (!running)
+        return;
+    wchar_t path[MAX_PATH];
+    queue_status_path(cfg, path, MAX_PATH);
+    unsigned char *text;
+    size_t len;
+    if (spool_read_file(path, 4096, &text, &len) != ERROR_SUCCESS) {
+        printf("Sessions:     unknown (no %ls yet)\n", path);
+        return;
+    }
+    long long updated = 0;
+    long in = -1, out = -1, busy = -1;
+    for (char *line = strtok((char *)text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+        sscanf(line, "updated %lld", &updated);
+        sscanf(line, "inbound-sessions %ld", &in);
+        sscanf(line, "outbound-connections %ld", &out);
+        sscanf(line, "in-delivery %ld", &busy);
+    }
+    free(text);
+    printf("Sessions:     %ld inbound, %ld outbound connections, %ld messages in delivery "
+           "(as of %llds ago)\n", in, out, busy, now_unix() - updated);
+}
