@@ -63,6 +63,7 @@ static struct {
     int stop;
     HANDLE committer, checkpointer;
     volatile LONG seq;
+    volatile LONG64 commits, flushes;
     void (*notify)(const char *id);
 } sp = { .log = INVALID_HANDLE_VALUE };
 
@@ -70,6 +71,12 @@ static void report(DWORD location, DWORD err, const wchar_t *what)
 {
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, location, err, 1,
                  (const wchar_t *[]){ what });
+}
+
+void spool_counters(unsigned long long *commits, unsigned long long *flushes)
+{
+    *commits = (unsigned long long)InterlockedCompareExchange64(&sp.commits, 0, 0);
+    *flushes = (unsigned long long)InterlockedCompareExchange64(&sp.flushes, 0, 0);
 }
 
 const wchar_t *spool_dir(void)
@@ -491,6 +498,8 @@ static DWORD WINAPI committer_main(void *arg)
             any |= m->result == ERROR_SUCCESS;
         }
         LeaveCriticalSection(&sp.log_lock);
+        if (any)
+            InterlockedIncrement64(&sp.flushes);
         if (any && !FlushFileBuffers(sp.log)) {
             DWORD err = GetLastError();
             for (struct spool_msg *m = batch; m; m = m->next)
@@ -500,6 +509,8 @@ static DWORD WINAPI committer_main(void *arg)
         for (struct spool_msg *m = batch; m; m = m->next) {
             if (m->result == ERROR_SUCCESS)
                 m->result = commit_finish(m);
+            if (m->result == ERROR_SUCCESS)
+                InterlockedIncrement64(&sp.commits);
             if (m->result == ERROR_SUCCESS && !m->hold && sp.notify)
                 sp.notify(m->id);
             if (m->result != ERROR_SUCCESS) {
@@ -857,6 +868,7 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
     sp.stop = 0;
     sp.log = INVALID_HANDLE_VALUE;
     sp.log_size = 0;
+    sp.commits = sp.flushes = 0;
     sp.committer = CreateThread(NULL, 0, committer_main, NULL, 0, NULL);
     sp.checkpointer = CreateThread(NULL, 0, checkpointer_main, NULL, 0, NULL);
     if (!sp.committer || !sp.checkpointer) {

@@ -73,6 +73,10 @@ DWORD spool_release(const char *id);
 DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id, int held),
                  void *arg, unsigned *bad);
 
+/* Messages committed and log flushes made since spool_open: with group
+ * commit, flushes stay below commits when commits arrive together. */
+void spool_counters(unsigned long long *commits, unsigned long long *flushes);
+
 /* The queue directory spool_open was given; spool_set_dir sets it for a
  * reader (the `imsvc queue` command) that does not open the spool. */
 const wchar_t *spool_dir(void);
