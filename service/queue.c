@@ -34,7 +34,7 @@
 
 #define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
 #define QUEUE_MX_MAX        16      /* MX hosts tried per domain */
-#define QUEUE_READ_RETRY    300     /* seconds before a message that could not be read is tried again */
+#define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
@@ -1063,9 +1063,7 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
             failed = 1;
             snprintf(text, sizeof text, "there is no queued message %s", id);
         } else if (busy) {
-            failed = 1;
-            snprintf(text, sizeof text, "%s is being delivered right now; try again in a "
-                     "moment", id);
+            return;   /* a delivery round is running: the request waits for the next tick */
         } else if (action[0] == 'd') {
             failed = spool_remove(id, 0) != ERROR_SUCCESS;
             EnterCriticalSection(&q.lock);

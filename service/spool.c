@@ -117,8 +117,9 @@ DWORD spool_read_file(const wchar_t *path, size_t max, unsigned char **buf, size
 {
     *buf = NULL;
     *len = 0;
-    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
-                           OPEN_EXISTING, FILE_FLAG_SEQUENTIAL_SCAN, NULL);
+    /* FILE_SHARE_WRITE: the checkpointer may hold the file open to flush it */
+    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
+                           FILE_SHARE_DELETE, NULL, OPEN_EXISTING, FILE_FLAG_SEQUENTIAL_SCAN, NULL);
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError();
     LARGE_INTEGER sz;
