@@ -207,15 +207,7 @@ static int apply_offline(const char *action, const char *id, int held)
             return 1;
         }
     }
-    struct envelope e;
-    env_init(&e);
-    if (spool_read_env(id, 0, &e) == ERROR_SUCCESS) {
-        for (size_t i = 0; i < e.n_rcpt; i++)
-            if (e.rcpt[i].state == ENV_DEFERRED)
-                e.rcpt[i].next_attempt = 0;
-        spool_update_env(&e);
-        env_free(&e);
-    }
+    spool_retry_now(id);
     printf("%s %s; it is tried when the service starts\n", id, held ? "released" : "due now");
     return 0;
 }

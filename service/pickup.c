@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "eventlog.h"
 #include "filter.h"
 #include "location.h"
@@ -50,16 +51,22 @@ struct pick {
     char why[300];
 };
 
+/* Blanks around an address and its angle brackets off. */
+static void trim(const char **text, size_t *len)
+{
+    while (*len && (**text == ' ' || **text == '\t'))
+        (*text)++, (*len)--;
+    while (*len && ((*text)[*len - 1] == ' ' || (*text)[*len - 1] == '\t'))
+        (*len)--;
+    if (*len >= 2 && (*text)[0] == '<' && (*text)[*len - 1] == '>')
+        (*text)++, *len -= 2;
+}
+
 static int add_rcpt(struct pick *p, const char *text, size_t len)
 {
     struct addr_path a;
     struct addr_error e;
-    while (len && (*text == ' ' || *text == '\t'))
-        text++, len--;
-    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
-        len--;
-    if (len >= 2 && text[0] == '<' && text[len - 1] == '>')
-        text++, len -= 2;
+    trim(&text, &len);
     if (addr_parse_mailbox(text, len, ADDR_RCPT, &a, &e) != 0) {
         snprintf(p->why, sizeof p->why, "'%.*s' is not a valid recipient address: %s",
                  (int)(len > 200 ? 200 : len), text, e.rule);
@@ -75,12 +82,7 @@ static int add_rcpt(struct pick *p, const char *text, size_t len)
 static int set_sender(struct pick *p, const char *text, size_t len)
 {
     struct addr_error e;
-    while (len && (*text == ' ' || *text == '\t'))
-        text++, len--;
-    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
-        len--;
-    if (len >= 2 && text[0] == '<' && text[len - 1] == '>')
-        text++, len -= 2;
+    trim(&text, &len);
     if (len == 0) {
         p->env.from.null_path = 1;
         return 0;
@@ -291,16 +293,6 @@ static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why
                  (const wchar_t *[]){ name, what, dst });
 }
 
-static void date_now(char *out, size_t n)
-{
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    SYSTEMTIME st;
-    GetSystemTime(&st);
-    snprintf(out, n, "%s, %u %s %u %02u:%02u:%02u +0000", days[st.wDayOfWeek % 7], st.wDay,
-             months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
-}
 
 static void take(const wchar_t *name)
 {
@@ -344,7 +336,7 @@ static void take(const wchar_t *name)
         return;   /* the queue cannot take it now: the file stays for the next scan */
     }
     char date[64], received[600];
-    date_now(date, sizeof date);
+    clock_rfc5322(clock_unix(), date, sizeof date);
     int n = snprintf(received, sizeof received, "Received: from pickup directory by %s with "
                      "imsvc\r\n\tid %s; %s\r\n", pk.host, spool_msg_id(sm), date);
     if (n > 0 && (size_t)n < sizeof received)
@@ -352,10 +344,7 @@ static void take(const wchar_t *name)
     if (!err)
         err = spool_write(sm, buf + body, len - body);
     snprintf(p.env.id, sizeof p.env.id, "%s", spool_msg_id(sm));
-    FILETIME ft;
-    GetSystemTimeAsFileTime(&ft);
-    ULARGE_INTEGER u = { .LowPart = ft.dwLowDateTime, .HighPart = ft.dwHighDateTime };
-    p.env.arrived = (int64_t)(u.QuadPart / 10000000ull) - 11644473600ll;
+    p.env.arrived = clock_unix();
     char reason[FILTER_REASON_MAX];
     DWORD ferr = 0;
     enum filter_verdict v = err ? FILTER_ERROR : filter_message(pk.filter, sm, &p.env, reason,

@@ -19,6 +19,7 @@
 
 #include "queue.h"
 
+#include "clock.h"
 #include "convert.h"
 #include "dsn.h"
 #include "eventlog.h"
@@ -107,27 +108,7 @@ static struct {
 
 /* Small things -------------------------------------------------------------- */
 
-static int64_t now_secs(void)
-{
-    FILETIME ft;
-    GetSystemTimeAsFileTime(&ft);
-    ULARGE_INTEGER u = { .LowPart = ft.dwLowDateTime, .HighPart = ft.dwHighDateTime };
-    return (int64_t)(u.QuadPart / 10000000ull) - 11644473600ll;
-}
 
-static void date_text(int64_t t, char *out, size_t n)
-{
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    ULARGE_INTEGER u;
-    u.QuadPart = ((uint64_t)(t + 11644473600ll)) * 10000000ull;
-    FILETIME ft = { u.LowPart, u.HighPart };
-    SYSTEMTIME st;
-    FileTimeToSystemTime(&ft, &st);
-    snprintf(out, n, "%s, %u %s %u %02u:%02u:%02u +0000", days[st.wDayOfWeek % 7], st.wDay,
-             months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
-}
 
 static void to_utf8(const wchar_t *w, char *out, size_t cap)
 {
@@ -216,7 +197,7 @@ DWORD queue_submit(const void *content, size_t len, struct envelope *env)
     if (err)
         return err;
     snprintf(env->id, sizeof env->id, "%s", spool_msg_id(sm));
-    env->arrived = now_secs();
+    env->arrived = clock_unix();
     err = spool_write(sm, content, len);
     if (err) {
         spool_abort(sm);
@@ -265,10 +246,10 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
                        const char *reason)
 {
     char date[64], arrival[64], until[64], msgid[ENV_ID_MAX + 300];
-    int64_t now = now_secs();
-    date_text(now, date, sizeof date);
-    date_text(m->env.arrived, arrival, sizeof arrival);
-    date_text(m->env.arrived + SET->policy.expire, until, sizeof until);
+    int64_t now = clock_unix();
+    clock_rfc5322(now, date, sizeof date);
+    clock_rfc5322(m->env.arrived, arrival, sizeof arrival);
+    clock_rfc5322(m->env.arrived + SET->policy.expire, until, sizeof until);
     snprintf(msgid, sizeof msgid, "<%s.%s.%ld@%s>", action == DSN_FAILED ? "ndr" : "delay",
              m->id, (long)InterlockedIncrement(&q.seq), SET->helo);
     struct dsn_request r = {
@@ -350,7 +331,7 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
     to_wide(r->why, why, ARRAYSIZE(why));
     if (cls == RETRY_TRANSIENT && (r->attempts == 1 || r->attempts == SET->policy.n_first + 1)) {
         char when[64];
-        date_text(r->next_attempt, when, sizeof when);
+        clock_rfc5322(r->next_attempt, when, sizeof when);
         wchar_t wn[16], ww[64];
         _snwprintf(wn, ARRAYSIZE(wn), L"%u", r->attempts);
         to_wide(when, ww, ARRAYSIZE(ww));
@@ -441,7 +422,7 @@ static void finalize(struct qmsg *m)
 static void job_done(struct job *j, const struct smtpc_result *res, int same, const char *remote)
 {
     struct qmsg *m = j->m;
-    int64_t now = now_secs();
+    int64_t now = clock_unix();
     EnterCriticalSection(&m->lock);
     for (size_t i = 0; i < j->n; i++) {
         struct env_rcpt *r = &m->env.rcpt[j->idx[i]];
@@ -750,7 +731,7 @@ static void fail_dest(struct dest *d, struct job *first, const struct smtpc_resu
         uint32_t hold = QUEUE_DEAD_SECS;
         if (SET->policy.n_first && SET->policy.first[0] < hold)
             hold = SET->policy.first[0];
-        d->dead_until = now_secs() + hold;
+        d->dead_until = clock_unix() + hold;
         d->dead_fail = *fail;
     }
     LeaveCriticalSection(&q.lock);
@@ -768,13 +749,13 @@ static DWORD WINAPI worker_main(void *arg)
     EnterCriticalSection(&q.lock);
     for (;;) {
         struct dest *d = NULL;
-        while (!q.stop && (q.paused || !(d = pick_dest(now_secs()))))
+        while (!q.stop && (q.paused || !(d = pick_dest(clock_unix()))))
             SleepConditionVariableCS(&q.work_cv, &q.lock, QUEUE_TICK_MS);
         if (q.stop)
             break;
         d->active++;
         struct job *j = pop_job(d);
-        if (d->dead_until > now_secs()) {
+        if (d->dead_until > clock_unix()) {
             /* known unreachable: the waiting jobs are deferred with the
              * reason of the last attempt, without a connection each */
             struct smtpc_result fail = d->dead_fail;
@@ -845,10 +826,24 @@ struct group {
     size_t n;
 };
 
+/* A dispatched message goes back to waiting, due at due, without its
+ * envelope and content in memory. */
+static void release(struct qmsg *m, int64_t due)
+{
+    free(m->content);
+    m->content = NULL;
+    env_free(&m->env);
+    env_init(&m->env);
+    EnterCriticalSection(&q.lock);
+    m->due = due;
+    m->busy = 0;
+    LeaveCriticalSection(&q.lock);
+}
+
 /* Look at one due message: notices, then jobs for its due recipients. */
 static void dispatch(struct qmsg *m)
 {
-    int64_t now = now_secs();
+    int64_t now = clock_unix();
     DWORD err = spool_read_env(m->id, 0, &m->env);
     if (!err)
         err = spool_read_content(m->id, 0, &m->content, &m->len);
@@ -859,14 +854,7 @@ static void dispatch(struct qmsg *m)
         what[ARRAYSIZE(what) - 1] = 0;
         event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_READ, err, 1,
               (const wchar_t *[]){ what });
-        free(m->content);
-        m->content = NULL;
-        env_free(&m->env);
-        env_init(&m->env);
-        EnterCriticalSection(&q.lock);
-        m->due = now + QUEUE_READ_RETRY;
-        m->busy = 0;
-        LeaveCriticalSection(&q.lock);
+        release(m, now + QUEUE_READ_RETRY);
         return;
     }
     m->arrived = m->env.arrived;
@@ -879,14 +867,7 @@ static void dispatch(struct qmsg *m)
     size_t n_late = 0, n_g = 0;
     if (!late || !due || !g) {
         free(late), free(due), free(g);
-        EnterCriticalSection(&q.lock);
-        m->due = now + QUEUE_READ_RETRY;
-        m->busy = 0;
-        LeaveCriticalSection(&q.lock);
-        free(m->content);
-        m->content = NULL;
-        env_free(&m->env);
-        env_init(&m->env);
+        release(m, now + QUEUE_READ_RETRY);
         return;
     }
     int changed = 0;
@@ -935,15 +916,7 @@ static void dispatch(struct qmsg *m)
     if (n_g == 0) {
         free(g);
         if (!changed && !env_done(&m->env)) {
-            int64_t next = env_next_attempt(&m->env);
-            free(m->content);
-            m->content = NULL;
-            env_free(&m->env);
-            env_init(&m->env);
-            EnterCriticalSection(&q.lock);
-            m->due = next;
-            m->busy = 0;
-            LeaveCriticalSection(&q.lock);
+            release(m, env_next_attempt(&m->env));
             return;
         }
         finalize(m);
@@ -967,14 +940,7 @@ static void dispatch(struct qmsg *m)
             free(g[k].idx);
         }
         free(jobs), free(spare), free(g);
-        free(m->content);
-        m->content = NULL;
-        env_free(&m->env);
-        env_init(&m->env);
-        EnterCriticalSection(&q.lock);
-        m->due = now + QUEUE_READ_RETRY;
-        m->busy = 0;
-        LeaveCriticalSection(&q.lock);
+        release(m, now + QUEUE_READ_RETRY);
         return;
     }
     m->jobs = (int)n_g;
@@ -1075,17 +1041,7 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
             snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted (no "
                      "notification was sent)", id);
         } else {
-            struct envelope e;
-            env_init(&e);
-            if (spool_read_env(id, 0, &e) == ERROR_SUCCESS) {
-                for (size_t i = 0; i < e.n_rcpt; i++)
-                    if (e.rcpt[i].state == ENV_DEFERRED)
-                        e.rcpt[i].next_attempt = 0;
-                failed = spool_update_env(&e) != ERROR_SUCCESS;
-            } else {
-                failed = 1;
-            }
-            env_free(&e);
+            failed = spool_retry_now(id) != ERROR_SUCCESS;
             EnterCriticalSection(&q.lock);
             m->busy = 0;
             m->due = 0;
@@ -1169,7 +1125,7 @@ static DWORD WINAPI scheduler_main(void *arg)
     size_t cap = 0;
     EnterCriticalSection(&q.lock);
     while (!q.stop) {
-        int64_t now = now_secs();
+        int64_t now = clock_unix();
         size_t nb = 0;
         int64_t next = INT64_MAX;
         if (!q.paused) {

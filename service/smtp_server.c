@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "eventlog.h"
 #include "filter.h"
@@ -210,16 +211,6 @@ static int start_tls(struct session *s)
 
 /* The queue ------------------------------------------------------------- */
 
-static void rfc5322_date(char *out, size_t n)
-{
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    SYSTEMTIME st;
-    GetSystemTime(&st);
-    snprintf(out, n, "%s, %u %s %u %02u:%02u:%02u +0000", days[st.wDayOfWeek % 7], st.wDay,
-             months[(st.wMonth + 11) % 12], st.wYear, st.wHour, st.wMinute, st.wSecond);
-}
 
 static void spool_put(struct session *s, const void *p, size_t len)
 {
@@ -240,7 +231,7 @@ static void spool_begin(struct session *s)
     if (s->failure)
         return;
     char date[64], received[2048];
-    rfc5322_date(date, sizeof date);
+    clock_rfc5322(clock_unix(), date, sizeof date);
     int n = smtpd_received(s->engine, spool_msg_id(s->msg), date, received, sizeof received);
     if (n < 0)
         s->failure = ERROR_INSUFFICIENT_BUFFER;
@@ -248,19 +239,12 @@ static void spool_begin(struct session *s)
         spool_put(s, received, (size_t)n);
 }
 
-static int64_t unix_now(void)
-{
-    FILETIME ft;
-    GetSystemTimeAsFileTime(&ft);
-    ULARGE_INTEGER u = { .LowPart = ft.dwLowDateTime, .HighPart = ft.dwHighDateTime };
-    return (int64_t)(u.QuadPart / 10000000ull) - 11644473600ll;
-}
 
 /* The transaction's envelope, as the engine holds it. */
 static DWORD build_envelope(struct session *s, struct envelope *e)
 {
     snprintf(e->id, sizeof e->id, "%s", spool_msg_id(s->msg));
-    e->arrived = unix_now();
+    e->arrived = clock_unix();
     e->from = *smtpd_sender(s->engine);
     snprintf(e->client, sizeof e->client, "[%s]", s->peer);
     snprintf(e->helo, sizeof e->helo, "%s", smtpd_helo(s->engine));

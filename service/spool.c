@@ -11,6 +11,7 @@
  */
 #include "spool.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +68,15 @@ static struct {
     void (*notify)(const char *id);
 } sp = { .log = INVALID_HANDLE_VALUE };
 
-static void report(DWORD location, DWORD err, const wchar_t *what)
+/* Event 4100: what could not be done (a format over UTF-8 IDs, %hs). */
+static void report(DWORD location, DWORD err, const wchar_t *fmt, ...)
 {
+    wchar_t what[300];
+    va_list ap;
+    va_start(ap, fmt);
+    _vsnwprintf(what, ARRAYSIZE(what), fmt, ap);
+    va_end(ap);
+    what[ARRAYSIZE(what) - 1] = 0;
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, location, err, 1,
                  (const wchar_t *[]){ what });
 }
@@ -514,13 +522,9 @@ static DWORD WINAPI committer_main(void *arg)
                 InterlockedIncrement64(&sp.commits);
             if (m->result == ERROR_SUCCESS && !m->hold && sp.notify)
                 sp.notify(m->id);
-            if (m->result != ERROR_SUCCESS) {
-                wchar_t what[200];
-                _snwprintf(what, ARRAYSIZE(what), L"cannot commit message %hs to the queue; "
-                           L"the client was told to try again later", m->id);
-                what[ARRAYSIZE(what) - 1] = 0;
-                report(LOC_SPOOL_COMMIT, m->result, what);
-            }
+            if (m->result != ERROR_SUCCESS)
+                report(LOC_SPOOL_COMMIT, m->result, L"cannot commit message %hs to the queue; "
+                       L"the client was told to try again later", m->id);
         }
         EnterCriticalSection(&sp.lock);
         for (struct spool_msg *m = batch; m;) {
@@ -723,11 +727,8 @@ static void recover_rec(void *arg, const struct rec *r)
                 err = ERROR_FILE_NOT_FOUND;
         }
         if (err) {
-            wchar_t what[200];
-            _snwprintf(what, ARRAYSIZE(what), L"cannot restore the content of queued message "
-                       L"%hs from the commit log", r->id);
-            what[ARRAYSIZE(what) - 1] = 0;
-            report(LOC_SPOOL_RECOVER, err, what);
+            report(LOC_SPOOL_RECOVER, err, L"cannot restore the content of queued message %hs "
+                   L"from the commit log", r->id);
             return;
         }
         fixed = 1;
@@ -941,13 +942,9 @@ DWORD spool_update_env(const struct envelope *env)
     spool_path(sp.dir, env->id, 0, L"env", p, MAX_PATH);
     err = replace_file(p, env->id, L"env", text, len, 1);
     free(text);
-    if (err) {
-        wchar_t what[200];
-        _snwprintf(what, ARRAYSIZE(what), L"cannot record the delivery state of message %hs; "
-                   L"it may be delivered again", env->id);
-        what[ARRAYSIZE(what) - 1] = 0;
-        report(LOC_SPOOL_UPDATE, err, what);
-    }
+    if (err)
+        report(LOC_SPOOL_UPDATE, err, L"cannot record the delivery state of message %hs; it may "
+               L"be delivered again", env->id);
     return err;
 }
 
@@ -976,6 +973,21 @@ DWORD spool_remove(const char *id, int held)
         LeaveCriticalSection(&sp.log_lock);
     }
     return ERROR_SUCCESS;
+}
+
+DWORD spool_retry_now(const char *id)
+{
+    struct envelope e;
+    env_init(&e);
+    DWORD err = spool_read_env(id, 0, &e);
+    if (!err) {
+        for (size_t i = 0; i < e.n_rcpt; i++)
+            if (e.rcpt[i].state == ENV_DEFERRED)
+                e.rcpt[i].next_attempt = 0;
+        err = spool_update_env(&e);
+    }
+    env_free(&e);
+    return err;
 }
 
 DWORD spool_release(const char *id)

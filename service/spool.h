@@ -63,6 +63,8 @@ DWORD spool_read_env(const char *id, int held, struct envelope *env);
 DWORD spool_update_env(const struct envelope *env);
 DWORD spool_read_content(const char *id, int held, unsigned char **buf, size_t *len);
 DWORD spool_remove(const char *id, int held);
+/* Make every deferred recipient of a queued message due now. */
+DWORD spool_retry_now(const char *id);
 /* Move a held message into the queue (released) or delete it. */
 DWORD spool_release(const char *id);
 
