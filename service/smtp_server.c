@@ -554,6 +554,10 @@ static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
             told_shutdown = 1;
             continue;
         }
+        /* The replies to what was just fed go out before waiting for more:
+         * a client that does not pipeline waits for them. */
+        if (flush_replies(&s) != 0)
+            break;
         int n = recv(sock, (char *)in, sizeof in, 0);
         if (n > 0) {
             last_input = GetTickCount64();

@@ -4,6 +4,10 @@
     smtp_probe.py PORT pipeline N      N messages in one write, all commands
                                        pipelined; prints the reply codes
     smtp_probe.py PORT bytewise        one message, one byte per write
+    smtp_probe.py PORT lockstep        one command at a time, each sent only
+                                       after the last reply (as a client that
+                                       does not pipeline); prints each reply's
+                                       delay and the longest as "slowest S"
     smtp_probe.py PORT smuggle SEQ     a message whose body holds SEQ (a
                                        Python escape string such as '\\n.\\n')
                                        followed by a second MAIL FROM; prints
@@ -94,6 +98,22 @@ def smuggle(port, seq, to):
     s.close()
 
 
+def lockstep(port, to):
+    s, f = connect(port)
+    read_reply(f)
+    slowest = 0.0
+    for cmd in ["EHLO probe.example", "MAIL FROM:<probe@example.com>", f"RCPT TO:<{to}>",
+                "RSET", "NOOP", "QUIT"]:
+        t = time.monotonic()
+        s.sendall(cmd.encode() + b"\r\n")
+        reply = read_reply(f)
+        took = time.monotonic() - t
+        slowest = max(slowest, took)
+        print(f"{cmd.split()[0]} {reply[-1][:3]} {took:.3f}")
+    print(f"slowest {slowest:.3f}")
+    s.close()
+
+
 def main():
     port, mode = int(sys.argv[1]), sys.argv[2]
     to = "probe@imsvc.test"
@@ -102,6 +122,8 @@ def main():
             pipeline(port, int(sys.argv[3]), to)
         elif mode == "bytewise":
             bytewise(port, to)
+        elif mode == "lockstep":
+            lockstep(port, to)
         elif mode == "smuggle":
             smuggle(port, sys.argv[3].encode().decode("unicode_escape").encode("latin-1"), to)
         else:

@@ -63,6 +63,15 @@ grep -l "probe 19" "$drop"/*.eml >/dev/null && pass "the last pipelined message 
 grep -h "^\.a dot-stuffed line" "$drop"/*.eml | head -1 | grep -q . &&
     pass "dot-stuffing undone" || fail "dot-stuffing not undone"
 
+# A client that waits for each reply gets it at once, not when the
+# session's one-second receive poll comes round.
+run python3 tests/integration/smtp_probe.py $PORT lockstep
+expect_status 0 "lockstep session"
+slowest=$(awk '$1 == "slowest" {print $2}' <<<"$OUT")
+awk -v s="${slowest:-9}" 'BEGIN { exit !(s < 0.5) }' &&
+    pass "every reply to a lockstep client came within 0.5 s (slowest $slowest s)" ||
+    fail "a reply to a lockstep client took $slowest s"
+
 before=$(drop_count)
 run python3 tests/integration/smtp_probe.py $PORT bytewise
 expect_status 0 "byte-per-write session"
