@@ -38,6 +38,7 @@
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
+#define QUEUE_KEEP_MS       2000u   /* an idle delivery connection waits this long for more */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
 #define QUEUE_PASSWORD_MAX  256u
 #define QUEUE_WHY_MAX       1400u
@@ -68,7 +69,9 @@ struct dest {
     char key[ROUTE_KEY_MAX];
     struct route route;
     struct job *head, *tail;
+    size_t waiting;           /* jobs in the list */
     unsigned active;          /* delivery threads on it */
+    unsigned idle;            /* ... of which holding an open connection, waiting for a job */
     int64_t dead_until;       /* unreachable until then: jobs fail with dead_fail */
     struct smtpc_result dead_fail;
     struct dest *next;
@@ -696,11 +699,14 @@ static int deliver_smtp(struct job *j, struct outbound *c)
 
 /* Delivery threads ---------------------------------------------------------- */
 
-/* q.lock held: a destination with work and room, or NULL. */
+/* q.lock held: a destination with work and room, or NULL. Jobs that
+ * threads holding an idle connection to it will take are not offered: they
+ * go over the open connection (reuse) rather than a new one. */
 static struct dest *pick_dest(int64_t now)
 {
     for (struct dest *d = q.dests; d; d = d->next)
-        if (d->head && (d->active < SET->cfg.max_per_destination || d->dead_until > now))
+        if (d->waiting > d->idle &&
+            (d->active < SET->cfg.max_per_destination || d->dead_until > now))
             return d;
     return NULL;
 }
@@ -712,7 +718,38 @@ static struct job *pop_job(struct dest *d)
         d->head = j->next;
         if (!d->head)
             d->tail = NULL;
+        d->waiting--;
     }
+    return j;
+}
+
+static void push_job(struct dest *d, struct job *j)
+{
+    j->next = NULL;
+    if (d->tail)
+        d->tail->next = j;
+    else
+        d->head = j;
+    d->tail = j;
+    d->waiting++;
+}
+
+/* q.lock held: the next job for d; with an open connection, wait up to
+ * QUEUE_KEEP_MS for one to come (messages arrive one at a time). */
+static struct job *next_job(struct dest *d, int have_connection)
+{
+    struct job *j = q.stop ? NULL : pop_job(d);
+    if (j || !have_connection)
+        return j;
+    DWORD start = GetTickCount();
+    d->idle++;
+    while (!q.stop && !q.paused && !(j = pop_job(d))) {
+        DWORD spent = GetTickCount() - start;
+        if (spent >= QUEUE_KEEP_MS)
+            break;
+        SleepConditionVariableCS(&q.work_cv, &q.lock, QUEUE_KEEP_MS - spent);
+    }
+    d->idle--;
     return j;
 }
 
@@ -726,6 +763,7 @@ static void fail_dest(struct dest *d, struct job *first, const struct smtpc_resu
     EnterCriticalSection(&q.lock);
     struct job *rest = d->head;
     d->head = d->tail = NULL;
+    d->waiting = 0;
     if (record && fail->outcome != SMTPC_PERMANENT) {
         /* never longer than the first retry, or short schedules would wait on it */
         uint32_t hold = QUEUE_DEAD_SECS;
@@ -788,7 +826,7 @@ static DWORD WINAPI worker_main(void *arg)
                 }
             }
             EnterCriticalSection(&q.lock);
-            j = q.stop ? NULL : pop_job(d);
+            j = next_job(d, c != NULL);
             LeaveCriticalSection(&q.lock);
         }
         if (c) {
@@ -951,11 +989,7 @@ static void dispatch(struct qmsg *m)
         j->m = m;
         j->idx = g[k].idx;
         j->n = g[k].n;
-        if (d->tail)
-            d->tail->next = j;
-        else
-            d->head = j;
-        d->tail = j;
+        push_job(d, j);
     }
     WakeAllConditionVariable(&q.work_cv);
     LeaveCriticalSection(&q.lock);

@@ -434,6 +434,24 @@ run imsvc status
 expect_status 0 "imsvc status"
 expect_out_re "^Queue: .*[0-9]+ message" "imsvc status shows queue figures"
 
+# Connection reuse: messages for the smart host that arrive one after the
+# other travel over the connection the first one opened.
+before=$(session_count "$SINK1")
+for i in 1 2 3 4 5 6; do
+    swaks --server 127.0.0.1:$PORT --from sender@imsvc.test --to "reuse$i@$REMOTE" \
+        --header "Subject: reuse $i" >/dev/null 2>&1 || true
+done
+deadline=$(( $(date +%s) + 30 ))
+while [ "$(grep -c '^reuse[1-6]@' "$SINK1/rcpt.log" 2>/dev/null || true)" -lt 6 ] &&
+      [ "$(date +%s)" -le "$deadline" ]; do sleep 0.2; done
+expect_eq "$(grep -c '^reuse[1-6]@.* 250' "$SINK1/rcpt.log" 2>/dev/null || true)" 6 \
+    "reuse: six messages for the smart host delivered"
+used=$(( $(session_count "$SINK1") - before ))
+# (0 is possible: a connection still open from earlier deliveries)
+[ "$used" -le 2 ] &&
+    pass "reuse: they opened $used new connection(s), not six" ||
+    fail "reuse: six messages took $used connections"
+
 OUT= ERR=
 # --- b and c: a next hop without 8BITMIME ------------------------------------------
 
