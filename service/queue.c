@@ -39,6 +39,8 @@
 #define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
 #define QUEUE_KEEP_MS       2000u   /* an idle delivery connection waits this long for more */
+#define QUEUE_WORKERS_MIN   2u      /* delivery threads kept when there is nothing to do */
+#define QUEUE_WORKER_IDLE_MS 30000u /* a thread beyond those ends after this long idle */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
 #define QUEUE_PASSWORD_MAX  256u
 #define QUEUE_WHY_MAX       1400u
@@ -104,8 +106,10 @@ static struct {
     int stop, paused, running;
     LONG active_out;          /* connections open now */
     HANDLE scheduler;
-    HANDLE *workers;
-    size_t n_workers;
+    HANDLE *workers;          /* MaxOutbound slots; NULL: never used */
+    unsigned char *exited;    /* the slot's thread has returned */
+    size_t n_workers;         /* slots */
+    size_t alive, idle;       /* delivery threads running, and waiting for work */
     volatile LONG seq;
 } q;
 
@@ -781,15 +785,24 @@ static void fail_dest(struct dest *d, struct job *first, const struct smtpc_resu
     }
 }
 
+/* Delivery threads are made as work needs them, up to MaxOutbound, and end
+ * when idle (a thread costs about 1 MiB under Wine). */
 static DWORD WINAPI worker_main(void *arg)
 {
-    (void)arg;
+    size_t slot = (size_t)arg;
     EnterCriticalSection(&q.lock);
+    q.idle--;             /* worker_spawn counted it idle before it ran */
     for (;;) {
         struct dest *d = NULL;
-        while (!q.stop && (q.paused || !(d = pick_dest(clock_unix()))))
+        DWORD idle_since = GetTickCount();
+        q.idle++;
+        while (!q.stop && (q.paused || !(d = pick_dest(clock_unix())))) {
+            if (GetTickCount() - idle_since > QUEUE_WORKER_IDLE_MS && q.alive > QUEUE_WORKERS_MIN)
+                break;
             SleepConditionVariableCS(&q.work_cv, &q.lock, QUEUE_TICK_MS);
-        if (q.stop)
+        }
+        q.idle--;
+        if (q.stop || !d)
             break;
         d->active++;
         struct job *j = pop_job(d);
@@ -836,8 +849,32 @@ static DWORD WINAPI worker_main(void *arg)
         EnterCriticalSection(&q.lock);
         d->active--;
     }
+    q.alive--;
+    q.exited[slot] = 1;
     LeaveCriticalSection(&q.lock);
     return 0;
+}
+
+/* q.lock held: one more delivery thread if none is idle and there is room. */
+static void worker_spawn(void)
+{
+    if (q.idle > 0 || q.alive >= q.n_workers || q.stop)
+        return;
+    for (size_t i = 0; i < q.n_workers; i++) {
+        if (q.workers[i] && !q.exited[i])
+            continue;
+        if (q.workers[i])
+            CloseHandle(q.workers[i]);   /* its thread has returned or is returning */
+        /* small stacks: the threads mostly wait on sockets */
+        q.workers[i] = CreateThread(NULL, 256 * 1024, worker_main, (void *)i,
+                                    STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+        q.exited[i] = 0;
+        if (q.workers[i]) {
+            q.alive++;
+            q.idle++;    /* counted idle until it runs, so one burst makes one thread */
+        }
+        return;
+    }
 }
 
 /* Scheduling ---------------------------------------------------------------- */
@@ -991,6 +1028,7 @@ static void dispatch(struct qmsg *m)
         j->n = g[k].n;
         push_job(d, j);
     }
+    worker_spawn();
     WakeAllConditionVariable(&q.work_cv);
     LeaveCriticalSection(&q.lock);
     for (size_t k = 0; k < n_g; k++)
@@ -1325,19 +1363,10 @@ DWORD queue_start(const struct imsvc_config *cfg)
     q.running = 1;
     q.n_workers = cfg->max_outbound;
     q.workers = calloc(q.n_workers, sizeof *q.workers);
-    if (!q.workers) {
+    q.exited = calloc(q.n_workers, 1);
+    if (!q.workers || !q.exited) {
         queue_stop(0);
         return ERROR_NOT_ENOUGH_MEMORY;
-    }
-    for (size_t i = 0; i < q.n_workers; i++) {
-        /* small stacks: the threads mostly wait on sockets */
-        q.workers[i] = CreateThread(NULL, 256 * 1024, worker_main, NULL,
-                                    STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
-        if (!q.workers[i]) {
-            err = GetLastError();
-            queue_stop(0);
-            return err;
-        }
     }
     q.scheduler = CreateThread(NULL, 0, scheduler_main, NULL, 0, NULL);
     if (!q.scheduler) {
