@@ -452,6 +452,29 @@ used=$(( $(session_count "$SINK1") - before ))
     pass "reuse: they opened $used new connection(s), not six" ||
     fail "reuse: six messages took $used connections"
 
+# Without a SmartHost, mail goes by MX: an address literal is its own host,
+# and "localhost" (no MX records) falls back to its address record. Both at
+# OutboundPort, here the sink.
+run imsvc config set SmartHost ""
+expect_status 0 "SmartHost cleared (deliver by MX)"
+imsvc config set OutboundPort $SINK_PORT >/dev/null
+sleep 1
+run swaks --server 127.0.0.1:$PORT --from sender@imsvc.test --to 'lit@[127.0.0.1]' --header "Subject: by literal"
+expect_status 0 "mail for an address literal accepted"
+run swaks --server 127.0.0.1:$PORT --from sender@imsvc.test --to 'mx@localhost' --header "Subject: by implicit MX"
+expect_status 0 "mail for a domain without MX records accepted"
+deadline=$(( $(date +%s) + 30 ))
+while [ "$(grep -cE '^(lit@\[127\.0\.0\.1\]|mx@localhost) 250' "$SINK1/rcpt.log" 2>/dev/null || true)" -lt 2 ] &&
+      [ "$(date +%s)" -le "$deadline" ]; do sleep 0.2; done
+grep -q '^lit@\[127\.0\.0\.1\] 250' "$SINK1/rcpt.log" &&
+    pass "MX route: the address literal was delivered to that address" ||
+    fail "MX route: nothing for the address literal at the sink"
+grep -q '^mx@localhost 250' "$SINK1/rcpt.log" &&
+    pass "MX route: a domain without MX records was delivered to its address" ||
+    fail "MX route: nothing for mx@localhost at the sink"
+imsvc config set SmartHost "127.0.0.1:$SINK_PORT" >/dev/null
+sleep 1
+
 OUT= ERR=
 # --- b and c: a next hop without 8BITMIME ------------------------------------------
 
