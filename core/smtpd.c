@@ -114,6 +114,9 @@ struct smtpd {
     size_t dline;                 /* octets in the current text line */
     unsigned long long dsize;     /* content octets so far */
     enum smtpd_reject dbad;
+    int dheader;                  /* still in the message's header section */
+    unsigned dhops;               /* Received fields in it */
+    char dfield[9];               /* the current line's first octets, for "Received:" */
     unsigned char chunk[SMTPD_CHUNK_MAX];
     size_t chunk_len;
     int chunk_given;              /* chunk was handed out: clear on next call */
@@ -544,6 +547,8 @@ static void proceed_data(struct smtpd *s, const char *args, size_t alen)
     s->dline = 0;
     s->dsize = 0;
     s->dbad = SMTPD_REJECT_NONE;
+    s->dheader = 1;
+    s->dhops = 0;
     s->chunk_len = 0;
     event(s, SMTPD_EV_DATA_BEGIN);
 }
@@ -998,10 +1003,27 @@ static void data_text(struct smtpd *s, unsigned char c)
     }
     if (c == '\0')
         data_bad(s, SMTPD_REJECT_NUL);
+    if (s->dheader && s->dline < sizeof s->dfield)
+        s->dfield[s->dline] = (char)c;
     if (++s->dline > SMTPD_TEXT_LINE_MAX - 2)
         data_bad(s, SMTPD_REJECT_LINE);
     char ch = (char)c;
     data_put(s, &ch, 1);
+}
+
+/* A header line ended: count the Received fields (a hop each); the first
+ * empty line ends the header section. */
+static void data_line_end(struct smtpd *s)
+{
+    if (!s->dheader)
+        return;
+    if (s->dline == 0) {
+        s->dheader = 0;
+        return;
+    }
+    if (s->dline >= sizeof s->dfield && prefix_ieq(s->dfield, sizeof s->dfield, "Received:") &&
+        ++s->dhops > SMTPD_MAX_HOPS)
+        data_bad(s, SMTPD_REJECT_HOPS);
 }
 
 static void data_end(struct smtpd *s)
@@ -1028,6 +1050,10 @@ static void data_end(struct smtpd *s)
         break;
     case SMTPD_REJECT_LINE:
         reply(s, "554 5.6.0 Error: message line longer than 1000 octets");
+        break;
+    case SMTPD_REJECT_HOPS:
+        reply(s, "554 5.4.6 Error: too many hops (more than %d Received header fields): a "
+              "mail loop", SMTPD_MAX_HOPS);
         break;
     }
     enum smtpd_reject why = s->dbad;
@@ -1074,6 +1100,7 @@ static enum smtpd_event_type data_run(struct smtpd *s)
             if (c == '\n') {
                 data_put(s, "\r\n", 2);
                 s->dpos = D_BOL;
+                data_line_end(s);
                 break;
             }
             data_bad(s, SMTPD_REJECT_BARE_EOL);

@@ -26,6 +26,11 @@
 #define SMTPD_TIMEOUT_DATA_BLOCK 180u  /* between blocks of message content */
 #define SMTPD_TIMEOUT_DATA_TERM  600u  /* storing the message after <CRLF>.<CRLF> */
 
+/* Received header fields a message may carry before it is refused as
+ * looping (RFC 5321 section 6.3 asks for a limit of at least 100 hops in
+ * principle; every real mail system uses far fewer, Postfix 50). */
+#define SMTPD_MAX_HOPS 50
+
 /* Session flags (smtpd_flags). */
 #define SF_EHLO           0x0001u  /* EHLO (not HELO) was given: extensions apply */
 #define SF_SECURE         0x0002u  /* TLS is up */
@@ -75,7 +80,9 @@ enum smtpd_reject {
     SMTPD_REJECT_SIZE,       /* larger than the SIZE limit: 552 5.3.4 */
     SMTPD_REJECT_BARE_EOL,   /* bare CR or bare LF in the content: 554 5.6.0 */
     SMTPD_REJECT_NUL,        /* a NUL octet in the content: 554 5.6.0 */
-    SMTPD_REJECT_LINE        /* a line longer than 1000 octets: 554 5.6.0 */
+    SMTPD_REJECT_LINE,       /* a line longer than 1000 octets: 554 5.6.0 */
+    SMTPD_REJECT_HOPS        /* more than SMTPD_MAX_HOPS Received fields: a mail
+                                loop (RFC 5321 6.3): 554 5.4.6 */
 };
 
 struct smtpd_event {

@@ -455,6 +455,37 @@ START_TEST(text_line_limit)
 }
 END_TEST
 
+/* A message with n Received fields (the case varies, as it may), then a
+ * body line that looks like one (not counted: the header has ended). */
+static size_t hops_message(char *m, size_t cap, unsigned n)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < n; i++)
+        o += (size_t)snprintf(m + o, cap - o, "%s: from h%u by h%u; Mon, 23 Nov 2026 10:00:00 +0000\r\n",
+                              i % 2 ? "Received" : "RECEIVED", i, i + 1);
+    o += (size_t)snprintf(m + o, cap - o, "Subject: hops\r\n\r\nReceived: in the body\r\n.\r\n");
+    return o;
+}
+
+START_TEST(hop_limit)
+{
+    struct drv d;
+    static char m[16384];
+    drv_init(&d, 0, 0);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n");
+    size_t n = hops_message(m, sizeof m, SMTPD_MAX_HOPS);
+    ck_assert_uint_eq(drive_n(&d, m, n, 0), 0);
+    ck_has(&d, "250 2.0.0 Ok: queued as Q1\r\n");
+    drive(&d, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n");
+    n = hops_message(m, sizeof m, SMTPD_MAX_HOPS + 1);
+    ck_assert_uint_eq(drive_n(&d, m, n, 0), 0);
+    ck_has(&d, "554 5.4.6 Error: too many hops (more than 50 Received header fields): a mail loop\r\n");
+    ck_assert_int_eq(d.last_reject, SMTPD_REJECT_HOPS);
+    ck_assert_int_eq(d.messages, 1);
+    drv_done(&d);
+}
+END_TEST
+
 START_TEST(size_limit)
 {
     struct drv d;
@@ -943,6 +974,7 @@ Suite *smtpd_suite(void)
     TCase *tc = tcase_create("session");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, full_transaction);
+    tcase_add_test(tc, hop_limit);
     tcase_add_test(tc, empty_message_and_helo);
     tcase_add_test(tc, pipelining_segmentation_identical);
     tcase_add_test(tc, pipelined_replies_in_order);
