@@ -16,6 +16,9 @@
 # the test user: --auth ntlm --user IMSVCTEST\imsvctest relays to a foreign
 # domain (over STARTTLS too), without authentication the relay is refused
 # with 550 5.7.1, and a wrong password fails with the 535 reply.
+# Then the queue relays to the service itself as its smart host with STARTTLS
+# required and NTLM credentials, hop after hop, until the hop limit answers
+# 554 5.4.6 and the sender gets that NDR.
 # Postfix and winbindd are stopped by their PIDs on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -287,6 +290,38 @@ if grep -q SMTPD_OPT_NO_AUTH service/smtp_server.c; then
 else
     echo "note: the service does not map XAuth=2 to SMTPD_OPT_NO_AUTH yet; XAUTH-only end to end not checked"
 fi
+
+# (d) The queue's smart host options, end to end: STARTTLS required (any
+# certificate) and NTLM with explicit credentials, to this same service. Mail
+# relayed to it comes back authenticated over TLS and is relayed again, hop
+# after hop, until the hop limit refuses it with 554 5.4.6; the sender, in a
+# local domain, gets that NDR. Without TLS or without authentication the
+# loop would end at once with another status (a TLS failure, or 550 5.7.1).
+imsvc config set SmartHost "127.0.0.1:$SVC_PORT" >/dev/null
+imsvc config set SmartHostTls 2 >/dev/null
+imsvc config set SmartHostTrust 1 >/dev/null
+imsvc config set SmartHostAuth 2 >/dev/null
+imsvc config set SmartHostUser "$IMSVC_NTLM_DOMAIN\\$IMSVC_NTLM_USER" >/dev/null
+imsvc config set SmartHostPasswordFile 'C:\send-pw.txt' >/dev/null
+sleep 1
+sed -i 's/^Subject: .*/Subject: around the loop\r/' "$msg"
+run send --server 127.0.0.1:$SVC_PORT --from looper@imsvc.test --to far@loop.example \
+    --tls off --auth ntlm --user "$IMSVC_NTLM_DOMAIN\\$IMSVC_NTLM_USER" --password-file 'C:\send-pw.txt'
+expect_status 0 "a message for the loop is accepted"
+ndr=
+for _ in $(seq 1 300); do
+    ndr=$(grep -l "^Status: 5\.4\.6" "$drop"/*.eml 2>/dev/null | head -1 || true)
+    [ -n "$ndr" ] && break
+    sleep 0.5
+done
+[ -n "$ndr" ] && pass "the loop ended in an NDR with Status 5.4.6 for the sender" ||
+    { fail "no 5.4.6 NDR for the looping message"; ls "$drop" "${drop%/Drop}/Queue" >&2 || true; }
+OUT=$(cat "${ndr:-/dev/null}")
+expect_out "To: <looper@imsvc.test>" "the NDR goes to the sender"
+expect_out_re "Diagnostic-Code: smtp; 554 5\.4\.6" "it carries the remote 554 5.4.6 reply"
+hops=$(grep -c "with ESMTPSA" <<<"$OUT" || true)
+[ "$hops" -ge 40 ] && pass "the relayed hops went over TLS with authentication ($hops Received fields say ESMTPSA)" ||
+    fail "only $hops Received fields say ESMTPSA"
 
 run imsvc stop
 expect_status 0 "stop"
