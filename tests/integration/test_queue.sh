@@ -114,10 +114,13 @@ files_with() {
 mid() { grep -m1 -i '^Message-ID:' "$1" | tr -d '\r' | sed 's/^[^:]*: *//'; }
 # The NDR in Drop about the message in FILE (the notice carries the
 # original headers as text/rfc822-headers).
-ndr_for() {
+ndr_for() { report_for "$1" failed; }
+# report_for FILE ACTION: the DSN in Drop about FILE with that Action.
+report_for() {
     local f
     for f in $(files_with "$drop" "$(mid "$1")"); do
-        grep -qi "^Content-Type: multipart/report" "$f" && { echo "$f"; return 0; }
+        grep -qi "^Content-Type: multipart/report" "$f" && grep -q "^Action: $2" "$f" &&
+            { echo "$f"; return 0; }
     done
     return 0
 }
@@ -197,7 +200,7 @@ run imsvc install
 expect_status 0 "install"
 for kv in "ListenPort $PORT" "LocalDomains $LOCAL" "RelayAddresses 127.0.0.1" \
           "SmartHost 127.0.0.1:$SINK_PORT" "SmartHostTls 0" "RetryIntervals 2s,2s" \
-          "RetryEvery 2s" "DelayNotice 0" "Expire 12s"; do
+          "RetryEvery 2s" "DelayNotice 4s" "Expire 12s"; do
     run imsvc config set ${kv%% *} "${kv#* }"
     expect_status 0 "config set ${kv%% *} ${kv#* }"
 done
@@ -416,6 +419,19 @@ if wait_for 90 have_ndr "$T/d.eml"; then
 else
     fail "d: no expiry NDR within 90 s"
 fi
+d_delay=$(report_for "$T/d.eml" delayed)
+if [ -n "$d_delay" ]; then
+    OUT=$(tr -d '\r' <"$d_delay")
+    pass "d: a delay notice came first (DelayNotice 4s)"
+    expect_out "Subject: Delivery Status Notification (Delay)" "d: the delay notice says so in its subject"
+    expect_out_re "^Will-Retry-Until: " "d: the delay notice says until when it is retried"
+    expect_out_re "^Final-Recipient: rfc822; *defer@$REMOTE" "d: ... for the deferred recipient"
+    expect_eq "$(for f in $(files_with "$drop" "$(mid "$T/d.eml")"); do grep -l '^Action: delayed' "$f"; done | wc -l)" 1 \
+        "d: exactly one delay notice"
+else
+    fail "d: no delay notice (Action: delayed) in Drop"
+fi
+OUT=
 OUT= ERR=
 n=$(rcpt_count "$SINK1" "defer@$REMOTE")
 [ "${n:-0}" -ge 2 ] && pass "d: the 451 recipient was tried $n times (at least twice)" ||
