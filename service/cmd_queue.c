@@ -300,13 +300,18 @@ void queue_print_status(const struct imsvc_config *cfg, int running)
     }
     long long updated = 0;
     long in = -1, out = -1, busy = -1;
+    unsigned long long commits = 0, flushes = 0;
     for (char *line = strtok((char *)text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
         sscanf(line, "updated %lld", &updated);
         sscanf(line, "inbound-sessions %ld", &in);
         sscanf(line, "outbound-connections %ld", &out);
         sscanf(line, "in-delivery %ld", &busy);
+        sscanf(line, "commits %llu", &commits);
+        sscanf(line, "flushes %llu", &flushes);
     }
     free(text);
     printf("Sessions:     %ld inbound, %ld outbound connections, %ld messages in delivery "
            "(as of %llds ago)\n", in, out, busy, now_unix() - updated);
+    printf("Commits:      %llu messages committed in %llu log flushes since the service "
+           "started (group commit)\n", commits, flushes);
 }

@@ -1168,12 +1168,15 @@ static void write_status(int64_t now)
             oldest = m->arrived;
     }
     LeaveCriticalSection(&q.lock);
+    unsigned long long commits, flushes;
+    spool_counters(&commits, &flushes);
     char text[512];
     int n = snprintf(text, sizeof text,
                      "updated %lld\r\nmessages %zu\r\nin-delivery %u\r\nwaiting %u\r\n"
                      "oldest-arrived %lld\r\ninbound-sessions %ld\r\noutbound-connections %ld\r\n"
-                     "paused %d\r\n", (long long)now, total, busy, waiting, (long long)oldest,
-                     (long)smtp_server_active(), (long)q.active_out, q.paused);
+                     "paused %d\r\ncommits %llu\r\nflushes %llu\r\n", (long long)now, total, busy,
+                     waiting, (long long)oldest, (long)smtp_server_active(), (long)q.active_out,
+                     q.paused, commits, flushes);
     if (n <= 0 || (size_t)n >= sizeof text)
         return;
     wchar_t tmp[MAX_PATH];

@@ -185,6 +185,9 @@ run_imsvc() {
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=
     A_SINK=$(sink_count "$WORK/sink-a.out")
+    sleep 3   # the status file is rewritten every 2 s
+    GROUP=$(imsvc status 2>/dev/null | tr -d '\r' |
+            awk '/^Commits:/ { print $2 " commits in " $6 " flushes" }')
     imsvc stop >/dev/null || true
     wp_destroy
 }
@@ -243,4 +246,5 @@ printf '%-22s %12s %12s\n' "messages at the sink" "${A_SINK:--}" "${B_SINK:--}"
 if [ -n "$A_ACCEPT" ]; then
     printf '%-22s %12s\n' "imsvc VmHWM" "$(awk -v k="$HWM_SVC" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
     printf '%-22s %12s\n' "wineserver VmHWM" "$(awk -v k="$HWM_SERVER" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
+    printf '%-22s %s\n' "imsvc group commit" "${GROUP:-?} (imsvc status)"
 fi

@@ -98,6 +98,8 @@ expect_out_re "^Queue: +1 message \(0 held\); recipients: 0 pending, 1 deferred"
     "status counts the queue by state"
 expect_out_re "^Oldest: +[0-9]+s" "status gives the oldest message's age"
 expect_out_re "^Sessions: +[0-9]+ inbound, [0-9]+ outbound" "status gives active sessions"
+expect_out_re "^Commits: +[1-9][0-9]* messages committed in [1-9][0-9]* log flushes" \
+    "status gives the group commit's counts"
 run imsvc queue retry "$did"
 expect_status 0 "queue retry of a deferred message"
 run imsvc queue delete "$did"
