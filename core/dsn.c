@@ -11,30 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "obuf.h"
+
 #define DSN_WRAP      76    /* fold or wrap before this column when we can */
 #define DSN_FIELD_MAX 255   /* host, dates, Message-ID as the caller gives them */
 #define DSN_HARD_MAX  900   /* a word longer than this is broken (998 is the law) */
 #define DSN_TEXT_MAX  (ENV_REPLY_MAX + ENV_WHY_MAX + 64)
-
-struct obuf {
-    char *p;
-    size_t n;
-    size_t len;
-};
-
-static void ob_put(struct obuf *o, const char *s, size_t k)
-{
-    for (size_t i = 0; i < k; i++) {
-        if (o->len + 1 < o->n)
-            o->p[o->len] = s[i];
-        o->len++;
-    }
-}
-
-static void ob_str(struct obuf *o, const char *s)
-{
-    ob_put(o, s, strlen(s));
-}
 
 static void ob_line(struct obuf *o, const char *s)
 {

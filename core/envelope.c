@@ -13,33 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obuf.h"
+
 #define ENV_MAGIC       "imsvc-envelope"
 #define ENV_LINE_MAX    8192    /* any one line, escapes included */
 #define ENV_ATTEMPTS_MAX 1000000u
 #define ENV_HEADER_LINES 10u    /* magic line to envid */
 #define ENV_RCPT_LINES   12u    /* rcpt to why */
 
-/* ---- output buffer: counts what it would need, writes what fits ---- */
-
-struct obuf {
-    char *p;
-    size_t n;
-    size_t len;
-};
-
-static void ob_put(struct obuf *o, const char *s, size_t k)
-{
-    for (size_t i = 0; i < k; i++) {
-        if (o->len + 1 < o->n)
-            o->p[o->len] = s[i];
-        o->len++;
-    }
-}
-
-static void ob_str(struct obuf *o, const char *s)
-{
-    ob_put(o, s, strlen(s));
-}
+/* ---- writing (core/obuf.h) ---- */
 
 /* Octets written raw: printable ASCII and space, except the escape itself. */
 static int env_plain(unsigned char c)

@@ -22,6 +22,7 @@
 
 #include "address.h"
 #include "base64.h"
+#include "inbuf.h"
 
 /* Limits ------------------------------------------------------------------- */
 #define SMTPC_LINE_MAX       2048          /* a reply line, CRLF included (RFC: 512) */
@@ -398,17 +399,7 @@ size_t smtpc_feed(struct smtpc *s, const void *data, size_t len)
 {
     if (s->state == ST_CLOSED || s->state == ST_TLS_WAIT)
         return len;
-    if (s->in_off > 0) {
-        memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
-        s->in_len -= s->in_off;
-        s->in_off = 0;
-    }
-    size_t take = SMTPC_INBUF_MAX - s->in_len;
-    if (take > len)
-        take = len;
-    memcpy(s->in + s->in_len, data, take);
-    s->in_len += take;
-    return take;
+    return inbuf_take(s->in, SMTPC_INBUF_MAX, &s->in_off, &s->in_len, data, len);
 }
 
 const unsigned char *smtpc_output(const struct smtpc *s, size_t *len)

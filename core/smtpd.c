@@ -13,6 +13,7 @@
  * recipient limit).
  */
 #include "base64.h"
+#include "inbuf.h"
 #include "smtpd.h"
 
 #include <stdarg.h>
@@ -1169,17 +1170,7 @@ size_t smtpd_feed(struct smtpd *s, const void *data, size_t len)
 {
     if (s->state == ST_CLOSED || s->state == ST_TLS_WAIT)
         return len;
-    if (s->in_off > 0) {
-        memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
-        s->in_len -= s->in_off;
-        s->in_off = 0;
-    }
-    size_t n = SMTPD_INBUF_MAX - s->in_len;
-    if (n > len)
-        n = len;
-    memcpy(s->in + s->in_len, data, n);
-    s->in_len += n;
-    return n;
+    return inbuf_take(s->in, SMTPD_INBUF_MAX, &s->in_off, &s->in_len, data, len);
 }
 
 enum smtpd_event_type smtpd_next(struct smtpd *s, struct smtpd_event *ev)

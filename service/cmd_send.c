@@ -21,6 +21,7 @@
 #include "outbound.h"
 #include "smtpc.h"
 #include "tls.h"
+#include "utf.h"
 
 #define SEND_DEFAULT_PORT      "25"
 #define SEND_FILE_MAX          (1ull << 30)   /* octets of a message file: 1 GiB */
@@ -49,14 +50,6 @@ struct send_opts {
     unsigned repeat;                 /* messages over the one connection */
     const char *file;
 };
-
-static void to_wide(const char *s, wchar_t *out, size_t cap)
-{
-    out[0] = 0;
-    if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, (int)cap) <= 0)
-        out[0] = 0;
-    out[cap - 1] = 0;
-}
 
 /* Command line --------------------------------------------------------------- */
 
@@ -224,7 +217,7 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
 static int read_password(const char *path, wchar_t *out, size_t cap)
 {
     wchar_t wpath[MAX_PATH];
-    to_wide(path, wpath, ARRAYSIZE(wpath));
+    utf8_to_wide(path, wpath, ARRAYSIZE(wpath));
     FILE *f = _wfopen(wpath, L"rb");
     if (!f)
         return -1;
@@ -259,8 +252,8 @@ static int split_user(const char *user, wchar_t *domain, wchar_t *name_w, size_t
     }
     if (!*name || strlen(name) >= SEND_HOST_MAX)
         return -1;
-    to_wide(dom, domain, cap);
-    to_wide(name, name_w, cap);
+    utf8_to_wide(dom, domain, cap);
+    utf8_to_wide(name, name_w, cap);
     return 0;
 }
 
@@ -303,7 +296,7 @@ static int print_results(const struct send_opts *o, const struct smtpc_result *r
 static int read_message(const char *path, unsigned char **out, size_t *len)
 {
     wchar_t wpath[MAX_PATH];
-    to_wide(path, wpath, ARRAYSIZE(wpath));
+    utf8_to_wide(path, wpath, ARRAYSIZE(wpath));
     *out = NULL;
     *len = 0;
     FILE *f = _wfopen(wpath, L"rb");

@@ -27,6 +27,7 @@
 #include "location.h"
 #include "netio.h"
 #include "ntlm.h"
+#include "utf.h"
 
 #define OUT_CONNECT_TIMEOUT   60u     /* seconds for connect() */
 #define OUT_TLS_TIMEOUT       300u    /* seconds for each read of the TLS handshake */
@@ -120,14 +121,6 @@ static void status_text(long status, char *buf, size_t n)
         snprintf(buf, n, "0x%08lX", (unsigned long)status);
 }
 
-static void to_wide(const char *s, wchar_t *out, size_t cap)
-{
-    out[0] = 0;
-    if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, (int)cap) <= 0)
-        out[0] = 0;
-    out[cap - 1] = 0;
-}
-
 /* One line of the dialogue, with anything unprintable escaped. */
 static void print_line(const char *prefix, const char *line, size_t len)
 {
@@ -218,7 +211,7 @@ static void report_send_failed(const struct outbound *c, enum smtpc_reason reaso
 {
     wchar_t w_why[SMTPC_WHY_MAX + 1];
     wchar_t w_peer[OUT_PEER_MAX];
-    to_wide(why, w_why, ARRAYSIZE(w_why));
+    utf8_to_wide(why, w_why, ARRAYSIZE(w_why));
     memcpy(w_peer, c->peer_w, sizeof w_peer);
     WORD cat = CAT_MESSAGE_TRANSFER;
     switch (reason) {
@@ -706,8 +699,8 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
     c->verbose = o->verbose;
     c->trust = o->trust;
     snprintf(c->peer, sizeof c->peer, strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
-    to_wide(c->peer, c->peer_w, ARRAYSIZE(c->peer_w));
-    to_wide(o->host, c->host_w, ARRAYSIZE(c->host_w));
+    utf8_to_wide(c->peer, c->peer_w, ARRAYSIZE(c->peer_w));
+    utf8_to_wide(o->host, c->host_w, ARRAYSIZE(c->host_w));
     wcsncpy(c->who_w, o->who ? o->who : L"outbound", ARRAYSIZE(c->who_w) - 1);
     c->cfg.tls = o->tls;
     c->cfg.auth = o->auth;

@@ -17,6 +17,7 @@
 #include "location.h"
 #include "queue.h"
 #include "spool.h"
+#include "utf.h"
 
 #define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
 #define PICKUP_FILES_MAX  1000u  /* files taken per scan */
@@ -97,13 +98,13 @@ static int set_sender(struct pick *p, const char *text, size_t len)
 
 /* The addresses of an address-list header value (RFC 5322 3.4): each
  * element's angle-addr, or the bare addr-spec; display names, quoted
- * strings, comments and group names are skipped. first_only: the sender. */
+ * strings, comments and group names are skipped. sender: take the first
+ * address as the sender instead. */
 static int header_addresses(struct pick *p, const char *v, size_t len, int sender)
 {
     size_t i = 0;
-    int found = 0;
     while (i < len) {
-        size_t start = i, a0 = 0, a1 = 0;
+        size_t a0 = 0, a1 = 0;
         int depth = 0, quoted = 0, angle = 0;
         char spec[PICKUP_LINE_MAX + 1];
         size_t sl = 0;
@@ -137,14 +138,12 @@ static int header_addresses(struct pick *p, const char *v, size_t len, int sende
                 break;
             } else if (c == ':' && angle != 1) {
                 sl = 0;   /* a group's name: the addresses follow */
-                start = i + 1;
                 continue;
             } else if (angle == 0 && c != '\r' && c != '\n' && sl < PICKUP_LINE_MAX) {
                 spec[sl++] = c;
             }
         }
         i++;
-        (void)start;
         const char *addr;
         size_t alen;
         if (angle == 2) {
@@ -165,9 +164,7 @@ static int header_addresses(struct pick *p, const char *v, size_t len, int sende
             return set_sender(p, addr, alen);
         if (add_rcpt(p, addr, alen) != 0)
             return -1;
-        found = 1;
     }
-    (void)found;
     return 0;
 }
 
@@ -285,8 +282,7 @@ static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why
         CloseHandle(h);
     }
     wchar_t wwhy[400], what[MAX_PATH + 500];
-    MultiByteToWideChar(CP_UTF8, 0, why, -1, wwhy, ARRAYSIZE(wwhy));
-    wwhy[ARRAYSIZE(wwhy) - 1] = 0;
+    utf8_to_wide(why, wwhy, ARRAYSIZE(wwhy));
     _snwprintf(what, ARRAYSIZE(what), L"the pickup file %ls could not be queued: %ls", name, wwhy);
     what[ARRAYSIZE(what) - 1] = 0;
     evlog_report(EVENTLOG_WARNING_TYPE, CAT_QUEUING, MSG_BADMAIL, LOC_QUEUE_PICKUP, err, 3,

@@ -32,6 +32,7 @@
 #include "route.h"
 #include "smtp_server.h"
 #include "spool.h"
+#include "utf.h"
 
 #define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
 #define QUEUE_MX_MAX        16      /* MX hosts tried per domain */
@@ -116,20 +117,6 @@ static struct {
 /* Small things -------------------------------------------------------------- */
 
 
-
-static void to_utf8(const wchar_t *w, char *out, size_t cap)
-{
-    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL) <= 0)
-        out[0] = 0;
-    out[cap - 1] = 0;
-}
-
-static void to_wide(const char *s, wchar_t *out, size_t cap)
-{
-    if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, (int)cap) <= 0)
-        out[0] = 0;
-    out[cap - 1] = 0;
-}
 
 static void event(WORD type, DWORD id, DWORD location, DWORD status, int n,
                   const wchar_t *const *strings)
@@ -239,7 +226,7 @@ static void badmail(const struct qmsg *m, const char *reason)
     if (h != INVALID_HANDLE_VALUE)
         CloseHandle(h);
     wchar_t wid[ENV_ID_MAX + 1], why[200];
-    to_wide(m->id, wid, ARRAYSIZE(wid));
+    utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
     _snwprintf(why, ARRAYSIZE(why), L"it came from the null sender <>, so it is itself a "
                L"notification");
     why[ARRAYSIZE(why) - 1] = 0;
@@ -291,10 +278,10 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
             break;
         o += (size_t)w;
     }
-    to_wide(m->id, wid, ARRAYSIZE(wid));
-    to_wide(from, wfrom, ARRAYSIZE(wfrom));
-    to_wide(rcpts, wrcpts, ARRAYSIZE(wrcpts));
-    to_wide(reason, wreason, ARRAYSIZE(wreason));
+    utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
+    utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
+    utf8_to_wide(rcpts, wrcpts, ARRAYSIZE(wrcpts));
+    utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
     DWORD err = ERROR_INVALID_DATA;
     struct envelope ne;
     env_init(&ne);
@@ -315,7 +302,7 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         env_free(&ne);
         return 0;
     }
-    to_wide(ne.id, wnew, ARRAYSIZE(wnew));
+    utf8_to_wide(ne.id, wnew, ARRAYSIZE(wnew));
     env_free(&ne);
     if (action == DSN_FAILED)
         event(EVENTLOG_INFORMATION_TYPE, MSG_NDR_SENT, LOC_QUEUE_NDR, 0, 5,
@@ -332,23 +319,23 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
 {
     wchar_t wid[ENV_ID_MAX + 1], who[600], why[QUEUE_WHY_MAX], extra[64];
     char a[600];
-    to_wide(m->id, wid, ARRAYSIZE(wid));
+    utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
     mailbox_text(&r->addr, a, sizeof a);
-    to_wide(a, who, ARRAYSIZE(who));
-    to_wide(r->why, why, ARRAYSIZE(why));
+    utf8_to_wide(a, who, ARRAYSIZE(who));
+    utf8_to_wide(r->why, why, ARRAYSIZE(why));
     if (cls == RETRY_TRANSIENT && (r->attempts == 1 || r->attempts == SET->policy.n_first + 1)) {
         char when[64];
         clock_rfc5322(r->next_attempt, when, sizeof when);
         wchar_t wn[16], ww[64];
         _snwprintf(wn, ARRAYSIZE(wn), L"%u", r->attempts);
-        to_wide(when, ww, ARRAYSIZE(ww));
+        utf8_to_wide(when, ww, ARRAYSIZE(ww));
         event(EVENTLOG_WARNING_TYPE, MSG_QUEUE_DEFERRED, LOC_QUEUE_DEFER, 0, 5,
               (const wchar_t *[]){ wid, who, wn, ww, why });
     } else if (cls == RETRY_PERMANENT) {
         char from[600];
         wchar_t wfrom[600];
         mailbox_text(&m->env.from, from, sizeof from);
-        to_wide(from, wfrom, ARRAYSIZE(wfrom));
+        utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
         if (r->status[0] == '4') {
             _snwprintf(extra, ARRAYSIZE(extra), L"%lu seconds",
                        (unsigned long)SET->policy.expire);
@@ -445,11 +432,6 @@ static void job_done(struct job *j, const struct smtpc_result *res, int same, co
         finalize(m);
 }
 
-static void job_fail_all(struct job *j, const struct smtpc_result *one, const char *remote)
-{
-    job_done(j, one, 1, remote);
-}
-
 static void local_result(struct smtpc_result *r, enum smtpc_outcome o, const char *status,
                          const char *why)
 {
@@ -503,7 +485,7 @@ static void deliver_drop(struct job *j)
     } else {
         local_result(&r, SMTPC_OK, "2.0.0", "delivered to the drop directory");
     }
-    job_fail_all(j, &r, "drop directory");
+    job_done(j, &r, 1, "drop directory");
 }
 
 /* Delivery: SMTP ------------------------------------------------------------ */
@@ -669,7 +651,7 @@ static int deliver_smtp(struct job *j, struct outbound *c)
     size_t len;
     const unsigned char *content = prepare_content(m, outbound_extensions(c), &copy, &len, &fail);
     if (!content) {
-        job_fail_all(j, &fail, outbound_peer(c));
+        job_done(j, &fail, 1, outbound_peer(c));
         return 0;
     }
     char from[600];
@@ -681,7 +663,7 @@ static int deliver_smtp(struct job *j, struct outbound *c)
     if (!to || !tp || !res) {
         free(to), free(tp), free(res), free(copy);
         local_result(&fail, SMTPC_TRANSIENT, "4.3.0", "out of memory");
-        job_fail_all(j, &fail, outbound_peer(c));
+        job_done(j, &fail, 1, outbound_peer(c));
         return 0;
     }
     for (size_t i = 0; i < j->n; i++) {
@@ -777,10 +759,10 @@ static void fail_dest(struct dest *d, struct job *first, const struct smtpc_resu
         d->dead_fail = *fail;
     }
     LeaveCriticalSection(&q.lock);
-    job_fail_all(first, fail, remote);
+    job_done(first, fail, 1, remote);
     while (rest) {
         struct job *next = rest->next;
-        job_fail_all(rest, fail, remote);
+        job_done(rest, fail, 1, remote);
         rest = next;
     }
 }
@@ -1065,7 +1047,7 @@ static struct qmsg *index_find(const char *id)
 static void ctl_one(const wchar_t *ctl, const wchar_t *name)
 {
     char a[ENV_ID_MAX + 16];
-    to_utf8(name, a, sizeof a);
+    wide_to_utf8(name, a, sizeof a);
     char *dot = strchr(a, '.');
     if (!dot)
         return;
@@ -1195,7 +1177,7 @@ static void write_status(int64_t now)
 static DWORD WINAPI scheduler_main(void *arg)
 {
     (void)arg;
-    int64_t last_status = 0, last_pickup = 0;
+    int64_t last_status = 0, last_pickup = 0, last_ctl = 0;
     struct qmsg **batch = NULL;
     size_t cap = 0;
     EnterCriticalSection(&q.lock);
@@ -1231,7 +1213,10 @@ static DWORD WINAPI scheduler_main(void *arg)
             write_status(now);
             last_status = now;
         }
-        ctl_scan();
+        if (now != last_ctl) {   /* once a second, not on every wake-up */
+            ctl_scan();
+            last_ctl = now;
+        }
         if (now - last_pickup >= PICKUP_INTERVAL_SECS && !q.paused) {
             pickup_scan();
             last_pickup = now;
@@ -1266,7 +1251,7 @@ static void load_one(void *arg, const char *id, int held)
 /* LocalDomains "a;b" into ns->domains. */
 static void split_domains(struct settings *ns)
 {
-    to_utf8(ns->cfg.local_domains, ns->domains_buf, sizeof ns->domains_buf);
+    wide_to_utf8(ns->cfg.local_domains, ns->domains_buf, sizeof ns->domains_buf);
     ns->rc.n_local = 0;
     char *p = ns->domains_buf;
     while (*p && ns->rc.n_local < QUEUE_DOMAINS_MAX) {
@@ -1314,11 +1299,11 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     ns->cfg = *cfg;
     config_retry_policy(cfg, &ns->policy);
     split_domains(ns);
-    to_utf8(cfg->smart_host, ns->smarthost, sizeof ns->smarthost);
+    wide_to_utf8(cfg->smart_host, ns->smarthost, sizeof ns->smarthost);
     ns->rc.smarthost = ns->smarthost;
     ns->rc.smarthost_default_port = 25;
     ns->rc.outbound_port = cfg->outbound_port;
-    to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
+    wide_to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
     load_smart_host_credentials(ns);
     config_drop_dir(cfg, ns->drop_dir, MAX_PATH);
     config_badmail_dir(cfg, ns->badmail_dir, MAX_PATH);

@@ -27,6 +27,7 @@
 #include "smtp_server.h"
 #include "smtpd.h"
 #include "tls.h"
+#include "utf.h"
 
 #define IO_BUF            16384
 #define POLL_MS           1000      /* how often a waiting session looks at the clock */
@@ -286,9 +287,8 @@ static void spool_commit_session(struct session *s)
         }
         if (v == FILTER_ERROR) {
             wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
-            MultiByteToWideChar(CP_UTF8, 0, spool_msg_id(s->msg), -1, wid, ARRAYSIZE(wid));
-            MultiByteToWideChar(CP_UTF8, 0, reason, -1, wreason, ARRAYSIZE(wreason));
-            wid[ARRAYSIZE(wid) - 1] = wreason[ARRAYSIZE(wreason) - 1] = 0;
+            utf8_to_wide(spool_msg_id(s->msg), wid, ARRAYSIZE(wid));
+            utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
             evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
                          ferr, 3, (const wchar_t *[]){ srv.content_filter, wid, wreason });
             spool_discard(s);
@@ -302,11 +302,9 @@ static void spool_commit_session(struct session *s)
             char from[600];
             if (e.from.null_path || addr_format_mailbox(&e.from, from, sizeof from) < 0)
                 strcpy(from, "<>");
-            MultiByteToWideChar(CP_UTF8, 0, spool_msg_id(s->msg), -1, wid, ARRAYSIZE(wid));
-            MultiByteToWideChar(CP_UTF8, 0, from, -1, wfrom, ARRAYSIZE(wfrom));
-            MultiByteToWideChar(CP_UTF8, 0, reason, -1, wreason, ARRAYSIZE(wreason));
-            wid[ARRAYSIZE(wid) - 1] = wfrom[ARRAYSIZE(wfrom) - 1] = 0;
-            wreason[ARRAYSIZE(wreason) - 1] = 0;
+            utf8_to_wide(spool_msg_id(s->msg), wid, ARRAYSIZE(wid));
+            utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
+            utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
             evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_MESSAGE_HELD,
                          LOC_QUEUE_FILTER, 0, 3, (const wchar_t *[]){ wid, wfrom, wreason });
             hold = 1;

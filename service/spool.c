@@ -36,6 +36,9 @@ struct spool_msg {
     HANDLE h;
     uint64_t size;
     uint32_t crc;
+    unsigned char *mem;            /* the content too, while it fits a record */
+    size_t mem_cap;
+    int spilled;                   /* larger than SPOOL_INLINE_MAX: file only */
     DWORD write_error;
     /* the commit request */
     char *env_text;
@@ -282,11 +285,30 @@ DWORD spool_write(struct spool_msg *m, const void *p, size_t len)
     if (m->write_error)
         return m->write_error;
     m->write_error = write_all(m->h, p, len);
-    if (!m->write_error) {
-        m->size += len;
-        m->crc = env_crc32_update(m->crc, p, len);
+    if (m->write_error)
+        return m->write_error;
+    /* Kept in memory as well while it may go into the commit log inline,
+     * so the commit need not read the file back. */
+    if (!m->spilled && m->size + len > SPOOL_INLINE_MAX) {
+        m->spilled = 1;
+        free(m->mem);
+        m->mem = NULL;
+    } else if (!m->spilled) {
+        if (m->size + len > m->mem_cap) {
+            size_t cap = m->mem_cap ? m->mem_cap : 8192;
+            while (cap < m->size + len)
+                cap *= 2;
+            unsigned char *p2 = realloc(m->mem, cap);
+            if (!p2)
+                return m->write_error = ERROR_NOT_ENOUGH_MEMORY;
+            m->mem = p2;
+            m->mem_cap = cap;
+        }
+        memcpy(m->mem + m->size, p, len);
     }
-    return m->write_error;
+    m->size += len;
+    m->crc = env_crc32_update(m->crc, p, len);
+    return ERROR_SUCCESS;
 }
 
 static DWORD format_env(const struct envelope *env, char **text, size_t *len)
@@ -316,14 +338,17 @@ const wchar_t *spool_msg_env_path(struct spool_msg *m, const struct envelope *en
     return err ? NULL : m->env_path;
 }
 
+/* Whatever of m is still in tmp\ goes (after a commit, nothing is). */
 static void msg_free(struct spool_msg *m)
 {
     if (m->h != INVALID_HANDLE_VALUE)
         CloseHandle(m->h);
-    DeleteFileW(m->path);
+    if (m->path[0])
+        DeleteFileW(m->path);
     if (m->env_path[0])
         DeleteFileW(m->env_path);
     free(m->env_text);
+    free(m->mem);
     free(m);
 }
 
@@ -364,15 +389,7 @@ DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
         SleepConditionVariableCS(&sp.done, &sp.lock, INFINITE);
     LeaveCriticalSection(&sp.lock);
     err = m->result;
-    /* On success the files were renamed away: nothing of m is left in tmp\. */
-    if (err == ERROR_SUCCESS)
-        m->path[0] = 0, m->env_path[0] = 0;
-    if (m->path[0] == 0) {
-        free(m->env_text);
-        free(m);
-    } else {
-        msg_free(m);
-    }
+    msg_free(m);
     return err;
 }
 
@@ -441,23 +458,11 @@ static void log_rotate(void)
 static DWORD commit_prepare(struct spool_msg *m)
 {
     unsigned flags = m->hold ? REC_HOLD : 0;
-    DWORD err = ERROR_SUCCESS;
-    unsigned char *content = NULL;
-    if (m->size <= SPOOL_INLINE_MAX) {
+    if (!m->spilled)
         flags |= REC_INLINE;
-        size_t len;
-        CloseHandle(m->h);
-        m->h = INVALID_HANDLE_VALUE;
-        err = spool_read_file(m->path, SPOOL_INLINE_MAX, &content, &len);
-        if (!err && (len != m->size || env_crc32_update(0, content, len) != m->crc))
-            err = ERROR_FILE_CORRUPT;
-    } else if (!FlushFileBuffers(m->h)) {
-        err = GetLastError();
-    }
-    if (!err)
-        err = log_append('C', m->id, flags, m->env_text, m->env_len, content, m->size, m->crc);
-    free(content);
-    return err;
+    else if (!FlushFileBuffers(m->h))
+        return GetLastError();
+    return log_append('C', m->id, flags, m->env_text, m->env_len, m->mem, m->size, m->crc);
 }
 
 /* After the flush: into the queue. Content first, envelope last: a queued
