@@ -4,7 +4,7 @@
 # The service is installed in the test prefix on 127.0.0.1:2541 and relays
 # (RelayAddresses 127.0.0.1/32) to its SmartHost, Postfix's smtp-sink on
 # 127.0.0.1:2542, which dumps every message it receives to a file of its own
-# (-d). load_gen.py sends CRASH_COUNT messages (default 2000) over
+# (-d). load_gen.py sends CRASH_COUNT messages (default 4000) over
 # CRASH_SESSIONS sessions (default 8), retrying through refused connections,
 # resets and 4xx, and logs the Message-ID of every message whose final dot got
 # 250. While it runs, the service process (the Wine process of this prefix
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.."
 
 PORT=2541
 SINK_PORT=2542
-COUNT=${CRASH_COUNT:-2000}
+COUNT=${CRASH_COUNT:-4000}
 SESSIONS=${CRASH_SESSIONS:-8}
 KILLS=${CRASH_KILLS:-3}
 DRAIN=${CRASH_DRAIN:-180}
