@@ -88,6 +88,7 @@ struct smtpd {
     char helo[SMTPD_HELO_MAX + 1];
     char user[SMTPD_USER_MAX + 1];
     unsigned errors;
+    unsigned max_errors;          /* errors before 421 and close */
     unsigned auth_failures;
 
     /* input */
@@ -962,7 +963,7 @@ static void line_dispatch(struct smtpd *s)
         reply(s, "500 5.5.2 Error: line too long");
     else
         command(s, s->line, n);
-    if (s->errors >= SMTPD_ERRORS_MAX && s->state != ST_CLOSED) {
+    if (s->errors >= s->max_errors && s->state != ST_CLOSED) {
         if (s->state == ST_AUTH_INPUT || s->state == ST_AUTH_WAIT)
             auth_abort(s);
         close_421(s, "4.7.0", "Error: too many errors");
@@ -1135,6 +1136,7 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
     s->relay_allowed = relay_allowed != 0;
     s->max_size = cfg->max_size ? cfg->max_size : SMTPD_DEFAULT_MAX_SIZE;
     s->max_rcpt = cfg->max_recipients ? cfg->max_recipients : SMTPD_DEFAULT_MAX_RCPT;
+    s->max_errors = cfg->max_errors ? cfg->max_errors : SMTPD_ERRORS_MAX;
     if (s->max_rcpt > SMTPD_MAX_RCPT_LIMIT)
         s->max_rcpt = SMTPD_MAX_RCPT_LIMIT;
     copy_printable(s->host, sizeof s->host, cfg->hostname);
@@ -1234,6 +1236,22 @@ int smtpd_tls_started(struct smtpd *s, int policy_ok)
     s->in_off = s->in_len = 0;
     line_reset(s);
     s->state = ST_INIT;
+    return 0;
+}
+
+int smtpd_tls_refused(struct smtpd *s, const char *why)
+{
+    if (smtpd_tls_started(s, 0) != 0)
+        return -1;
+    /* The refused stream passes nothing the client says: answer now, once,
+     * inside the secure channel, and end the session. */
+    char text[SMTPD_REASON_MAX + 1];
+    copy_printable(text, sizeof text, why ? why : "");
+    if (text[0])
+        reply(s, "454 4.7.0 TLS session refused by policy: %s", text);
+    else
+        reply(s, "454 4.7.0 TLS session refused by policy");
+    s->state = ST_CLOSED;
     return 0;
 }
 
@@ -1373,6 +1391,7 @@ void smtpd_shutdown(struct smtpd *s)
 
 unsigned smtpd_flags(const struct smtpd *s) { return s->flags; }
 unsigned smtpd_auth_failures(const struct smtpd *s) { return s->auth_failures; }
+unsigned smtpd_errors(const struct smtpd *s) { return s->errors; }
 const char *smtpd_helo(const struct smtpd *s) { return s->helo; }
 const char *smtpd_user(const struct smtpd *s) { return s->user; }
 int smtpd_closed(const struct smtpd *s) { return s->state == ST_CLOSED; }

@@ -52,6 +52,8 @@ struct smtpd_config {
     const char *const *local_domains;     /* accepted from anyone; lower case */
     size_t n_local_domains;
     unsigned options;                     /* SMTPD_OPT_* */
+    unsigned max_errors;                  /* error replies before 421 4.7.0 and close;
+                                             0: 20 */
 };
 
 enum smtpd_event_type {
@@ -133,6 +135,10 @@ void smtpd_output_consumed(struct smtpd *s, size_t n);
 
 /* Answers. Each returns 0, or -1 if the engine was not waiting for it. */
 int smtpd_tls_started(struct smtpd *s, int policy_ok);
+/* The handshake completed below policy and the stream takes nothing more
+ * from the client: queue "454 4.7.0 TLS session refused by policy: why"
+ * (why: what was negotiated and what policy requires) and close. */
+int smtpd_tls_refused(struct smtpd *s, const char *why);
 int smtpd_auth_continue(struct smtpd *s, const void *token, size_t len); /* 334 */
 int smtpd_auth_success(struct smtpd *s, const char *user);               /* 235 */
 int smtpd_auth_fail(struct smtpd *s);                                     /* 535 */
@@ -154,6 +160,7 @@ void smtpd_shutdown(struct smtpd *s);
 /* Session facts. */
 unsigned smtpd_flags(const struct smtpd *s);               /* SF_* */
 unsigned smtpd_auth_failures(const struct smtpd *s);       /* failed AUTH/XAUTH so far */
+unsigned smtpd_errors(const struct smtpd *s);              /* error replies so far */
 const char *smtpd_helo(const struct smtpd *s);             /* "" before HELO/EHLO */
 const char *smtpd_user(const struct smtpd *s);             /* "" unless authenticated */
 int smtpd_closed(const struct smtpd *s);

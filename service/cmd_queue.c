@@ -300,8 +300,19 @@ void queue_print_status(const struct imsvc_config *cfg, int running)
     }
     long long updated = 0;
     long in = -1, out = -1, busy = -1;
+    long threads = -1, conns = -1, r_max = 0, r_addr = 0, r_paused = 0;
+    long c_idle = 0, c_send = 0, c_rate = 0, c_err = 0;
     unsigned long long commits = 0, flushes = 0;
     for (char *line = strtok((char *)text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+        sscanf(line, "io-threads %ld", &threads);
+        sscanf(line, "io-connections %ld", &conns);
+        sscanf(line, "refused-max-sessions %ld", &r_max);
+        sscanf(line, "refused-per-address %ld", &r_addr);
+        sscanf(line, "refused-paused %ld", &r_paused);
+        sscanf(line, "closed-inactivity %ld", &c_idle);
+        sscanf(line, "closed-send-timeout %ld", &c_send);
+        sscanf(line, "closed-data-rate %ld", &c_rate);
+        sscanf(line, "closed-protocol-errors %ld", &c_err);
         sscanf(line, "updated %lld", &updated);
         sscanf(line, "inbound-sessions %ld", &in);
         sscanf(line, "outbound-connections %ld", &out);
@@ -312,6 +323,10 @@ void queue_print_status(const struct imsvc_config *cfg, int running)
     free(text);
     printf("Sessions:     %ld inbound, %ld outbound connections, %ld messages in delivery "
            "(as of %llds ago)\n", in, out, busy, now_unix() - updated);
+    printf("I/O:          %ld threads, %ld connections\n", threads, conns);
+    printf("Refused:      max-sessions %ld, per-address %ld, paused %ld\n", r_max, r_addr, r_paused);
+    printf("Closed:       inactivity %ld, send-timeout %ld, data-rate %ld, protocol-errors %ld\n",
+           c_idle, c_send, c_rate, c_err);
     printf("Commits:      %llu messages committed in %llu log flushes since the service "
            "started (group commit)\n", commits, flushes);
 }

@@ -52,7 +52,14 @@ static const struct cfg_entry config_table[] = {
     { L"LocalDomains",   CFG_MULTI, FIELD(local_domains),    0, 0,       check_domains },
     { L"AddressMapFile", CFG_STR,   FIELD(address_map_file), 0, 0,       check_opt_path },
     { L"RelayAddresses", CFG_MULTI, FIELD(relay_addresses),  0, 0,       check_ranges },
-    { L"MaxSessions",    CFG_DWORD, DWFIELD(max_sessions),   1, 256,     NULL },
+    { L"MaxSessions",    CFG_DWORD, DWFIELD(max_sessions),   1, 100000,  NULL },
+    { L"MaxSessionsPerAddress", CFG_DWORD, DWFIELD(max_sessions_per_address), 1, 100000, NULL },
+    { L"IoThreads",      CFG_DWORD, DWFIELD(io_threads),     0, 64,      NULL },
+    { L"InactivityTimeout", CFG_DWORD, DWFIELD(inactivity_timeout), 1, 86400, NULL },
+    { L"DataTimeout",    CFG_DWORD, DWFIELD(data_timeout),   1, 86400,   NULL },
+    { L"MinDataRate",    CFG_DWORD, DWFIELD(min_data_rate),  0, 1000000000, NULL },
+    { L"SendTimeout",    CFG_DWORD, DWFIELD(send_timeout),   1, 86400,   NULL },
+    { L"MaxProtocolErrors", CFG_DWORD, DWFIELD(max_protocol_errors), 1, 1000, NULL },
     { L"MaxMessageKB",   CFG_DWORD, DWFIELD(max_message_kb), 64, 1048576, NULL },
     { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 2,       NULL },
     { L"Certificate",    CFG_STR,   FIELD(certificate),      0, 0,       NULL },
@@ -106,7 +113,14 @@ static void config_defaults(struct imsvc_config *cfg)
     wcscpy(cfg->local_domains, L"localhost");
     cfg->address_map_file[0] = 0;
     cfg->relay_addresses[0] = 0;
-    cfg->max_sessions = 16;
+    cfg->max_sessions = 5000;
+    cfg->max_sessions_per_address = 20;
+    cfg->io_threads = 0;
+    cfg->inactivity_timeout = 300;
+    cfg->data_timeout = 600;
+    cfg->min_data_rate = 500;
+    cfg->send_timeout = 300;
+    cfg->max_protocol_errors = 10;
     cfg->max_message_kb = 10240;
     cfg->xauth = 1;
     wcscpy(cfg->certificate_store, L"MY");

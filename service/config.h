@@ -29,6 +29,13 @@ struct imsvc_config {
     wchar_t address_map_file[MAX_PATH];    /* AddressMapFile, empty: none */
     wchar_t relay_addresses[CONFIG_STR_MAX]; /* RelayAddresses (REG_MULTI_SZ of CIDR ranges) */
     DWORD max_sessions;                /* MaxSessions: concurrent inbound sessions */
+    DWORD max_sessions_per_address;    /* MaxSessionsPerAddress: ... from one address (IPv6: /64) */
+    DWORD io_threads;                  /* IoThreads: I/O worker threads; 0: two per CPU */
+    DWORD inactivity_timeout;          /* InactivityTimeout: seconds waiting for a command */
+    DWORD data_timeout;                /* DataTimeout: seconds of silence inside DATA */
+    DWORD min_data_rate;               /* MinDataRate: octets/s during DATA after 30 s; 0: none */
+    DWORD send_timeout;                /* SendTimeout: seconds a reply may wait to be taken */
+    DWORD max_protocol_errors;         /* MaxProtocolErrors: errors before 421 and close */
     DWORD max_message_kb;              /* MaxMessageKB: SIZE limit */
     DWORD xauth;                       /* XAuth: 0 AUTH only, 1 AUTH and XAUTH, 2 XAUTH only */
     wchar_t certificate[CONFIG_STR_MAX];   /* Certificate: thumbprint or subject */

@@ -1152,7 +1152,7 @@ static void write_status(int64_t now)
     LeaveCriticalSection(&q.lock);
     unsigned long long commits, flushes;
     spool_counters(&commits, &flushes);
-    char text[512];
+    char text[1024];
     int n = snprintf(text, sizeof text,
                      "updated %lld\r\nmessages %zu\r\nin-delivery %u\r\nwaiting %u\r\n"
                      "oldest-arrived %lld\r\ninbound-sessions %ld\r\noutbound-connections %ld\r\n"
@@ -1161,6 +1161,10 @@ static void write_status(int64_t now)
                      q.paused, commits, flushes);
     if (n <= 0 || (size_t)n >= sizeof text)
         return;
+    int more = smtp_server_status_text(text + n, sizeof text - (size_t)n);
+    if (more < 0)
+        return;
+    n += more;
     wchar_t tmp[MAX_PATH];
     _snwprintf(tmp, MAX_PATH, L"%ls.new", SET->status_path);
     tmp[MAX_PATH - 1] = 0;

@@ -6,6 +6,7 @@
  * with a checkpoint per step and a wait hint, so the SCM (and an
  * administrator watching `sc query`) can tell slow from stuck.
  */
+#include <winsock2.h>
 #include <stdio.h>
 #include <windows.h>
 
@@ -14,6 +15,7 @@
 #include "location.h"
 #include "service.h"
 #include "queue.h"
+#include "ioengine.h"
 #include "smtp_server.h"
 #include "version.h"
 
@@ -205,10 +207,19 @@ static DWORD start_up(void)
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
                      (const wchar_t *[]){ bad, L"the value has the wrong type or is out of range; the default is used" });
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    /* The I/O engine carries every socket, inbound and outbound. */
+    rc = io_engine_start(config.io_threads);
+    if (rc != ERROR_SUCCESS) {
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
+                     LOC_SVC_START, rc, 1,
+                     (const wchar_t *[]){ L"cannot start the I/O engine (completion port and its threads)" });
+        return rc;
+    }
     /* The queue first: it recovers what a crash left before anything new
      * is accepted, and the listener commits into it. */
     rc = queue_start(&config);
     if (rc != ERROR_SUCCESS) {
+        io_engine_stop();
         wchar_t why[MAX_PATH + 64];
         _snwprintf(why, ARRAYSIZE(why), L"cannot open the queue in %ls\\Queue", config.data_dir);
         why[ARRAYSIZE(why) - 1] = 0;
@@ -220,6 +231,7 @@ static DWORD start_up(void)
     rc = smtp_server_start(&config);
     if (rc != ERROR_SUCCESS) {
         queue_stop(WAIT_HINT_STOP_MS);
+        io_engine_stop();
         wchar_t why[128];
         _snwprintf(why, ARRAYSIZE(why), L"cannot listen for SMTP on %ls port %lu",
                    config.listen_address, config.listen_port);
@@ -282,6 +294,7 @@ static int service_loop(void)
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
     smtp_server_stop(WAIT_HINT_STOP_MS / 2);
     queue_stop(WAIT_HINT_STOP_MS / 2);
+    io_engine_stop();
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
                  LOC_SVC_STOP, 0, 1, (const wchar_t *[]){ mode_name() });
     evlog_close();

@@ -1,49 +1,74 @@
-/* smtp_server.c - accept SMTP connections and drive the session engine.
+/* smtp_server.c - SMTP sessions on the I/O engine, around core/smtpd.
  *
- * Each pool thread accepts a connection and runs it to the end: read, feed
- * the engine, act on its events (authenticate through SSPI, spool the
- * message), send its replies. A session's failure (a socket error, an SSPI
- * failure, a full disk) closes that session only and is reported; the other
- * threads go on. Accepted mail goes to the queue (service/spool.h): the
- * 250 is sent only once the group commit it joined is on disk.
+ * The listener's accepted sockets become sessions here, or are refused with
+ * 421 4.7.0 when MaxSessions or MaxSessionsPerAddress is reached. A session
+ * is a handler on the engine (ioengine.h) over a channel (channel.h): input
+ * is fed to the engine, the engine's events are acted on, its replies
+ * written. Nothing here waits: AUTH through SSPI and the content filter run
+ * on work threads (io_work), the group commit calls back (spool_commit_async),
+ * and each resumes the session with IO_EV_WAKE. While such work runs the
+ * session takes no input (its bytes wait in the connection's buffer).
+ *
+ * Timers: the engine's peer timer for the state (InactivityTimeout for a
+ * command, DataTimeout inside DATA), MinDataRate during DATA, the TLS
+ * handshake's own bound, and the engine-wide SendTimeout. Each closes that
+ * session only, with 421 4.4.2 where the client can still read it, and is
+ * counted for `imsvc status`. A session's failure (socket, SSPI, disk)
+ * closes that session only and is reported; the rest go on. Accepted mail
+ * is acknowledged only once its group commit is on disk.
+ *
+ * This module never parses SMTP and never chooses a reply: core/smtpd does.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
-#include <shlobj.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cert.h"
+#include "channel.h"
 #include "clock.h"
 #include "config.h"
 #include "eventlog.h"
 #include "filter.h"
+#include "ioengine.h"
 #include "location.h"
-#include "spool.h"
-#include "netio.h"
-#include "cert.h"
 #include "ntlm.h"
 #include "smtp_server.h"
 #include "smtpd.h"
+#include "spool.h"
 #include "tls.h"
 #include "utf.h"
 
-#define IO_BUF            16384
-#define POLL_MS           1000      /* how often a waiting session looks at the clock */
 #define MAX_DOMAINS       64
 #define MAX_RANGES        32
 #define AUTH_DELAY_MS     1000      /* per failed AUTH beyond the first, capped */
 #define AUTH_DELAY_MAX_MS 5000
-#define HANDSHAKE_SECS    60        /* a TLS handshake must finish within this */
+#define HANDSHAKE_MS      60000u    /* a TLS handshake must finish within this */
+#define RATE_GRACE_MS     30000u    /* MinDataRate is judged from this long after DATA */
 #define PENALTY_SLOTS     256       /* addresses remembered for AUTH failures */
 #define PENALTY_FORGET_MS (15 * 60 * 1000) /* failures older than this are forgiven */
+#define ADDR_BUCKETS      1024u     /* per-address session counts */
+#define ADDR_KEY_LEN      17u       /* family + 16 octets (IPv6: the /64 only) */
+#define AUTH_TEXT_MAX     257       /* AUTH LOGIN/PLAIN user or password, with NUL:
+                                       longer ones are refused, never cut */
+
+/* Why sessions were refused or closed, for `imsvc status`. */
+enum { REFUSE_MAX, REFUSE_PER_ADDRESS, REFUSE_PAUSED, REFUSE_COUNT };
+enum { CLOSE_INACTIVITY, CLOSE_SEND_TIMEOUT, CLOSE_DATA_RATE, CLOSE_ERRORS, CLOSE_COUNT };
+
+struct addr_count {
+    unsigned char key[ADDR_KEY_LEN];
+    unsigned n;
+    struct addr_count *next;
+};
+
+struct session;
 
 struct server {
-    SOCKET listener;
-    HANDLE threads[256];
-    DWORD nthreads;
-    volatile LONG stopping, paused, active, seq;
+    int listen_id;
+    volatile LONG stopping, paused, active;
     struct smtpd_config engine;
     char hostname[256];
     char domain_text[CONFIG_STR_MAX * 3];
@@ -54,6 +79,14 @@ struct server {
     struct tls_cred tls_cred;       /* valid when a certificate is loaded */
     struct tls_policy tls_policy;
     DWORD ntlm_min_key_bits;
+    DWORD max_sessions, max_per_address;
+    DWORD inactivity_ms, data_ms, min_data_rate;
+    /* Open sessions (to tell each one at shutdown) and counts per address. */
+    SRWLOCK lock;
+    struct session *sessions;
+    struct addr_count *by_addr[ADDR_BUCKETS];
+    HANDLE all_closed;              /* set when active drops to 0 while stopping */
+    volatile LONG refused[REFUSE_COUNT], closed[CLOSE_COUNT];
     /* Failed AUTH/XAUTH per client address, across sessions: a client that
      * keeps failing waits longer for each answer (a session alone is closed
      * after three failures by the engine, so guessing must reconnect). */
@@ -62,7 +95,8 @@ struct server {
         penalty[PENALTY_SLOTS];
 };
 
-static struct server srv = { .listener = INVALID_SOCKET, .penalty_lock = SRWLOCK_INIT };
+static struct server srv = { .listen_id = -1, .lock = SRWLOCK_INIT,
+                             .penalty_lock = SRWLOCK_INIT };
 
 /* Record a failed (failed != 0) or successful authentication from addr and
  * return how long to wait before answering: 1 s per recent failure beyond
@@ -100,14 +134,115 @@ static DWORD penalty_note(const char *addr, int failed)
     return delay;
 }
 
+/* Sessions per address ---------------------------------------------------- */
+
+/* IPv4: the address; IPv6: its /64, so one host cannot take a /64's worth
+ * of slots by changing its interface identifier. */
+static void addr_key(const struct sockaddr_storage *ss, unsigned char key[ADDR_KEY_LEN])
+{
+    memset(key, 0, ADDR_KEY_LEN);
+    if (ss->ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)ss)->sin6_addr, 8);
+    }
+}
+
+static unsigned addr_bucket(const unsigned char key[ADDR_KEY_LEN])
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (unsigned i = 0; i < ADDR_KEY_LEN; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % ADDR_BUCKETS;
+}
+
+/* srv.lock held. Count one more session from key; 0, or -1 at the limit. */
+static int addr_take(const unsigned char key[ADDR_KEY_LEN], DWORD limit)
+{
+    struct addr_count **head = &srv.by_addr[addr_bucket(key)], *a = *head;
+    while (a && memcmp(a->key, key, ADDR_KEY_LEN) != 0)
+        a = a->next;
+    if (a && a->n >= limit)
+        return -1;
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a)
+            return -1;
+        memcpy(a->key, key, ADDR_KEY_LEN);
+        a->next = *head;
+        *head = a;
+    }
+    a->n++;
+    return 0;
+}
+
+/* srv.lock held. */
+static void addr_drop(const unsigned char key[ADDR_KEY_LEN])
+{
+    struct addr_count **pp = &srv.by_addr[addr_bucket(key)];
+    for (struct addr_count *a = *pp; a; pp = &a->next, a = a->next) {
+        if (memcmp(a->key, key, ADDR_KEY_LEN) != 0)
+            continue;
+        if (--a->n == 0) {
+            *pp = a->next;
+            free(a);
+        }
+        return;
+    }
+}
+
+/* A session --------------------------------------------------------------- */
+
+/* Work a session hands off; while it runs the session takes no input. */
+enum work {
+    WORK_NONE,
+    WORK_NTLM,          /* one AcceptSecurityContext step */
+    WORK_PASSWORD,      /* AUTH LOGIN/PLAIN checked through NTLM */
+    WORK_FILTER,        /* the content filter, then the commit */
+    WORK_COMMIT,        /* the group commit (spool_commit_async) */
+    WORK_DELAY,         /* a failed AUTH's answer, held back by the penalty */
+};
+
+/* An AUTH answer, applied to the engine when the work is back. */
+enum answer { ANS_NONE, ANS_CONTINUE, ANS_SUCCESS, ANS_FAIL, ANS_TEMPFAIL };
+
 struct session {
-    SOCKET sock;
+    struct io_conn *io;
+    struct chan ch;
     struct smtpd *engine;
     char peer[INET6_ADDRSTRLEN];
-    struct tls_stream *tls;         /* after STARTTLS */
+    wchar_t wpeer[INET6_ADDRSTRLEN];
+    unsigned char key[ADDR_KEY_LEN];
+    struct session *prev, *next;
+    int eof;                        /* the client closed its side */
+    int told_shutdown;
+    int handshaking;                /* TLS handshake under way: its own deadline */
+    /* handed-off work */
+    enum work work;
+    enum answer answer;
     struct ntlm *ntlm;              /* the AUTH NTLM exchange in progress */
-    struct spool_msg *msg;          /* the message being received */
+    unsigned char *token;           /* the client's token for WORK_NTLM */
+    size_t token_len;
+    int token_first;
+    char user[AUTH_TEXT_MAX]; /* WORK_PASSWORD; the authenticated name */
+    char password[AUTH_TEXT_MAX];
+    DWORD delay_ms;
+    SECURITY_STATUS sspi_status;
+    /* the message being received */
+    struct spool_msg *msg;
     DWORD failure;                  /* the first Win32 error while spooling */
+    struct envelope env;
+    int have_env;
+    int hold;
+    enum filter_verdict verdict;
+    char reason[FILTER_REASON_MAX];
+    DWORD filter_err;
+    char qid[ENV_ID_MAX + 1];
+    volatile DWORD commit_err;
+    ULONGLONG data_start;
+    unsigned long long data_bytes;
 };
 
 static void report_session_error(const struct session *s, DWORD location, DWORD status,
@@ -120,98 +255,46 @@ static void report_session_error(const struct session *s, DWORD location, DWORD 
                  location, status, 1, (const wchar_t *[]){ text });
 }
 
-/* Socket I/O: plaintext, or through the TLS stream after STARTTLS ---- */
-
-static int flush_tls(struct session *s)
-{
-    return net_send_tls(s->sock, s->tls);
-}
-
+/* The engine's replies to the channel. -1 when the connection cannot take them. */
 static int flush_replies(struct session *s)
 {
     size_t len;
     const unsigned char *out = smtpd_output(s->engine, &len);
     if (len == 0)
-        return s->tls ? flush_tls(s) : 0;
-    if (s->tls) {
-        SECURITY_STATUS st = tls_write(s->tls, out, len);
-        if (st != SEC_E_OK) {
-            report_session_error(s, LOC_SSPI_ENCRYPT, (DWORD)st, "EncryptMessage failed");
-            return -1;
-        }
-        smtpd_output_consumed(s->engine, len);
-        return flush_tls(s);
-    }
-    if (net_send_all(s->sock, out, len) != 0)
-        return -1;
+        return 0;
+    int rc = chan_write(&s->ch, out, len);
     smtpd_output_consumed(s->engine, len);
-    return 0;
+    return rc;
 }
 
-/* Give ciphertext that arrived to the stream, send what it answers (the
- * handshake, a renegotiation), and say whether the session can go on. */
-static int tls_take(struct session *s, const unsigned char *p, size_t n)
+static void session_close(struct session *s, int graceful)
 {
-    tls_feed(s->tls, p, n);
-    if (flush_tls(s) != 0)
-        return -1;
-    enum tls_state st = tls_state(s->tls);
-    if (st == TLS_ST_FAILED) {
-        wchar_t peer[INET6_ADDRSTRLEN];
-        MultiByteToWideChar(CP_UTF8, 0, s->peer, -1, peer, ARRAYSIZE(peer));
-        tls_report_failure(s->tls, peer);
-        return -1;
-    }
-    return st == TLS_ST_CLOSED ? -1 : 0;
+    flush_replies(s);
+    chan_close(&s->ch, graceful);
 }
 
-/* STARTTLS was answered with 220: run the server handshake on the socket.
- * Plaintext the client sent after STARTTLS is not fed to the stream (the
- * caller drops it). Returns 0 with the engine told the outcome, -1 to end. */
-static int start_tls(struct session *s)
+/* Peer timers: the engine's state decides which one runs. */
+static void arm_timer(struct session *s)
 {
-    struct tls_config tc = { .policy = &srv.tls_policy };
-    SECURITY_STATUS st = tls_new(&s->tls, &srv.tls_cred, &tc);
-    if (st != SEC_E_OK) {
-        report_session_error(s, LOC_SSPI_HANDSHAKE, (DWORD)st, "cannot create a TLS context");
-        return -1;
+    DWORD ms = 0;
+    if (s->handshaking) {
+        ms = HANDSHAKE_MS;
+    } else if (s->work == WORK_NONE) {
+        switch (smtpd_timeout_kind(s->engine)) {
+        case SMTPD_TO_COMMAND:
+            ms = srv.inactivity_ms;
+            break;
+        case SMTPD_TO_DATA_BLOCK:
+            ms = srv.data_ms;
+            break;
+        default:
+            break;   /* storing: our own work, bounded by its own means */
+        }
     }
-    ULONGLONG deadline = GetTickCount64() + HANDSHAKE_SECS * 1000ull;
-    unsigned char buf[IO_BUF];
-    while (tls_state(s->tls) == TLS_ST_HANDSHAKE) {
-        if (srv.stopping || GetTickCount64() > deadline)
-            return -1;
-        int n = recv(s->sock, (char *)buf, sizeof buf, 0);
-        if (n == 0 || (n < 0 && WSAGetLastError() != WSAETIMEDOUT))
-            return -1;
-        if (n > 0 && tls_take(s, buf, (size_t)n) != 0)
-            return -1;
-    }
-    if (tls_state(s->tls) == TLS_ST_REFUSED) {
-        /* Below policy: the event names both sides. The stream takes no more
-         * of the client's data, so the refusal is said at once, inside the
-         * secure channel, as the answer to whatever the client sends first;
-         * then the session ends with close_notify. */
-        wchar_t peer[INET6_ADDRSTRLEN];
-        MultiByteToWideChar(CP_UTF8, 0, s->peer, -1, peer, ARRAYSIZE(peer));
-        tls_report_failure(s->tls, peer);
-        char line[600];
-        int n = snprintf(line, sizeof line, "454 4.7.0 TLS session refused by policy: %s\r\n",
-                         tls_policy_text(s->tls));
-        if (n < 0 || (size_t)n >= sizeof line)
-            n = snprintf(line, sizeof line, "454 4.7.0 TLS session refused by policy\r\n");
-        tls_write(s->tls, line, (size_t)n);
-        flush_tls(s);
-        return -1;
-    }
-    if (tls_state(s->tls) != TLS_ST_OPEN)
-        return -1;
-    smtpd_tls_started(s->engine, 1);
-    return 0;
+    io_set_deadline(s->io, ms);
 }
 
 /* The queue ------------------------------------------------------------- */
-
 
 static void spool_put(struct session *s, const void *p, size_t len)
 {
@@ -228,6 +311,8 @@ static void spool_discard(struct session *s)
 
 static void spool_begin(struct session *s)
 {
+    s->data_start = GetTickCount64();
+    s->data_bytes = 0;
     s->failure = spool_create(&s->msg);
     if (s->failure)
         return;
@@ -239,7 +324,6 @@ static void spool_begin(struct session *s)
     else
         spool_put(s, received, (size_t)n);
 }
-
 
 /* The transaction's envelope, as the engine holds it. */
 static DWORD build_envelope(struct session *s, struct envelope *e)
@@ -263,93 +347,151 @@ static DWORD build_envelope(struct session *s, struct envelope *e)
     return ERROR_SUCCESS;
 }
 
-/* Nothing is acknowledged before it is on disk: the commit returns when
- * the group commit it joined has been flushed and renamed into the queue. */
-static void spool_commit_session(struct session *s)
+/* The committer's thread: the group commit this message joined is done. */
+static void commit_done(void *arg, DWORD err)
 {
-    struct envelope e;
-    env_init(&e);
+    struct session *s = arg;
+    s->commit_err = err;
+    io_wake_ref(s->io);   /* the reference taken before the commit travels with it */
+}
+
+/* Start the commit; the answer comes back as IO_EV_WAKE. */
+static void commit_start(struct session *s)
+{
+    s->work = WORK_COMMIT;
+    io_ref(s->io);
+    DWORD err = spool_commit_async(s->msg, &s->env, s->hold, commit_done, s);
+    s->msg = NULL;   /* spool_commit_async frees it either way */
+    if (err) {
+        s->commit_err = err;
+        io_wake_ref(s->io);
+    }
+}
+
+/* A work thread: the content filter; the commit follows on the session. */
+static void filter_work(void *ctx)
+{
+    struct session *s = ctx;
+    s->verdict = filter_message(srv.content_filter, s->msg, &s->env, s->reason, sizeof s->reason,
+                                &s->filter_err);
+}
+
+static void message_begin_commit(struct session *s)
+{
+    env_init(&s->env);
+    s->have_env = 1;
+    s->hold = 0;
     if (!s->msg && !s->failure)
         s->failure = ERROR_INVALID_HANDLE;
     if (!s->failure)
-        s->failure = build_envelope(s, &e);
-    int hold = 0;
-    if (!s->failure && srv.content_filter[0]) {
-        char reason[FILTER_REASON_MAX];
-        DWORD ferr = 0;
-        enum filter_verdict v = filter_message(srv.content_filter, s->msg, &e, reason,
-                                               sizeof reason, &ferr);
-        if (v == FILTER_REJECT) {
-            spool_discard(s);
-            env_free(&e);
-            smtpd_message_refused(s->engine, 554, "5.7.1", reason);
-            return;
-        }
-        if (v == FILTER_ERROR) {
-            wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
-            utf8_to_wide(spool_msg_id(s->msg), wid, ARRAYSIZE(wid));
-            utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
-            evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
-                         ferr, 3, (const wchar_t *[]){ srv.content_filter, wid, wreason });
-            spool_discard(s);
-            env_free(&e);
-            smtpd_message_refused(s->engine, 451, "4.3.0",
-                                  "the content filter failed; try again later");
-            return;
-        }
-        if (v == FILTER_HOLD) {
-            wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wreason[FILTER_REASON_MAX];
-            char from[600];
-            if (e.from.null_path || addr_format_mailbox(&e.from, from, sizeof from) < 0)
-                strcpy(from, "<>");
-            utf8_to_wide(spool_msg_id(s->msg), wid, ARRAYSIZE(wid));
-            utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
-            utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
-            evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_MESSAGE_HELD,
-                         LOC_QUEUE_FILTER, 0, 3, (const wchar_t *[]){ wid, wfrom, wreason });
-            hold = 1;
-        }
-    }
-    char qid[ENV_ID_MAX + 1] = "";
+        s->failure = build_envelope(s, &s->env);
     if (s->msg)
-        snprintf(qid, sizeof qid, "%s", spool_msg_id(s->msg));
-    if (!s->failure) {
-        s->failure = spool_commit(s->msg, &e, hold);
-        s->msg = NULL;   /* spool_commit frees it either way */
+        snprintf(s->qid, sizeof s->qid, "%s", spool_msg_id(s->msg));
+    else
+        s->qid[0] = 0;
+    if (!s->failure && srv.content_filter[0]) {
+        s->work = WORK_FILTER;
+        if (io_work(s->io, filter_work, s) == 0)
+            return;
+        s->work = WORK_NONE;
+        s->verdict = FILTER_ERROR;
+        s->filter_err = ERROR_NOT_ENOUGH_MEMORY;
+        snprintf(s->reason, sizeof s->reason, "cannot start the content filter");
+    } else {
+        s->verdict = FILTER_ACCEPT;
     }
-    env_free(&e);
+    if (!s->failure && s->verdict == FILTER_ACCEPT) {
+        commit_start(s);
+        return;
+    }
+    /* answered below, as when the work comes back */
+}
+
+/* The message's fate once nothing more runs for it. */
+static void message_answer(struct session *s)
+{
     if (s->failure) {
         spool_discard(s);
         report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
                              "cannot store a message in the queue");
         smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
-        return;
+    } else if (s->work == WORK_COMMIT) {
+        s->work = WORK_NONE;
+        if (s->commit_err) {
+            report_session_error(s, LOC_SMTPD_SPOOL, s->commit_err,
+                                 "cannot store a message in the queue");
+            smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
+        } else {
+            smtpd_message_stored(s->engine, s->qid);
+        }
     }
-    smtpd_message_stored(s->engine, qid);
+    if (s->have_env) {
+        env_free(&s->env);
+        s->have_env = 0;
+    }
+}
+
+/* The filter's verdict is back: refuse, fail, hold or commit. Returns 1 when
+ * a commit was started (the answer comes later). */
+static int filter_answer(struct session *s)
+{
+    s->work = WORK_NONE;
+    if (s->verdict == FILTER_REJECT) {
+        spool_discard(s);
+        smtpd_message_refused(s->engine, 554, "5.7.1", s->reason);
+        return 0;
+    }
+    if (s->verdict == FILTER_ERROR) {
+        wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
+        utf8_to_wide(s->qid, wid, ARRAYSIZE(wid));
+        utf8_to_wide(s->reason, wreason, ARRAYSIZE(wreason));
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
+                     s->filter_err, 3, (const wchar_t *[]){ srv.content_filter, wid, wreason });
+        spool_discard(s);
+        smtpd_message_refused(s->engine, 451, "4.3.0", "the content filter failed; try again later");
+        return 0;
+    }
+    if (s->verdict == FILTER_HOLD) {
+        wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wreason[FILTER_REASON_MAX];
+        char from[600];
+        if (s->env.from.null_path || addr_format_mailbox(&s->env.from, from, sizeof from) < 0)
+            strcpy(from, "<>");
+        utf8_to_wide(s->qid, wid, ARRAYSIZE(wid));
+        utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
+        utf8_to_wide(s->reason, wreason, ARRAYSIZE(wreason));
+        evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_MESSAGE_HELD,
+                     LOC_QUEUE_FILTER, 0, 3, (const wchar_t *[]){ wid, wfrom, wreason });
+        s->hold = 1;
+    }
+    commit_start(s);
+    return 1;
 }
 
 /* Authentication --------------------------------------------------------- */
 
-static void auth_ntlm(struct session *s, const struct smtpd_event *ev)
+/* A work thread: one AcceptSecurityContext step (Wine runs ntlm_auth for
+ * it; Windows may ask a domain controller): never on an I/O worker. */
+static void ntlm_work(void *ctx)
 {
-    if (ev->first || !s->ntlm) {
+    struct session *s = ctx;
+    s->answer = ANS_TEMPFAIL;
+    s->delay_ms = 0;
+    if (s->token_first || !s->ntlm) {
         ntlm_free(s->ntlm);
         s->ntlm = NULL;
         SECURITY_STATUS st = ntlm_server_new(&s->ntlm);
         if (st != SEC_E_OK) {
             report_session_error(s, LOC_SMTPD_NTLM_CREDS, (DWORD)st,
                                  "AcquireCredentialsHandle for NTLM failed");
-            smtpd_auth_tempfail(s->engine);
             return;
         }
     }
     enum ntlm_result r;
-    SECURITY_STATUS st = ntlm_step(s->ntlm, ev->data, ev->len, &r);
-    size_t tlen = 0;
-    const unsigned char *tok = ntlm_token(s->ntlm, &tlen);
+    SECURITY_STATUS st = ntlm_step(s->ntlm, s->token, s->token_len, &r);
+    s->sspi_status = st;
     switch (r) {
     case NTLM_CONTINUE:
-        smtpd_auth_continue(s->engine, tok, tlen);
+        s->answer = ANS_CONTINUE;
         return;
     case NTLM_DONE: {
         /* The negotiated key is checked against policy like TLS strength. */
@@ -362,46 +504,49 @@ static void auth_ntlm(struct session *s, const struct smtpd_event *ev)
                      "key; policy requires %lu-bit or longer (NtlmMinKeyBits)",
                      ntlm_user(s->ntlm), bits, (unsigned long)srv.ntlm_min_key_bits);
             report_session_error(s, LOC_SMTPD_NTLM_POLICY, (DWORD)SEC_E_ALGORITHM_MISMATCH, what);
-            Sleep(penalty_note(s->peer, 1));
-            smtpd_auth_fail(s->engine);
+            s->delay_ms = penalty_note(s->peer, 1);
+            s->answer = ANS_FAIL;
             break;
         }
         penalty_note(s->peer, 0);
-        smtpd_auth_success(s->engine, ntlm_user(s->ntlm));
+        snprintf(s->user, sizeof s->user, "%s", ntlm_user(s->ntlm));
+        s->answer = ANS_SUCCESS;
         break;
     }
     case NTLM_DENIED:
-        Sleep(penalty_note(s->peer, 1));
-        smtpd_auth_fail(s->engine);
+        s->delay_ms = penalty_note(s->peer, 1);
+        s->answer = ANS_FAIL;
         break;
     default:
         report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
                              "AcceptSecurityContext for AUTH NTLM failed");
-        smtpd_auth_tempfail(s->engine);
         break;
     }
     ntlm_free(s->ntlm);
     s->ntlm = NULL;
 }
 
-/* AUTH LOGIN and PLAIN (offered only over TLS): the password is checked by
- * running an NTLM exchange with it through SSPI, client and server in this
- * process, so the same account database decides as for AUTH NTLM. */
-static void auth_password(struct session *s, const struct smtpd_event *ev)
+/* A work thread: AUTH LOGIN and PLAIN (offered only over TLS). The password
+ * is checked by running an NTLM exchange with it through SSPI, client and
+ * server in this process, so the same account database decides as for AUTH
+ * NTLM. */
+static void password_work(void *ctx)
 {
+    struct session *s = ctx;
     wchar_t domain[256] = L"", user[256], password[256];
-    const char *u = ev->user, *slash = strchr(u, '\\'), *at = strrchr(u, '@');
+    const char *u = s->user, *slash = strchr(u, '\\'), *at = strrchr(u, '@');
     if (slash) {
-        MultiByteToWideChar(CP_UTF8, 0, u, (int)(slash - u), domain, ARRAYSIZE(domain) - 1);
-        domain[slash - u < 255 ? slash - u : 255] = 0;
+        int dn = MultiByteToWideChar(CP_UTF8, 0, u, (int)(slash - u), domain, ARRAYSIZE(domain) - 1);
+        domain[dn > 0 ? dn : 0] = 0;
         u = slash + 1;
     } else if (at) {
-        MultiByteToWideChar(CP_UTF8, 0, at + 1, -1, domain, ARRAYSIZE(domain));
+        utf8_to_wide(at + 1, domain, ARRAYSIZE(domain));
     }
     int ulen = at && !slash ? (int)(at - u) : -1;
     int wn = MultiByteToWideChar(CP_UTF8, 0, u, ulen, user, ARRAYSIZE(user) - 1);
     user[wn > 0 ? wn : 0] = 0;
-    MultiByteToWideChar(CP_UTF8, 0, ev->password, -1, password, ARRAYSIZE(password));
+    utf8_to_wide(s->password, password, ARRAYSIZE(password));
+    SecureZeroMemory(s->password, sizeof s->password);
 
     struct ntlm *client = NULL, *server = NULL;
     SECURITY_STATUS st = ntlm_client_new(&client, domain, user, password, NULL);
@@ -419,22 +564,58 @@ static void auth_password(struct session *s, const struct smtpd_event *ev)
         st = ntlm_step(server, tok, tlen, &sr);
         tok = ntlm_token(server, &tlen);
     }
+    s->delay_ms = 0;
     if (sr == NTLM_DONE) {
         penalty_note(s->peer, 0);
-        smtpd_auth_success(s->engine, ntlm_user(server));
+        snprintf(s->user, sizeof s->user, "%s", ntlm_user(server));
+        s->answer = ANS_SUCCESS;
     } else if (sr == NTLM_DENIED || ntlm_status_is_denial(st)) {
-        Sleep(penalty_note(s->peer, 1));
-        smtpd_auth_fail(s->engine);
+        s->delay_ms = penalty_note(s->peer, 1);
+        s->answer = ANS_FAIL;
     } else {
         report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
                              "checking an AUTH LOGIN/PLAIN password through NTLM failed");
-        smtpd_auth_tempfail(s->engine);
+        s->answer = ANS_TEMPFAIL;
     }
     ntlm_free(client);
     ntlm_free(server);
 }
 
-/* A session ---------------------------------------------------------------- */
+/* The AUTH answer to the engine, after the penalty's delay if any. Returns
+ * 1 when it is held back (a timer brings it). */
+static int auth_answer(struct session *s)
+{
+    if (s->delay_ms) {
+        s->work = WORK_DELAY;
+        io_set_deadline(s->io, s->delay_ms);
+        s->delay_ms = 0;
+        return 1;
+    }
+    s->work = WORK_NONE;
+    size_t tlen = 0;
+    const unsigned char *tok = NULL;
+    switch (s->answer) {
+    case ANS_CONTINUE:
+        tok = ntlm_token(s->ntlm, &tlen);
+        smtpd_auth_continue(s->engine, tok, tlen);
+        break;
+    case ANS_SUCCESS:
+        smtpd_auth_success(s->engine, s->user);
+        break;
+    case ANS_FAIL:
+        smtpd_auth_fail(s->engine);
+        break;
+    default:
+        smtpd_auth_tempfail(s->engine);
+        break;
+    }
+    s->answer = ANS_NONE;
+    free(s->token);
+    s->token = NULL;
+    return 0;
+}
+
+/* Engine events ------------------------------------------------------------ */
 
 static int relay_allowed(const struct sockaddr_storage *ss)
 {
@@ -452,19 +633,54 @@ static int relay_allowed(const struct sockaddr_storage *ss)
     return 0;
 }
 
+/* Hand work to a work thread; on failure the engine gets a temporary failure. */
+static void start_work(struct session *s, enum work w, void (*fn)(void *))
+{
+    s->work = w;
+    if (io_work(s->io, fn, s) == 0)
+        return;
+    s->work = WORK_NONE;
+    report_session_error(s, LOC_SMTPD_SESSION, ERROR_NOT_ENOUGH_MEMORY,
+                         "cannot hand an authentication step to a work thread");
+    smtpd_auth_tempfail(s->engine);
+}
+
 /* Handle one engine event. Returns 0 to go on, -1 to end the session. */
 static int on_event(struct session *s, const struct smtpd_event *ev)
 {
     switch (ev->type) {
-    case SMTPD_EV_STARTTLS:
-        if (flush_replies(s) != 0)
+    case SMTPD_EV_STARTTLS: {
+        if (flush_replies(s) != 0)   /* the 220 goes out in clear */
             return -1;
-        return start_tls(s);
+        struct tls_config tc = { .policy = &srv.tls_policy };
+        if (chan_start_tls(&s->ch, &srv.tls_cred, &tc, LOC_SSPI_HANDSHAKE) != SEC_E_OK)
+            return -1;
+        s->handshaking = 1;
+        return 0;
+    }
     case SMTPD_EV_AUTH_NTLM:
-        auth_ntlm(s, ev);
+        free(s->token);
+        s->token = malloc(ev->len ? ev->len : 1);
+        if (!s->token) {
+            smtpd_auth_tempfail(s->engine);
+            return 0;
+        }
+        memcpy(s->token, ev->data, ev->len);
+        s->token_len = ev->len;
+        s->token_first = ev->first;
+        start_work(s, WORK_NTLM, ntlm_work);
         return 0;
     case SMTPD_EV_AUTH_PASSWORD:
-        auth_password(s, ev);
+        if (snprintf(s->user, sizeof s->user, "%s", ev->user) >= (int)sizeof s->user ||
+            snprintf(s->password, sizeof s->password, "%s", ev->password) >= (int)sizeof s->password) {
+            /* longer than any account name or password SSPI takes */
+            SecureZeroMemory(s->password, sizeof s->password);
+            s->delay_ms = penalty_note(s->peer, 1);
+            s->answer = ANS_FAIL;
+            auth_answer(s);
+            return 0;
+        }
+        start_work(s, WORK_PASSWORD, password_work);
         return 0;
     case SMTPD_EV_AUTH_ABORT:
         ntlm_free(s->ntlm);
@@ -474,10 +690,13 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
         spool_begin(s);
         return 0;
     case SMTPD_EV_DATA_CHUNK:
+        s->data_bytes += ev->len;
         spool_put(s, ev->data, ev->len);
         return 0;
     case SMTPD_EV_MESSAGE:
-        spool_commit_session(s);
+        message_begin_commit(s);
+        if (s->work == WORK_NONE)
+            message_answer(s);   /* failed before any work began */
         return 0;
     case SMTPD_EV_MESSAGE_REJECTED:
         spool_discard(s);
@@ -489,132 +708,269 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
     }
 }
 
-static void run_session(SOCKET sock, const struct sockaddr_storage *peer)
+/* Work came back: give the engine its answer. */
+static void work_returned(struct session *s)
 {
-    struct session s = { .sock = sock };
-    /* The bare numeric address: the engine and the events name the peer by it. */
-    if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, s.peer, sizeof s.peer, NULL, 0,
-                    NI_NUMERICHOST) != 0)
-        strcpy(s.peer, "unknown");
-    s.engine = smtpd_new(&srv.engine, s.peer, relay_allowed(peer));
-    if (!s.engine) {
-        report_session_error(&s, LOC_SMTPD_SESSION, ERROR_NOT_ENOUGH_MEMORY,
-                             "cannot create an SMTP session");
+    switch (s->work) {
+    case WORK_NTLM:
+    case WORK_PASSWORD:
+        auth_answer(s);
+        break;
+    case WORK_DELAY:
+        s->delay_ms = 0;
+        auth_answer(s);
+        break;
+    case WORK_FILTER:
+        if (!filter_answer(s))
+            message_answer(s);
+        break;
+    case WORK_COMMIT:
+        message_answer(s);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Below MinDataRate once the grace period is over? */
+static int data_too_slow(const struct session *s)
+{
+    if (!srv.min_data_rate || smtpd_timeout_kind(s->engine) != SMTPD_TO_DATA_BLOCK)
+        return 0;
+    ULONGLONG ms = GetTickCount64() - s->data_start;
+    return ms > RATE_GRACE_MS && s->data_bytes * 1000ull < (ULONGLONG)srv.min_data_rate * ms;
+}
+
+/* Feed what arrived, act on the engine's events, send its replies. */
+static void run(struct session *s)
+{
+    for (;;) {
+        if (s->work != WORK_NONE)
+            break;   /* resumed by IO_EV_WAKE (or the delay's timer) */
+        enum chan_status cs = chan_pump(&s->ch);
+        if (cs == CHAN_FAILED || cs == CHAN_PEER_CLOSED) {
+            session_close(s, cs == CHAN_PEER_CLOSED);
+            return;
+        }
+        if (cs == CHAN_SECURED) {
+            s->handshaking = 0;
+            if (chan_tls_state(&s->ch) == TLS_ST_OPEN)
+                smtpd_tls_started(s->engine, 1);
+            else
+                smtpd_tls_refused(s->engine, tls_policy_text(chan_tls(&s->ch)));
+        }
+        if (srv.stopping && !s->told_shutdown) {
+            s->told_shutdown = 1;
+            smtpd_shutdown(s->engine);
+        }
+        size_t avail = 0, took = 0;
+        const unsigned char *p = s->handshaking ? NULL : chan_input(&s->ch, &avail);
+        if (avail > 0) {
+            took = smtpd_feed(s->engine, p, avail);
+            chan_consume(&s->ch, took);
+        }
+        struct smtpd_event ev;
+        if (smtpd_next(s->engine, &ev) != SMTPD_EV_NONE) {
+            if (on_event(s, &ev) != 0) {
+                if (smtpd_errors(s->engine) >= srv.engine.max_errors)
+                    InterlockedIncrement(&srv.closed[CLOSE_ERRORS]);
+                session_close(s, 1);
+                return;
+            }
+            continue;
+        }
+        if (smtpd_closed(s->engine)) {
+            session_close(s, 1);
+            return;
+        }
+        if (data_too_slow(s)) {
+            InterlockedIncrement(&srv.closed[CLOSE_DATA_RATE]);
+            smtpd_timeout(s->engine);
+            continue;
+        }
+        if (took > 0)
+            continue;
+        if (avail > 0 && took == 0) {
+            session_close(s, 0);   /* the engine can take nothing and wants nothing */
+            return;
+        }
+        break;
+    }
+    if (flush_replies(s) != 0) {
+        chan_close(&s->ch, 0);
         return;
     }
-    DWORD timeout = POLL_MS;
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&timeout, sizeof timeout);
-
-    /* Plaintext waiting for the engine: in[] before STARTTLS, the stream's
-     * plaintext buffer after it. */
-    unsigned char in[IO_BUF];
-    size_t in_len = 0, in_off = 0;
-    ULONGLONG last_input = GetTickCount64();
-    int told_shutdown = 0;
-    for (;;) {
-        if (flush_replies(&s) != 0)
-            break;
-        size_t avail = 0, took = 0;
-        const unsigned char *p = NULL;
-        if (s.tls) {
-            p = tls_app_buf(s.tls, &avail);
-        } else {
-            p = in + in_off;
-            avail = in_len - in_off;
-        }
-        if (avail > 0) {
-            took = smtpd_feed(s.engine, p, avail);
-            if (s.tls)
-                tls_app_done(s.tls, took);
-            else
-                in_off += took;
-        }
-        int was_tls = s.tls != NULL;
-        struct smtpd_event ev;
-        if (smtpd_next(s.engine, &ev) != SMTPD_EV_NONE) {
-            if (on_event(&s, &ev) != 0) {
-                flush_replies(&s);
-                break;
-            }
-            if (!was_tls && s.tls)
-                in_off = in_len;  /* plaintext sent after STARTTLS: injected, dropped */
-            continue;
-        }
-        if (smtpd_closed(s.engine))
-            break;
-        if (avail > took) {
-            if (took == 0)
-                break;  /* the engine can take nothing and wants nothing: give up */
-            continue;
-        }
-        if (srv.stopping && !told_shutdown) {
-            smtpd_shutdown(s.engine);
-            told_shutdown = 1;
-            continue;
-        }
-        /* The replies to what was just fed go out before waiting for more:
-         * a client that does not pipeline waits for them. */
-        if (flush_replies(&s) != 0)
-            break;
-        int n = recv(sock, (char *)in, sizeof in, 0);
-        if (n > 0) {
-            last_input = GetTickCount64();
-            if (s.tls) {
-                if (tls_take(&s, in, (size_t)n) != 0)
-                    break;
-            } else {
-                in_len = (size_t)n;
-                in_off = 0;
-            }
-            continue;
-        }
-        if (n == 0)
-            break;
-        if (WSAGetLastError() != WSAETIMEDOUT)
-            break;
-        unsigned secs = smtpd_timeout_secs(s.engine);
-        if (secs && GetTickCount64() - last_input > (ULONGLONG)secs * 1000)
-            smtpd_timeout(s.engine);
+    if (s->eof && s->work == WORK_NONE) {
+        session_close(s, 1);   /* the client has gone: nothing more can come */
+        return;
     }
-    if (s.tls) {
-        if (tls_state(s.tls) == TLS_ST_OPEN || tls_state(s.tls) == TLS_ST_REFUSED ||
-            tls_state(s.tls) == TLS_ST_CLOSED) {
-            tls_shutdown(s.tls);  /* close_notify */
-            flush_tls(&s);
-        }
-        tls_free(s.tls);
-    }
-    spool_discard(&s);
-    ntlm_free(s.ntlm);
-    smtpd_free(s.engine);
+    arm_timer(s);
 }
 
-static DWORD WINAPI pool_thread(void *arg)
+static void session_free(struct session *s)
+{
+    AcquireSRWLockExclusive(&srv.lock);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv.sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    addr_drop(s->key);
+    LONG left = InterlockedDecrement(&srv.active);
+    if (left == 0 && srv.stopping && srv.all_closed)
+        SetEvent(srv.all_closed);
+    ReleaseSRWLockExclusive(&srv.lock);
+    spool_discard(s);
+    if (s->have_env)
+        env_free(&s->env);
+    ntlm_free(s->ntlm);
+    free(s->token);
+    SecureZeroMemory(s->password, sizeof s->password);
+    chan_free(&s->ch);
+    smtpd_free(s->engine);
+    free(s);
+}
+
+static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD err)
+{
+    struct session *s = arg;
+    (void)c;
+    switch (ev) {
+    case IO_EV_OPEN:
+    case IO_EV_INPUT:
+    case IO_EV_NOTIFY:   /* the service is stopping: run() says so */
+        run(s);
+        break;
+    case IO_EV_WAKE:
+        work_returned(s);
+        run(s);
+        break;
+    case IO_EV_EOF:
+        s->eof = 1;
+        run(s);
+        break;
+    case IO_EV_TIMER:
+        if (s->work == WORK_DELAY) {
+            work_returned(s);
+            run(s);
+        } else if (s->handshaking) {
+            session_close(s, 0);
+        } else if (s->work == WORK_NONE) {
+            InterlockedIncrement(&srv.closed[CLOSE_INACTIVITY]);
+            smtpd_timeout(s->engine);   /* 421 4.4.2, and the engine closes */
+            run(s);
+        }
+        break;
+    case IO_EV_SEND_STALLED:
+        /* The client sends and does not read: no reply can reach it. */
+        InterlockedIncrement(&srv.closed[CLOSE_SEND_TIMEOUT]);
+        chan_close(&s->ch, 0);
+        break;
+    case IO_EV_ERROR:
+        (void)err;
+        chan_close(&s->ch, 0);
+        break;
+    case IO_EV_CLOSED:
+        session_free(s);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Refused connections ------------------------------------------------------ */
+
+/* The one reply a refused connection gets, then it is closed. */
+static void refuse_event(struct io_conn *c, void *arg, enum io_event ev, DWORD err)
+{
+    (void)err;
+    const char *text = arg;
+    if (ev == IO_EV_OPEN) {
+        io_write(c, text, strlen(text));
+        io_close(c, 1);
+    } else if (ev != IO_EV_CLOSED) {
+        io_close(c, 0);
+    }
+}
+
+static const char refuse_paused[] = "421 4.3.2 Service paused, try again later\r\n";
+static const char refuse_max[] =
+    "421 4.7.0 Too many connections to this server (MaxSessions); try again later\r\n";
+static const char refuse_addr[] =
+    "421 4.7.0 Too many connections from your address (MaxSessionsPerAddress); "
+    "try again later\r\n";
+
+/* The engine's listener hands over each accepted socket. */
+static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *peer)
 {
     (void)arg;
-    while (!srv.stopping) {
-        struct sockaddr_storage peer;
-        int plen = sizeof peer;
-        SOCKET c = accept(srv.listener, (struct sockaddr *)&peer, &plen);
-        if (c == INVALID_SOCKET) {
-            if (srv.stopping)
-                break;
-            Sleep(10);  /* a failed accept (e.g. reset before accept) must not spin */
-            continue;
-        }
-        if (srv.paused) {
-            static const char msg[] = "421 4.3.2 Service paused, try again later\r\n";
-            send(c, msg, sizeof msg - 1, 0);
-        } else {
-            InterlockedIncrement(&srv.active);
-            run_session(c, &peer);
-            InterlockedDecrement(&srv.active);
-        }
-        shutdown(c, SD_BOTH);
-        closesocket(c);
+    const char *refusal = NULL;
+    unsigned char key[ADDR_KEY_LEN];
+    addr_key(peer, key);
+    AcquireSRWLockExclusive(&srv.lock);
+    if (srv.stopping) {
+        ReleaseSRWLockExclusive(&srv.lock);
+        closesocket(sock);
+        return;
     }
-    return 0;
+    if (srv.paused) {
+        refusal = refuse_paused;
+        InterlockedIncrement(&srv.refused[REFUSE_PAUSED]);
+    } else if ((DWORD)srv.active >= srv.max_sessions) {
+        refusal = refuse_max;
+        InterlockedIncrement(&srv.refused[REFUSE_MAX]);
+    } else if (addr_take(key, srv.max_per_address) != 0) {
+        refusal = refuse_addr;
+        InterlockedIncrement(&srv.refused[REFUSE_PER_ADDRESS]);
+    } else {
+        InterlockedIncrement(&srv.active);
+    }
+    ReleaseSRWLockExclusive(&srv.lock);
+    if (refusal) {
+        struct io_conn *c = io_attach(sock, refuse_event, (void *)refusal);
+        if (c)
+            io_start(c);
+        return;
+    }
+    struct session *s = calloc(1, sizeof *s);
+    if (s) {
+        memcpy(s->key, key, sizeof key);
+        /* The bare numeric address: the engine and the events name the peer by it. */
+        if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, s->peer, sizeof s->peer,
+                        NULL, 0, NI_NUMERICHOST) != 0)
+            strcpy(s->peer, "unknown");
+        utf8_to_wide(s->peer, s->wpeer, ARRAYSIZE(s->wpeer));
+        s->engine = smtpd_new(&srv.engine, s->peer, relay_allowed(peer));
+    }
+    if (!s || !s->engine) {
+        if (s)
+            report_session_error(s, LOC_SMTPD_SESSION, ERROR_NOT_ENOUGH_MEMORY,
+                                 "cannot create an SMTP session");
+        free(s);
+        closesocket(sock);
+        AcquireSRWLockExclusive(&srv.lock);
+        addr_drop(key);
+        InterlockedDecrement(&srv.active);
+        ReleaseSRWLockExclusive(&srv.lock);
+        return;
+    }
+    AcquireSRWLockExclusive(&srv.lock);
+    s->next = srv.sessions;
+    if (srv.sessions)
+        srv.sessions->prev = s;
+    srv.sessions = s;
+    ReleaseSRWLockExclusive(&srv.lock);
+    s->io = io_attach(sock, session_event, s);
+    if (!s->io) {
+        session_free(s);
+        return;
+    }
+    chan_init(&s->ch, s->io, s->wpeer);
+    io_start(s->io);   /* the handler runs from here on */
 }
+
+/* Configuration and the listener ---------------------------------------------- */
 
 /* The server certificate: a PFX file, or a certificate in LocalMachine\MY
  * named by thumbprint or subject. Without one, STARTTLS is not offered; a
@@ -710,54 +1066,32 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
 
 DWORD smtp_server_start(const struct imsvc_config *cfg)
 {
-    WSADATA wsa;
-    int wrc = WSAStartup(MAKEWORD(2, 2), &wsa);
-    if (wrc != 0)
-        return (DWORD)wrc;
     DWORD rc = load_engine_config(cfg);
     if (rc != ERROR_SUCCESS)
         return rc;
+    srv.max_sessions = cfg->max_sessions;
+    srv.max_per_address = cfg->max_sessions_per_address;
+    srv.inactivity_ms = cfg->inactivity_timeout * 1000u;
+    srv.data_ms = cfg->data_timeout * 1000u;
+    srv.min_data_rate = cfg->min_data_rate;
+    srv.engine.max_errors = cfg->max_protocol_errors;
+    io_set_send_timeout(cfg->send_timeout);
+    if (!srv.all_closed)
+        srv.all_closed = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!srv.all_closed)
+        return GetLastError();
+    ResetEvent(srv.all_closed);
+    srv.stopping = 0;   /* `paused` survives a restart: the service may be paused */
 
     char addr[64], port[16];
     WideCharToMultiByte(CP_UTF8, 0, cfg->listen_address, -1, addr, sizeof addr, NULL, NULL);
     snprintf(port, sizeof port, "%lu", cfg->listen_port);
-    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE,
-                              .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(addr, port, &hints, &ai) != 0 || !ai)
-        return (DWORD)WSAGetLastError();
-    srv.listener = socket(ai->ai_family, SOCK_STREAM, IPPROTO_TCP);
-    if (srv.listener == INVALID_SOCKET) {
-        rc = (DWORD)WSAGetLastError();
-        freeaddrinfo(ai);
-        return rc;
+    rc = io_listen(addr, port, on_accept, NULL, &srv.listen_id);
+    if (rc != ERROR_SUCCESS) {
+        srv.listen_id = -1;
+        tls_cred_free(&srv.tls_cred);
     }
-    BOOL excl = TRUE;  /* no other process may bind the same port under us */
-    setsockopt(srv.listener, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&excl, sizeof excl);
-    if (bind(srv.listener, ai->ai_addr, (int)ai->ai_addrlen) != 0 ||
-        listen(srv.listener, SOMAXCONN) != 0) {
-        rc = (DWORD)WSAGetLastError();
-        freeaddrinfo(ai);
-        closesocket(srv.listener);
-        srv.listener = INVALID_SOCKET;
-        return rc;
-    }
-    freeaddrinfo(ai);
-    srv.stopping = 0;   /* `paused` survives a restart: the service may be paused */
-    srv.nthreads = 0;
-    DWORD want = cfg->max_sessions < ARRAYSIZE(srv.threads) ? cfg->max_sessions
-                                                            : ARRAYSIZE(srv.threads);
-    for (DWORD i = 0; i < want; i++) {
-        HANDLE t = CreateThread(NULL, 256 * 1024, pool_thread, NULL,
-                                STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
-        if (!t) {
-            rc = GetLastError();
-            smtp_server_stop(5000);
-            return rc;
-        }
-        srv.threads[srv.nthreads++] = t;
-    }
-    return ERROR_SUCCESS;
+    return rc;
 }
 
 void smtp_server_pause(int paused)
@@ -767,28 +1101,38 @@ void smtp_server_pause(int paused)
 
 void smtp_server_stop(DWORD wait_ms)
 {
+    AcquireSRWLockExclusive(&srv.lock);
     InterlockedExchange(&srv.stopping, 1);
-    if (srv.listener != INVALID_SOCKET) {
-        closesocket(srv.listener);  /* wakes every thread blocked in accept() */
-        srv.listener = INVALID_SOCKET;
+    ReleaseSRWLockExclusive(&srv.lock);
+    if (srv.listen_id >= 0) {
+        io_unlisten(srv.listen_id);
+        srv.listen_id = -1;
     }
-    if (srv.nthreads > 0) {
-        DWORD left = srv.nthreads, base = 0;
-        while (left > 0) {
-            DWORD batch = left > MAXIMUM_WAIT_OBJECTS ? MAXIMUM_WAIT_OBJECTS : left;
-            WaitForMultipleObjects(batch, srv.threads + base, TRUE, wait_ms);
-            base += batch;
-            left -= batch;
-        }
-        for (DWORD i = 0; i < srv.nthreads; i++)
-            CloseHandle(srv.threads[i]);
-        srv.nthreads = 0;
-    }
-    tls_cred_free(&srv.tls_cred);
-    WSACleanup();
+    /* Every session says 421 4.3.2 at its next turn (run() sees stopping). */
+    io_notify_all();
+    if (srv.active > 0 && srv.all_closed)
+        WaitForSingleObject(srv.all_closed, wait_ms);
+    if (srv.active == 0)
+        tls_cred_free(&srv.tls_cred);
+    /* else: sessions that outlived the wait keep the credentials */
 }
 
 LONG smtp_server_active(void)
 {
     return srv.active;
+}
+
+int smtp_server_status_text(char *buf, size_t cap)
+{
+    struct io_stats st;
+    io_engine_stats(&st);
+    int n = snprintf(buf, cap,
+                     "refused-max-sessions %ld\r\nrefused-per-address %ld\r\nrefused-paused %ld\r\n"
+                     "closed-inactivity %ld\r\nclosed-send-timeout %ld\r\nclosed-data-rate %ld\r\n"
+                     "closed-protocol-errors %ld\r\nio-threads %ld\r\nio-connections %ld\r\n",
+                     (long)srv.refused[REFUSE_MAX], (long)srv.refused[REFUSE_PER_ADDRESS],
+                     (long)srv.refused[REFUSE_PAUSED], (long)srv.closed[CLOSE_INACTIVITY],
+                     (long)srv.closed[CLOSE_SEND_TIMEOUT], (long)srv.closed[CLOSE_DATA_RATE],
+                     (long)srv.closed[CLOSE_ERRORS], (long)st.workers, (long)st.connections);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
 }

@@ -46,6 +46,8 @@ struct spool_msg {
     int hold;
     DWORD result;
     int done;
+    void (*on_done)(void *arg, DWORD err);   /* spool_commit_async: told, not waited for */
+    void *on_done_arg;
     struct spool_msg *next;
 };
 
@@ -358,7 +360,9 @@ void spool_abort(struct spool_msg *m)
         msg_free(m);
 }
 
-DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
+/* Queue m for the committer; the caller then waits (on_done NULL) or is
+ * called back. Returns an error, having freed m, if it cannot be queued. */
+static DWORD commit_enqueue(struct spool_msg *m, const struct envelope *env, int hold)
 {
     DWORD err = m->write_error;
     if (!err && strcmp(env->id, m->id) != 0)
@@ -385,12 +389,31 @@ DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
         sp.head = m;
     sp.tail = m;
     WakeConditionVariable(&sp.work);
+    LeaveCriticalSection(&sp.lock);
+    return ERROR_SUCCESS;
+}
+
+DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
+{
+    m->on_done = NULL;
+    DWORD err = commit_enqueue(m, env, hold);
+    if (err)
+        return err;
+    EnterCriticalSection(&sp.lock);
     while (!m->done)
         SleepConditionVariableCS(&sp.done, &sp.lock, INFINITE);
     LeaveCriticalSection(&sp.lock);
     err = m->result;
     msg_free(m);
     return err;
+}
+
+DWORD spool_commit_async(struct spool_msg *m, const struct envelope *env, int hold,
+                         void (*done)(void *arg, DWORD err), void *arg)
+{
+    m->on_done = done;
+    m->on_done_arg = arg;
+    return commit_enqueue(m, env, hold);
 }
 
 /* The commit log ---------------------------------------------------------- */
@@ -531,8 +554,25 @@ static DWORD WINAPI committer_main(void *arg)
                 report(LOC_SPOOL_COMMIT, m->result, L"cannot commit message %hs to the queue; "
                        L"the client was told to try again later", m->id);
         }
-        EnterCriticalSection(&sp.lock);
+        /* Asynchronous callers are told outside the lock, and their
+         * messages freed here; waiting callers free their own. */
+        struct spool_msg *waiting = NULL;
         for (struct spool_msg *m = batch; m;) {
+            struct spool_msg *next = m->next;
+            if (m->on_done) {
+                void (*done)(void *, DWORD) = m->on_done;
+                void *arg = m->on_done_arg;
+                DWORD result = m->result;
+                msg_free(m);
+                done(arg, result);
+            } else {
+                m->next = waiting;
+                waiting = m;
+            }
+            m = next;
+        }
+        EnterCriticalSection(&sp.lock);
+        for (struct spool_msg *m = waiting; m;) {
             struct spool_msg *next = m->next;
             m->done = 1;
             m = next;

@@ -51,6 +51,12 @@ const wchar_t *spool_msg_env_path(struct spool_msg *m, const struct envelope *en
  * queue. env->id must be spool_msg_id(m). Frees m. Returns a Win32 error:
  * on anything but ERROR_SUCCESS the message is not queued. */
 DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold);
+/* The same without waiting: done(arg, error) is called from the committer
+ * thread once the group commit it joined is on disk and renamed (or has
+ * failed); it must not block. Returns an error (and done is not called) if
+ * the commit could not even be queued. Frees m either way. */
+DWORD spool_commit_async(struct spool_msg *m, const struct envelope *env, int hold,
+                         void (*done)(void *arg, DWORD err), void *arg);
 /* Drop a message that is not to be queued. Frees m. */
 void spool_abort(struct spool_msg *m);
 

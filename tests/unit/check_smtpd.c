@@ -761,6 +761,26 @@ START_TEST(starttls_not_offered_and_policy)
 }
 END_TEST
 
+/* The refused stream passes nothing more: the engine answers at once and
+ * closes, with what was negotiated and what policy requires. */
+START_TEST(tls_refused_by_policy)
+{
+    struct drv d;
+    drv_init(&d, SMTPD_OPT_STARTTLS, 0);
+    d.auto_tls = 0;
+    drive(&d, "EHLO c\r\nSTARTTLS\r\n");
+    ck_assert_int_eq(d.starttls, 1);
+    ck_assert_int_eq(smtpd_tls_refused(d.s, "negotiated TLS 1.0; policy requires TLS 1.2\r\nx"), 0);
+    drain(&d);
+    ck_has(&d, "454 4.7.0 TLS session refused by policy: negotiated TLS 1.0; policy requires "
+               "TLS 1.2");
+    ck_hasnt(&d, "\r\nx");
+    ck_assert_int_eq(smtpd_closed(d.s), 1);
+    ck_assert_int_eq(smtpd_tls_refused(d.s, "again"), -1);
+    drv_done(&d);
+}
+END_TEST
+
 /* Relay policy -------------------------------------------------------------------- */
 
 START_TEST(relay_policy)
@@ -952,6 +972,31 @@ START_TEST(too_many_errors)
 }
 END_TEST
 
+/* MaxProtocolErrors: the configured limit replaces the default. */
+START_TEST(configured_error_limit)
+{
+    struct drv d;
+    memset(&d, 0, sizeof d);
+    d.cfg.hostname = "mx.example.com";
+    d.cfg.local_domains = LOCAL;
+    d.cfg.n_local_domains = 2;
+    d.cfg.max_errors = 10;
+    d.tls_policy_ok = 1;
+    d.auto_tls = 1;
+    drv_start(&d);
+    for (int i = 0; i < 9; i++)
+        drive(&d, "BOGUS\r\n");
+    ck_assert_int_eq(smtpd_errors(d.s), 9);
+    ck_assert_int_eq(d.closed, 0);
+    drive(&d, "BOGUS\r\nNOOP\r\n");
+    ck_assert_int_eq(count(d.out, "500 5.5.1"), 10);
+    ck_has(&d, "421 4.7.0 mx.example.com Error: too many errors\r\n");
+    ck_assert_int_eq(count(d.out, "250 2.0.0"), 0);
+    ck_assert_int_eq(d.closed, 1);
+    drv_done(&d);
+}
+END_TEST
+
 START_TEST(helo_validation_and_help)
 {
     struct drv d;
@@ -1002,6 +1047,8 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, received_header);
     tcase_add_test(tc, timeouts);
     tcase_add_test(tc, too_many_errors);
+    tcase_add_test(tc, configured_error_limit);
+    tcase_add_test(tc, tls_refused_by_policy);
     tcase_add_test(tc, helo_validation_and_help);
     suite_add_tcase(s, tc);
     return s;
