@@ -277,6 +277,8 @@ static void session_close(struct session *s, int graceful)
 static void arm_timer(struct session *s)
 {
     DWORD ms = 0;
+    if (s->work == WORK_DELAY)
+        return;   /* the delayed AUTH answer owns the deadline */
     if (s->handshaking) {
         ms = HANDSHAKE_MS;
     } else if (s->work == WORK_NONE) {
