@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ioengine.h"
 #include "outbound.h"
 #include "smtpc.h"
 #include "tls.h"
@@ -398,10 +399,11 @@ int send_cmd(int argc, char **argv)
         }
     }
 
-    WSADATA wsa;
-    int err = WSAStartup(MAKEWORD(2, 2), &wsa);
+    /* The connection runs on the I/O engine, as the service's do: one
+     * worker is enough for one connection. */
+    DWORD err = io_engine_start(1);
     if (err != 0) {
-        fprintf(stderr, "imsvc send: WSAStartup failed (%d)\n", err);
+        fprintf(stderr, "imsvc send: cannot start the I/O engine (error %lu)\n", err);
         rc = SEND_EXIT_TRANSIENT;
         goto out;
     }
@@ -438,7 +440,7 @@ int send_cmd(int argc, char **argv)
         outbound_close(c);
     }
     SecureZeroMemory(password_w, sizeof password_w);
-    WSACleanup();
+    io_engine_stop();
 
     rc = SEND_EXIT_OK;
     for (unsigned k = 0; k < sent; k++) {

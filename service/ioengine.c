@@ -52,6 +52,11 @@ struct io_conn {
     volatile LONG timer_posted, stall_posted;
     volatile ULONGLONG deadline;    /* tick count; 0: none */
     volatile ULONGLONG send_since;  /* tick count of the last send progress */
+    LPFN_CONNECTEX connect_ex;      /* io_connect: where to and how long */
+    struct sockaddr_storage peer;
+    int peer_len;
+    DWORD connect_ms;
+    DWORD connect_err;              /* ConnectEx failed at once */
     struct io_conn *prev, *next;    /* the engine's list, for the timer */
 };
 
@@ -289,6 +294,10 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
         }
         if (ev == IO_EV_SEND_STALLED && !c->sending)
             break;
+        if (ev == IO_EV_CONNECTED) {
+            c->failed = 1;
+            err = c->connect_err;
+        }
         if (ev == IO_EV_SEND_STALLED && c->closing) {
             c->failed = 1;   /* a graceful close the peer never takes: drop it */
             break;
@@ -506,9 +515,13 @@ static LPFN_CONNECTEX connect_ex_for(SOCKET s, int family)
     return eng.connect_ex[i];
 }
 
-struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, io_handler fn, void *arg,
-                           DWORD *err)
+struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, DWORD timeout_ms,
+                           io_handler fn, void *arg, DWORD *err)
 {
+    if (addrlen <= 0 || (size_t)addrlen > sizeof(struct sockaddr_storage)) {
+        *err = (DWORD)WSAEINVAL;
+        return NULL;
+    }
     SOCKET s = WSASocketW(addr->sa_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
     if (s == INVALID_SOCKET) {
         *err = (DWORD)WSAGetLastError();
@@ -529,24 +542,29 @@ struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, io_handler 
         closesocket(s);
         return NULL;
     }
+    c->connect_ex = connect_ex;
+    memcpy(&c->peer, addr, (size_t)addrlen);
+    c->peer_len = addrlen;
+    c->connect_ms = timeout_ms;
+    return c;
+}
+
+void io_connect_start(struct io_conn *c)
+{
     AcquireSRWLockExclusive(&c->lock);
+    if (c->connect_ms)
+        c->deadline = GetTickCount64() + c->connect_ms;
     conn_ref(c);
     DWORD sent;
-    if (!connect_ex(s, addr, addrlen, NULL, 0, &sent, &c->cop.ov) &&
+    if (!c->connect_ex(c->s, (const struct sockaddr *)&c->peer, c->peer_len, NULL, 0, &sent,
+                       &c->cop.ov) &&
         WSAGetLastError() != ERROR_IO_PENDING) {
-        *err = (DWORD)WSAGetLastError();
+        /* told through the same event as a connect that fails later */
+        c->connect_err = (DWORD)WSAGetLastError();
         InterlockedDecrement(&c->refs);
-        c->closing = 1;   /* the owner never sees it: close and free quietly */
-        c->fn = NULL;
-        pump(c);   /* closes the socket and leaves the list */
-        ReleaseSRWLockExclusive(&c->lock);
-        free(c->in);
-        free(c);
-        InterlockedDecrement(&eng.n_conns);
-        return NULL;
+        post(c, IO_EV_CONNECTED);
     }
     ReleaseSRWLockExclusive(&c->lock);
-    return c;
 }
 
 const unsigned char *io_input(struct io_conn *c, size_t *len)
@@ -626,6 +644,11 @@ void io_wake(struct io_conn *c)
 void io_ref(struct io_conn *c)
 {
     conn_ref(c);
+}
+
+void io_unref(struct io_conn *c)
+{
+    conn_release(c);
 }
 
 void io_wake_ref(struct io_conn *c)

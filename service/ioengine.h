@@ -75,10 +75,13 @@ void io_unlisten(int id);
  * connection before its handler first runs; then IO_EV_OPEN follows. */
 struct io_conn *io_attach(SOCKET s, io_handler fn, void *arg);
 void io_start(struct io_conn *c);
-/* Connect to one address; IO_EV_CONNECTED follows (also on failure, with the
- * error). NULL (and *err) when the attempt cannot even start. */
-struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, io_handler fn, void *arg,
-                           DWORD *err);
+/* A connection to one address, not started yet (NULL and *err when a socket
+ * cannot be made); io_connect_start then connects, and IO_EV_CONNECTED
+ * follows, with the Winsock error on failure (WSAETIMEDOUT comes as
+ * IO_EV_TIMER once timeout_ms has passed; 0: no bound). */
+struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, DWORD timeout_ms,
+                           io_handler fn, void *arg, DWORD *err);
+void io_connect_start(struct io_conn *c);
 
 /* Input: bytes received and not yet consumed. */
 const unsigned char *io_input(struct io_conn *c, size_t *len);
@@ -103,6 +106,9 @@ void io_wake(struct io_conn *c);
  * IO_EV_WAKE and gives the reference back. */
 void io_ref(struct io_conn *c);
 void io_wake_ref(struct io_conn *c);
+/* Give back a reference taken with io_ref without an event (from any thread;
+ * the last one ends the connection's life with IO_EV_CLOSED). */
+void io_unref(struct io_conn *c);
 /* IO_EV_NOTIFY on every open connection (the service is stopping). */
 void io_notify_all(void);
 /* Run fn(ctx) on a work thread, then IO_EV_WAKE on c. */

@@ -1,13 +1,17 @@
-/* outbound.c - one outbound SMTP connection (see outbound.h): the blocking
- * socket driver around core/smtpc.
+/* outbound.c - one outbound SMTP connection (see outbound.h): the driver
+ * around core/smtpc, on the I/O engine.
  *
  * The driver does what docs/smtp-client.md ("What the socket driver must
- * do") asks of it and nothing more: it owns the socket, the timers, the
- * secure stream and the NTLM context; every protocol decision is the
- * engine's. After STARTTLS only bytes the stream decrypted reach the engine
- * (whatever followed the 220 in clear is dropped), and plaintext the engine
- * has not taken yet stays in the stream's queue until it does. Each read
- * waits as long as the engine's timer for its state (SO_RCVTIMEO).
+ * do") asks of it and nothing more: it owns the connection, the timers, the
+ * channel (and so the secure stream) and the NTLM context; every protocol
+ * decision is the engine's. The session runs in the connection's handler
+ * (service/ioengine.h), event by event: no call here blocks on a socket.
+ * The caller of outbound_open/send/close waits on an event until the
+ * handler has reached what it asked for (READY, a message's results, the
+ * end); an NTLM step runs on a work thread. After STARTTLS only bytes the
+ * stream decrypted reach the engine (whatever followed the 220 in clear is
+ * dropped), and plaintext the engine has not taken yet stays in the stream
+ * until it does. Each state's timer is the engine's (smtpc_timeout_secs).
  *
  * It must never keep state outside struct outbound (many connections run at
  * once on different threads), never keep the caller's credentials past
@@ -25,48 +29,64 @@
 
 #include "eventlog.h"
 #include "location.h"
-#include "netio.h"
+#include "channel.h"
+#include "ioengine.h"
 #include "ntlm.h"
 #include "utf.h"
 
-#define OUT_CONNECT_TIMEOUT   60u     /* seconds for connect() */
-#define OUT_TLS_TIMEOUT       300u    /* seconds for each read of the TLS handshake */
-#define OUT_READ_CHUNK        16384u  /* clear-text reads */
+#define OUT_CONNECT_TIMEOUT   60u     /* seconds for a connection to be made */
+#define OUT_TLS_TIMEOUT       300u    /* seconds for the TLS handshake */
+#define OUT_OUT_HIGH          (256u * 1024u)  /* content queued for the socket before waiting */
 #define OUT_HOST_MAX          256u
 #define OUT_PORT_MAX          16u
 #define OUT_WHO_MAX           64u     /* the caller's name in event texts */
 #define OUT_WHY_MAX           512u    /* a local failure's sentence */
 #define OUT_PEER_MAX          (OUT_HOST_MAX + OUT_PORT_MAX + 4u)
 
-enum io_result { IO_OK, IO_EOF, IO_TIMEOUT, IO_TLS_FAILED };
-
 struct outbound {
-    SOCKET sock;
+    struct io_conn *io;              /* NULL between connections */
+    struct chan ch;
+    HANDLE done;                     /* the handler changed something the caller waits on */
     int dead;                        /* the connection is gone: drop output */
+    int gone;                        /* the connection's IO_EV_CLOSED came */
+    int connected;                   /* IO_EV_CONNECTED without error */
+    DWORD connect_err;
     int ready;                       /* the engine said READY: a message may begin */
     int reported;                    /* the session's failure is in the event log */
     int verbose;
+    int handshaking;
+    int ntlm_busy;                   /* a work thread runs an NTLM step */
+    int quit_asked;                  /* outbound_close: QUIT now (or close if not idle) */
+    int closed;                      /* the handler has closed the connection */
+    volatile int ntlm_returned;      /* the work thread finished the NTLM step */
+    int ntlm_ok;
+    char ntlm_why[OUT_WHY_MAX];
+    char tls_text[320];              /* the negotiated protocol and cipher, once secured */
+    int msg_asked;                   /* outbound_send: begin the message now */
+    int msg_done;                    /* ... and it has been answered (or could not begin) */
     enum tls_trust trust;
     struct smtpc_config cfg;         /* outlives the session, as smtpc_new asks */
     struct smtpc *s;
     struct tls_cred cred;
-    struct tls_stream *tls;
     struct ntlm *ntlm;
+    struct smtpc_event ntlm_ev;      /* the NTLM step handed to a work thread */
+    unsigned char *ntlm_in;
     const struct outbound_opts *creds;   /* during outbound_open only */
     char helo[OUT_HOST_MAX];
     char peer[OUT_PEER_MAX];         /* "host:port", for messages and events */
     wchar_t peer_w[OUT_PEER_MAX];
     wchar_t host_w[OUT_HOST_MAX];
     wchar_t who_w[OUT_WHO_MAX];
-    unsigned char in[OUT_READ_CHUNK];    /* clear text read, not yet fed */
-    size_t in_off, in_len;
     /* the message outbound_send is carrying */
+    const struct smtpc_message *m;
     const unsigned char *content;
-    size_t content_len;
+    size_t content_len, content_off;
+    int streaming;
     size_t n_to;
     struct smtpc_result *results;        /* NULL outside outbound_send */
     struct smtpc_result *msg;
     int results_taken;
+    int begin_failed;
 };
 
 /* Text ----------------------------------------------------------------------- */
@@ -230,23 +250,12 @@ static void report_send_failed(const struct outbound *c, enum smtpc_reason reaso
                  (const wchar_t *[]){ w_peer, w_why });
 }
 
-/* Socket I/O ----------------------------------------------------------------- */
+/* The handler's side ----------------------------------------------------------- */
 
-static void set_timeouts(SOCKET sock, unsigned secs)
+/* Tell the waiting caller to look again at what it waits for. */
+static void signal_caller(struct outbound *c)
 {
-    DWORD ms = (secs ? secs : OUT_TLS_TIMEOUT) * 1000u;
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
-    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms);
-}
-
-/* Send what the stream has encrypted. */
-static int flush_tls(struct outbound *c)
-{
-    if (c->dead || net_send_tls(c->sock, c->tls) != 0) {
-        c->dead = 1;
-        return -1;
-    }
-    return 0;
+    SetEvent(c->done);
 }
 
 /* Send the engine's output: through the stream once TLS is up. Once the
@@ -256,17 +265,17 @@ static int flush(struct outbound *c)
     size_t n;
     const unsigned char *p = smtpc_output(c->s, &n);
     if (n == 0)
-        return c->tls ? flush_tls(c) : 0;
+        return c->dead ? -1 : 0;
     int rc = 0;
     if (c->dead) {
         rc = -1;
-    } else if (c->tls) {
-        enum tls_state st = tls_state(c->tls);
-        if ((st == TLS_ST_OPEN || st == TLS_ST_REFUSED) && tls_write(c->tls, p, n) == SEC_E_OK)
-            rc = flush_tls(c);
+    } else if (chan_tls(&c->ch)) {
+        int st = chan_tls_state(&c->ch);
+        if ((st == TLS_ST_OPEN || st == TLS_ST_REFUSED) && chan_write(&c->ch, p, n) == 0)
+            rc = 0;
         else
             rc = -1;
-    } else if (net_send_all(c->sock, p, n) != 0) {
+    } else if (chan_write(&c->ch, p, n) != 0) {
         rc = -1;
     }
     smtpc_output_consumed(c->s, n);
@@ -275,125 +284,11 @@ static int flush(struct outbound *c)
     return rc;
 }
 
-static enum io_result read_error(void)
-{
-    return WSAGetLastError() == WSAETIMEDOUT ? IO_TIMEOUT : IO_EOF;
-}
-
-/* Give the engine the next plaintext: what it has not taken yet, else one
- * read from the socket (decrypted, every complete record, when TLS is up). */
-static enum io_result pump(struct outbound *c)
-{
-    if (c->tls) {
-        size_t n;
-        const unsigned char *app = tls_app_buf(c->tls, &n);
-        if (n > 0) {
-            tls_app_done(c->tls, smtpc_feed(c->s, app, n));
-            return IO_OK;
-        }
-        switch (tls_state(c->tls)) {
-        case TLS_ST_CLOSED:
-            return IO_EOF;
-        case TLS_ST_FAILED:
-            return IO_TLS_FAILED;
-        default:
-            break;
-        }
-        size_t cap;
-        unsigned char *buf = tls_in_buf(c->tls, &cap);
-        if (!buf)
-            return tls_state(c->tls) == TLS_ST_FAILED ? IO_TLS_FAILED : IO_EOF;
-        set_timeouts(c->sock, smtpc_timeout_secs(c->s));
-        int r = recv(c->sock, (char *)buf, cap > INT_MAX ? INT_MAX : (int)cap, 0);
-        if (r == 0)
-            return IO_EOF;
-        if (r < 0)
-            return read_error();
-        tls_in_done(c->tls, (size_t)r);
-        /* a renegotiation or a TLS 1.3 post-handshake answer may be due */
-        if (flush_tls(c) != 0)
-            return IO_EOF;
-        return tls_state(c->tls) == TLS_ST_FAILED ? IO_TLS_FAILED : IO_OK;
-    }
-    if (c->in_off < c->in_len) {
-        c->in_off += smtpc_feed(c->s, c->in + c->in_off, c->in_len - c->in_off);
-        return IO_OK;
-    }
-    set_timeouts(c->sock, smtpc_timeout_secs(c->s));
-    int r = recv(c->sock, (char *)c->in, sizeof c->in, 0);
-    if (r == 0)
-        return IO_EOF;
-    if (r < 0)
-        return read_error();
-    c->in_off = 0;
-    c->in_len = (size_t)r;
-    c->in_off += smtpc_feed(c->s, c->in, c->in_len);
-    return IO_OK;
-}
-
-/* Connect to the first address of host:port that answers within the
- * timeout. Returns 0, or the Winsock error of the last attempt. */
-static int net_connect(const char *host, const char *port, SOCKET *out)
-{
-    struct addrinfo hints = { 0 }, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    int err = getaddrinfo(host, port, &hints, &res);
-    if (err != 0)
-        return err;
-    err = WSAEHOSTUNREACH;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        SOCKET s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (s == INVALID_SOCKET) {
-            err = WSAGetLastError();
-            continue;
-        }
-        u_long nb = 1;
-        ioctlsocket(s, FIONBIO, &nb);
-        if (connect(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
-            err = WSAGetLastError();
-            if (err == WSAEWOULDBLOCK) {
-                fd_set wr, ex;
-                FD_ZERO(&wr);
-                FD_ZERO(&ex);
-                FD_SET(s, &wr);
-                FD_SET(s, &ex);
-                struct timeval tv = { OUT_CONNECT_TIMEOUT, 0 };
-                int r = select(0, NULL, &wr, &ex, &tv);
-                int soerr = 0, len = sizeof soerr;
-                if (r == 0)
-                    err = WSAETIMEDOUT;
-                else if (r < 0)
-                    err = WSAGetLastError();
-                else if (getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&soerr, &len) != 0)
-                    err = WSAGetLastError();
-                else
-                    err = soerr;
-            }
-        } else {
-            err = 0;
-        }
-        if (err == 0) {
-            nb = 0;
-            ioctlsocket(s, FIONBIO, &nb);
-            *out = s;
-            freeaddrinfo(res);
-            return 0;
-        }
-        closesocket(s);
-    }
-    freeaddrinfo(res);
-    return err;
-}
-
-/* STARTTLS ------------------------------------------------------------------- */
-
 /* The server said 220 to STARTTLS: without a stream, nothing more may go
  * out in clear (a REFUSED stream can still carry the QUIT). */
 static void tls_fail(struct outbound *c, const char *why)
 {
-    if (!c->tls || tls_state(c->tls) != TLS_ST_REFUSED)
+    if (!chan_tls(&c->ch) || chan_tls_state(&c->ch) != TLS_ST_REFUSED)
         c->dead = 1;
     smtpc_tls_failed(c->s, why);
 }
@@ -401,8 +296,6 @@ static void tls_fail(struct outbound *c, const char *why)
 static void start_tls(struct outbound *c)
 {
     char why[OUT_WHY_MAX], st_text[96];
-    /* Whatever followed the 220 in clear can only be an injection. */
-    c->in_off = c->in_len = 0;
     if (!c->cred.valid) {
         SECURITY_STATUS st = tls_cred_client(&c->cred);
         if (st != SEC_E_OK) {
@@ -414,75 +307,64 @@ static void start_tls(struct outbound *c)
         }
     }
     struct tls_config cfg = { NULL, c->host_w, c->trust };
-    SECURITY_STATUS st = tls_new(&c->tls, &c->cred, &cfg);
+    /* Whatever followed the 220 in clear can only be an injection: the
+     * channel drops it. */
+    SECURITY_STATUS st = chan_start_tls(&c->ch, &c->cred, &cfg, LOC_SMTPC_TLS_START);
     if (st != SEC_E_OK) {
         status_text(st, st_text, sizeof st_text);
         snprintf(why, sizeof why, "the TLS client handshake could not start: %s", st_text);
-        report_sspi(c, LOC_SMTPC_TLS_START, st, why);
-        tls_free(c->tls);
-        c->tls = NULL;
         tls_fail(c, why);
         return;
     }
-    set_timeouts(c->sock, OUT_TLS_TIMEOUT);
-    while (flush_tls(c) == 0 && tls_state(c->tls) == TLS_ST_HANDSHAKE) {
-        size_t cap;
-        unsigned char *buf = tls_in_buf(c->tls, &cap);
-        if (!buf)
-            break;
-        int r = recv(c->sock, (char *)buf, cap > INT_MAX ? INT_MAX : (int)cap, 0);
-        if (r <= 0) {
-            if (r < 0 && WSAGetLastError() == WSAETIMEDOUT)
-                snprintf(why, sizeof why, "the TLS handshake timed out after %u seconds",
-                         OUT_TLS_TIMEOUT);
-            else
-                snprintf(why, sizeof why, "the connection was lost during the TLS handshake");
-            c->dead = 1;
-            tls_fail(c, why);
-            return;
-        }
-        tls_in_done(c->tls, (size_t)r);
-    }
-    switch (tls_state(c->tls)) {
-    case TLS_ST_OPEN:
+    c->handshaking = 1;
+}
+
+/* The handshake ended (CHAN_SECURED, a failure, or the end of the connection). */
+static void tls_finished(struct outbound *c, enum chan_status cs)
+{
+    char why[OUT_WHY_MAX], st_text[96];
+    c->handshaking = 0;
+    int st = chan_tls_state(&c->ch);
+    if (cs == CHAN_SECURED && st == TLS_ST_OPEN) {
+        snprintf(c->tls_text, sizeof c->tls_text, "%s", tls_policy_text(chan_tls(&c->ch)));
         if (c->verbose)
-            printf("TLS: %s\n", tls_policy_text(c->tls));
+            printf("TLS: %s\n", tls_policy_text(chan_tls(&c->ch)));
         smtpc_tls_started(c->s);
         return;
-    case TLS_ST_REFUSED:
-        snprintf(why, sizeof why, "the TLS session is below policy: %s", tls_policy_text(c->tls));
-        tls_report_failure(c->tls, c->peer_w);
-        break;
-    case TLS_ST_FAILED:
-        status_text(tls_status(c->tls), st_text, sizeof st_text);
+    }
+    if (st == TLS_ST_REFUSED) {
+        snprintf(why, sizeof why, "the TLS session is below policy: %s",
+                 tls_policy_text(chan_tls(&c->ch)));
+    } else if (st == TLS_ST_FAILED) {
+        status_text(tls_status(chan_tls(&c->ch)), st_text, sizeof st_text);
         snprintf(why, sizeof why, "the TLS handshake failed: %s", st_text);
-        tls_report_failure(c->tls, c->peer_w);
-        break;
-    case TLS_ST_CLOSED:
+    } else if (st == TLS_ST_CLOSED) {
         snprintf(why, sizeof why, "the server closed the TLS session during the handshake");
-        break;
-    default:
+    } else {
         snprintf(why, sizeof why, "the connection was lost during the TLS handshake");
         c->dead = 1;
-        break;
     }
     tls_fail(c, why);
 }
 
-/* NTLM ----------------------------------------------------------------------- */
+/* A work thread: one NTLM step. The credentials are the caller's (c->creds,
+ * during outbound_open only): AcquireCredentialsHandle copies them, so
+ * nothing here keeps a password. */
+static void ntlm_step_work(struct outbound *c);
 
-/* The credentials are the caller's (c->creds, during outbound_open only):
- * AcquireCredentialsHandle copies them, so nothing here keeps a password. */
-static void ntlm_answer(struct outbound *c, const struct smtpc_event *ev)
+static void ntlm_work(void *arg)
 {
+    struct outbound *c = arg;
+    ntlm_step_work(c);
+    c->ntlm_returned = 1;   /* read by the handler on the IO_EV_WAKE that follows */
+}
+
+static void ntlm_step_work(struct outbound *c)
+{
+    const struct smtpc_event *ev = &c->ntlm_ev;
     char why[OUT_WHY_MAX], st_text[96];
     const char *verb = ev->xauth ? "XAUTH NTLM" : "AUTH NTLM";
     SECURITY_STATUS st;
-    if (!c->creds) {
-        /* the engine authenticates before its first READY: cannot happen */
-        smtpc_ntlm_failed(c->s, "NTLM was asked for after the session was set up");
-        return;
-    }
     const struct outbound_opts *o = c->creds;
     if (ev->first || !c->ntlm) {
         ntlm_free(c->ntlm);
@@ -497,46 +379,91 @@ static void ntlm_answer(struct outbound *c, const struct smtpc_event *ev)
             st = ntlm_client_new(&c->ntlm, NULL, NULL, NULL, target);
         if (st != SEC_E_OK) {
             status_text(st, st_text, sizeof st_text);
-            snprintf(why, sizeof why, "AcquireCredentialsHandle (NTLM) for %s failed: %s", verb,
-                     st_text);
-            report_sspi(c, LOC_SMTPC_NTLM_CREDS, st, why);
-            smtpc_ntlm_failed(c->s, why);
+            snprintf(c->ntlm_why, sizeof c->ntlm_why, "AcquireCredentialsHandle (NTLM) for %s "
+                     "failed: %s", verb, st_text);
+            report_sspi(c, LOC_SMTPC_NTLM_CREDS, st, c->ntlm_why);
+            c->ntlm_ok = 0;
             return;
         }
     }
     enum ntlm_result r;
     st = ev->first ? ntlm_step(c->ntlm, NULL, 0, &r) : ntlm_step(c->ntlm, ev->data, ev->len, &r);
     size_t n = 0;
-    const unsigned char *tok = ntlm_token(c->ntlm, &n);
-    if ((r == NTLM_CONTINUE || r == NTLM_DONE) && n > 0 && smtpc_ntlm_token(c->s, tok, n) == 0)
+    ntlm_token(c->ntlm, &n);
+    if ((r == NTLM_CONTINUE || r == NTLM_DONE) && n > 0) {
+        c->ntlm_ok = 1;
         return;
+    }
     status_text(st, st_text, sizeof st_text);
     snprintf(why, sizeof why, "InitializeSecurityContext (NTLM) for %s failed: %s%s", verb,
              st_text, o->user ? "" : " (with the current account; give explicit credentials)");
+    snprintf(c->ntlm_why, sizeof c->ntlm_why, "%s", why);
     report_sspi(c, LOC_SMTPC_NTLM_INIT, st, why);
-    smtpc_ntlm_failed(c->s, why);
     ntlm_free(c->ntlm);
     c->ntlm = NULL;
+    c->ntlm_ok = 0;
 }
 
-/* The message ---------------------------------------------------------------- */
-
-/* Stream the content; the engine dot-stuffs and makes every line end CRLF. */
-static void stream_content(struct outbound *c)
+static void ntlm_start(struct outbound *c, const struct smtpc_event *ev)
 {
-    size_t off = 0;
-    while (off < c->content_len) {
-        size_t k = smtpc_content(c->s, c->content + off, c->content_len - off);
-        off += k;
-        if (k == 0) {
-            set_timeouts(c->sock, SMTPC_TIMEOUT_DATA_BLOCK);
-            if (flush(c) != 0) {
-                smtpc_connection_lost(c->s);
-                return;
-            }
+    if (!c->creds) {
+        /* the engine authenticates before its first READY: cannot happen */
+        smtpc_ntlm_failed(c->s, "NTLM was asked for after the session was set up");
+        return;
+    }
+    c->ntlm_ev = *ev;
+    free(c->ntlm_in);
+    c->ntlm_in = NULL;
+    if (!ev->first && ev->len) {
+        /* the event's data lives only until the next call into the engine */
+        c->ntlm_in = malloc(ev->len);
+        if (!c->ntlm_in) {
+            smtpc_ntlm_failed(c->s, "out of memory for the NTLM challenge");
+            return;
+        }
+        memcpy(c->ntlm_in, ev->data, ev->len);
+        c->ntlm_ev.data = c->ntlm_in;
+    }
+    c->ntlm_busy = 1;
+    if (io_work(c->io, ntlm_work, c) != 0) {
+        c->ntlm_busy = 0;
+        smtpc_ntlm_failed(c->s, "cannot hand the NTLM step to a work thread");
+    }
+}
+
+/* The NTLM step came back from its work thread. */
+static void ntlm_finished(struct outbound *c)
+{
+    c->ntlm_busy = 0;
+    size_t n = 0;
+    const unsigned char *tok = c->ntlm_ok ? ntlm_token(c->ntlm, &n) : NULL;
+    if (!c->ntlm_ok || smtpc_ntlm_token(c->s, tok, n) != 0) {
+        smtpc_ntlm_failed(c->s, c->ntlm_ok ? "the NTLM token is too long" : c->ntlm_why);
+        ntlm_free(c->ntlm);
+        c->ntlm = NULL;
+    }
+}
+
+/* Stream the content while the connection takes it; the engine dot-stuffs
+ * and makes every line end CRLF. Returns 1 while more remains (the next
+ * IO_EV_DRAINED resumes). */
+static int stream_content(struct outbound *c)
+{
+    while (c->content_off < c->content_len) {
+        if (!c->dead && io_output_pending(c->io) > OUT_OUT_HIGH)
+            return 1;
+        size_t k = smtpc_content(c->s, c->content + c->content_off,
+                                 c->content_len - c->content_off);
+        c->content_off += k;
+        if (k == 0 && flush(c) != 0) {
+            smtpc_connection_lost(c->s);
+            c->streaming = 0;
+            return 0;
         }
     }
     smtpc_content_end(c->s);
+    c->streaming = 0;
+    return 0;
 }
 
 static void take_results(struct outbound *c)
@@ -554,29 +481,28 @@ static void take_results(struct outbound *c)
     c->results_taken = 1;
 }
 
-/* The session ---------------------------------------------------------------- */
-
-/* Close notify, then the socket. */
-static void end_connection(struct outbound *c)
+/* Close the connection (once) and tell the caller, who then lets go of
+ * its reference and waits for the end. */
+static void close_conn(struct outbound *c, int graceful)
 {
-    if (c->tls && !c->dead) {
-        enum tls_state st = tls_state(c->tls);
-        if ((st == TLS_ST_OPEN || st == TLS_ST_REFUSED) && tls_shutdown(c->tls) == SEC_E_OK)
-            flush_tls(c);
-    }
-    if (c->sock != INVALID_SOCKET) {
-        shutdown(c->sock, SD_SEND);
-        closesocket(c->sock);
-        c->sock = INVALID_SOCKET;
+    if (!c->closed) {
+        c->closed = 1;
+        if (graceful && !c->dead)
+            chan_close(&c->ch, 1);   /* close_notify, then the socket */
+        else
+            io_close(c->io, 0);
     }
     c->dead = 1;
+    c->ready = 0;
+    signal_caller(c);
 }
 
 /* The engine closed: close the connection and report a failure, once. */
 static void session_closed(struct outbound *c)
 {
     c->ready = 0;
-    end_connection(c);
+    flush(c);
+    close_conn(c, !c->dead);
     const struct smtpc_result *f = smtpc_failure(c->s);
     if (!c->reported && f->outcome != SMTPC_OK && f->outcome != SMTPC_PENDING) {
         report_send_failed(c, f->reason, LOC_SMTPC_SESSION, 0, f->why);
@@ -584,10 +510,55 @@ static void session_closed(struct outbound *c)
     }
 }
 
-/* Drive the engine until it is READY (returns 0) or has closed (-1). */
-static int run(struct outbound *c)
+/* The engine's timer for its state, or the handshake's. */
+static void arm_timer(struct outbound *c)
+{
+    unsigned secs = c->handshaking ? OUT_TLS_TIMEOUT : smtpc_timeout_secs(c->s);
+    if (c->ntlm_busy)
+        secs = 0;
+    io_set_deadline(c->io, secs ? secs * 1000u : 0);
+}
+
+/* Drive the engine as far as what has arrived allows. */
+static void drive(struct outbound *c)
 {
     for (;;) {
+        if (c->ntlm_busy || c->closed)
+            return;
+        if (c->streaming && stream_content(c))
+            break;
+        if (c->quit_asked) {
+            c->quit_asked = 0;
+            int was_ready = c->ready;
+            c->ready = 0;
+            if (!was_ready || smtpc_quit(c->s) != 0) {
+                close_conn(c, 0);   /* not idle: nothing polite to say */
+                return;
+            }
+        }
+        if (c->msg_asked && c->ready) {
+            c->msg_asked = 0;
+            c->ready = 0;
+            if (smtpc_message_begin(c->s, c->m) != 0) {
+                c->begin_failed = 1;
+                c->ready = 1;
+                c->msg_done = 1;
+                signal_caller(c);
+                goto wait;
+            }
+        }
+        if (!c->dead) {
+            enum chan_status cs = chan_pump(&c->ch);
+            if (c->handshaking && cs != CHAN_OK) {
+                tls_finished(c, cs);
+            } else if (cs == CHAN_FAILED) {
+                c->dead = 1;
+                smtpc_connection_lost(c->s);
+            } else if (cs == CHAN_PEER_CLOSED) {
+                c->dead = 1;
+                smtpc_connection_lost(c->s);
+            }
+        }
         struct smtpc_event ev;
         enum smtpc_event_type t = smtpc_next(c->s, &ev);
         int lost = flush(c) != 0;
@@ -596,29 +567,24 @@ static int run(struct outbound *c)
             continue;
         }
         switch (t) {
-        case SMTPC_EV_NONE:
-            switch (pump(c)) {
-            case IO_OK:
-                break;
-            case IO_TIMEOUT:
-                smtpc_timeout(c->s);
-                break;
-            case IO_TLS_FAILED:
-                tls_report_failure(c->tls, c->peer_w);
-                c->dead = 1;
-                smtpc_connection_lost(c->s);
-                break;
-            case IO_EOF:
-                c->dead = 1;
-                smtpc_connection_lost(c->s);
-                break;
-            }
+        case SMTPC_EV_NONE: {
+            if (c->handshaking)
+                goto wait;
+            size_t n;
+            const unsigned char *p = chan_input(&c->ch, &n);
+            if (n == 0)
+                goto wait;
+            size_t took = smtpc_feed(c->s, p, n);
+            chan_consume(&c->ch, took);
+            if (took == 0)
+                goto wait;
             break;
+        }
         case SMTPC_EV_STARTTLS:
             start_tls(c);
             break;
         case SMTPC_EV_NTLM:
-            ntlm_answer(c, &ev);
+            ntlm_start(c, &ev);
             break;
         case SMTPC_EV_AUTHENTICATED:
             ntlm_free(c->ntlm);
@@ -628,29 +594,201 @@ static int run(struct outbound *c)
             break;
         case SMTPC_EV_READY:
             c->ready = 1;
-            return 0;
+            if (c->results)
+                c->msg_done = 1;   /* the message outbound_send asked for is answered */
+            signal_caller(c);
+            if (!c->quit_asked && !c->msg_asked)
+                goto wait;
+            break;
         case SMTPC_EV_CONTENT:
-            stream_content(c);
+            c->streaming = 1;
+            c->content_off = 0;
             break;
         case SMTPC_EV_MESSAGE_DONE:
             take_results(c);
             break;
         case SMTPC_EV_CLOSE:
             session_closed(c);
-            return -1;
+            return;
         }
     }
+wait:
+    if (c->dead && !smtpc_closed(c->s)) {
+        smtpc_connection_lost(c->s);
+        drive(c);
+        return;
+    }
+    arm_timer(c);
+}
+
+static void conn_event(struct io_conn *io, void *arg, enum io_event ev, DWORD err)
+{
+    struct outbound *c = arg;
+    (void)io;
+    switch (ev) {
+    case IO_EV_CONNECTED:
+        if (err) {
+            c->connect_err = err;
+            close_conn(c, 0);
+            return;
+        }
+        c->connected = 1;
+        if (c->verbose)
+            printf("connected to %s\n", c->peer);
+        drive(c);
+        break;
+    case IO_EV_INPUT:
+    case IO_EV_DRAINED:
+        drive(c);
+        break;
+    case IO_EV_WAKE:
+        if (c->ntlm_busy && c->ntlm_returned) {
+            c->ntlm_returned = 0;
+            ntlm_finished(c);
+        }
+        drive(c);
+        signal_caller(c);   /* a request may have found nothing to do */
+        break;
+    case IO_EV_EOF:
+    case IO_EV_ERROR:
+    case IO_EV_SEND_STALLED:
+        c->dead = 1;
+        if (!c->connected) {
+            c->connect_err = err ? err : WSAECONNRESET;
+            close_conn(c, 0);
+            return;
+        }
+        if (ev == IO_EV_EOF) {
+            /* what arrived before the end is still the server's */
+            drive(c);
+            if (!smtpc_closed(c->s)) {
+                smtpc_connection_lost(c->s);
+                drive(c);
+            }
+        } else {
+            if (chan_tls(&c->ch) && chan_tls_state(&c->ch) == TLS_ST_FAILED)
+                tls_report_failure(chan_tls(&c->ch), c->peer_w);
+            smtpc_connection_lost(c->s);
+            drive(c);
+        }
+        break;
+    case IO_EV_TIMER:
+        if (!c->connected) {
+            c->connect_err = WSAETIMEDOUT;
+            close_conn(c, 0);
+            return;
+        }
+        if (c->handshaking) {
+            char why[OUT_WHY_MAX];
+            snprintf(why, sizeof why, "the TLS handshake timed out after %u seconds",
+                     OUT_TLS_TIMEOUT);
+            c->handshaking = 0;
+            c->dead = 1;
+            tls_fail(c, why);
+        } else {
+            smtpc_timeout(c->s);
+        }
+        drive(c);
+        break;
+    case IO_EV_CLOSED:
+        /* the caller's reference was the last: it is waiting for this */
+        chan_free(&c->ch);
+        c->gone = 1;
+        SetEvent(c->done);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The caller's side ---------------------------------------------------------- */
+
+/* Wait until cond holds; the handler signals c->done after every change. */
+static void wait_until(struct outbound *c, int (*cond)(const struct outbound *))
+{
+    for (;;) {
+        ResetEvent(c->done);
+        MemoryBarrier();
+        if (cond(c))
+            return;
+        WaitForSingleObject(c->done, INFINITE);
+    }
+}
+
+static int is_closed(const struct outbound *c) { return c->closed; }
+static int is_gone(const struct outbound *c) { return c->gone; }
+static int is_ready_or_closed(const struct outbound *c) { return c->ready || c->closed; }
+static int is_msg_done(const struct outbound *c) { return c->msg_done || c->closed; }
+
+/* The connection is over for the caller: have the handler close it if it
+ * has not, give back the caller's reference and wait for IO_EV_CLOSED. The
+ * caller's reference makes waking the handler always safe. */
+static void let_go(struct outbound *c)
+{
+    if (!c->io)
+        return;
+    if (!c->closed) {
+        c->quit_asked = 1;   /* QUIT when idle, else close */
+        MemoryBarrier();
+        io_wake(c->io);
+        wait_until(c, is_closed);
+    }
+    struct io_conn *io = c->io;
+    c->io = NULL;
+    io_unref(io);
+    wait_until(c, is_gone);
+}
+
+/* Connect to the first address of host:port that answers within the
+ * timeout and run the session until READY or its end. Returns 0 when
+ * connected (the session may still have failed: c->ready says), or the
+ * Winsock error of the last attempt. */
+static int connect_and_greet(struct outbound *c, const char *host, const char *port)
+{
+    struct addrinfo hints = { 0 }, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    int err = getaddrinfo(host, port, &hints, &res);
+    if (err != 0)
+        return err;
+    err = WSAEHOSTUNREACH;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        c->connected = c->gone = c->dead = c->closed = 0;
+        c->connect_err = 0;
+        DWORD cerr = 0;
+        c->io = io_connect(ai->ai_addr, (int)ai->ai_addrlen, OUT_CONNECT_TIMEOUT * 1000u,
+                           conn_event, c, &cerr);
+        if (!c->io) {
+            err = (int)cerr;
+            continue;
+        }
+        io_ref(c->io);   /* the caller's: the connection lives until let_go */
+        chan_init(&c->ch, c->io, c->peer_w);
+        io_connect_start(c->io);
+        wait_until(c, is_ready_or_closed);
+        if (c->connected) {
+            freeaddrinfo(res);
+            return 0;
+        }
+        err = (int)c->connect_err;
+        let_go(c);
+    }
+    freeaddrinfo(res);
+    return err;
 }
 
 static void free_connection(struct outbound *c)
 {
-    if (c->sock != INVALID_SOCKET)
-        closesocket(c->sock);
+    let_go(c);
     ntlm_free(c->ntlm);
-    tls_free(c->tls);
+    free(c->ntlm_in);
+    chan_free(&c->ch);
     if (c->cred.valid)
         tls_cred_free(&c->cred);
     smtpc_free(c->s);
+    if (c->done)
+        CloseHandle(c->done);
     free(c);
 }
 
@@ -695,7 +833,12 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
         result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         return -1;
     }
-    c->sock = INVALID_SOCKET;
+    c->done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!c->done) {
+        free(c);
+        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
+        return -1;
+    }
     c->verbose = o->verbose;
     c->trust = o->trust;
     snprintf(c->peer, sizeof c->peer, strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
@@ -718,8 +861,10 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
         return -1;
     }
 
-    int err = net_connect(o->host, o->port, &c->sock);
+    c->creds = o;   /* for NTLM, until the session is ready */
+    int err = connect_and_greet(c, o->host, o->port);
     if (err != 0) {
+        c->creds = NULL;
         char *msg = NULL;
         FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
                        FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)err, 0, (char *)&msg, 0, NULL);
@@ -730,23 +875,20 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
         LocalFree(msg);
         result_local(fail, SMTPC_TRANSIENT, SMTPC_R_CONNECTION_LOST, "4.4.1", why);
         report_send_failed(c, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT, (DWORD)err, why);
-        c->sock = INVALID_SOCKET;
         free_connection(c);
         return -1;
     }
-    if (c->verbose)
-        printf("connected to %s\n", c->peer);
-
-    c->creds = o;
-    int rc = run(c);
     c->creds = NULL;
-    ntlm_free(c->ntlm);    /* a context left by a failed exchange */
-    c->ntlm = NULL;
-    if (rc != 0) {
+    if (!c->ready) {
+        let_go(c);   /* the session ended before it was ready */
+        ntlm_free(c->ntlm);    /* a context left by a failed exchange */
+        c->ntlm = NULL;
         session_result(c, fail);
         free_connection(c);
         return -1;
     }
+    ntlm_free(c->ntlm);
+    c->ntlm = NULL;
     *out = c;
     return 0;
 }
@@ -773,9 +915,9 @@ const char *outbound_peer(const struct outbound *c)
 
 const char *outbound_tls_text(const struct outbound *c)
 {
-    if (!c->tls || !(smtpc_flags(c->s) & SC_TLS))
+    if (!(smtpc_flags(c->s) & SC_TLS))
         return "";
-    return tls_policy_text(c->tls);
+    return c->tls_text;
 }
 
 int outbound_send(struct outbound *c, const struct smtpc_message *m, const void *content, size_t len,
@@ -788,7 +930,7 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
     for (size_t i = 0; i < n_to; i++)
         memset(&results[i], 0, sizeof results[i]);
 
-    if (!c->ready) {
+    if (!c->ready || c->closed) {
         /* closed before: the failure that closed it decides */
         session_result(c, &f);
         for (size_t i = 0; i < n_to; i++)
@@ -797,7 +939,26 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
             *msg = f;
         return -1;
     }
-    if (smtpc_message_begin(c->s, m) != 0) {
+    c->m = m;
+    c->content = content;
+    c->content_len = content ? len : 0;
+    c->n_to = n_to;
+    c->results = results;
+    c->msg = msg;
+    c->results_taken = 0;
+    c->begin_failed = 0;
+    c->msg_done = 0;
+    c->msg_asked = 1;
+    MemoryBarrier();
+    io_wake(c->io);   /* the handler begins the message and runs it */
+    wait_until(c, is_msg_done);
+    int begin_failed = c->begin_failed;
+    c->m = NULL;
+    c->content = NULL;
+    c->content_len = 0;
+    c->results = NULL;
+    c->msg = NULL;
+    if (begin_failed) {
         result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0",
                      "the message could not be started (no recipient, more than the recipient "
                      "limit, a missing address, or out of memory)");
@@ -807,19 +968,6 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
             *msg = f;
         return 0;
     }
-    c->ready = 0;
-    c->content = content;
-    c->content_len = content ? len : 0;
-    c->n_to = n_to;
-    c->results = results;
-    c->msg = msg;
-    c->results_taken = 0;
-    int rc = run(c);
-    c->content = NULL;
-    c->content_len = 0;
-    c->results = NULL;
-    c->msg = NULL;
-
     /* whatever the session never decided gets the session's end */
     session_result(c, &f);
     for (size_t i = 0; i < n_to; i++)
@@ -827,18 +975,12 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
             results[i] = f;
     if (msg && msg->outcome == SMTPC_PENDING)
         *msg = f;
-    return rc;
+    return c->ready && !c->closed ? 0 : -1;
 }
 
 void outbound_close(struct outbound *c)
 {
     if (!c)
         return;
-    if (c->ready && !c->dead && smtpc_quit(c->s) == 0) {
-        c->ready = 0;
-        run(c);
-    }
-    if (c->sock != INVALID_SOCKET)
-        end_connection(c);
-    free_connection(c);
+    free_connection(c);   /* QUIT when idle, close_notify, the socket */
 }

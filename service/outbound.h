@@ -1,5 +1,8 @@
-/* outbound.h - one outbound SMTP connection: the blocking socket driver
- * around the client engine (core/smtpc), for `imsvc send` and the queue.
+/* outbound.h - one outbound SMTP connection: the driver around the client
+ * engine (core/smtpc) on the I/O engine (ioengine.h), for `imsvc send` and
+ * the queue. The session runs in the connection's handler; these calls only
+ * wait for it to reach what they ask, so the caller's thread never blocks
+ * on a socket (the I/O engine must be running).
  *
  * outbound_open connects (every address getaddrinfo gives, each with the
  * connect timeout) and runs the session until it is ready for a message:
@@ -11,8 +14,8 @@
  * secure stream and the NTLM context.
  *
  * Threads: any number of connections at once, each used by one thread at a
- * time; the module keeps no mutable state outside the connection. The caller
- * has called WSAStartup; outbound never calls WSAStartup or WSACleanup.
+ * time; the module keeps no mutable state outside the connection. The I/O
+ * engine (which owns WSAStartup) runs before the first call.
  *
  * It never writes the journal and never touches a queue file: it reports
  * failures to the event log (4131 for a failed SSPI call, 4020
@@ -24,7 +27,7 @@
 #ifndef IMSVC_OUTBOUND_H
 #define IMSVC_OUTBOUND_H
 
-#include <winsock2.h>   /* before windows.h, as netio.h */
+#include <winsock2.h>   /* before windows.h */
 #include <windows.h>
 #include <stddef.h>
 
