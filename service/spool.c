@@ -423,10 +423,17 @@ static DWORD log_append(char kind, const char *id, unsigned flags, const char *e
 static DWORD log_start(void)
 {
     wchar_t path[MAX_PATH];
-    sp.log_seq++;
-    log_path(sp.log_seq, path, MAX_PATH);
-    sp.log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_ALWAYS,
-                         FILE_ATTRIBUTE_NORMAL, NULL);
+    /* CREATE_NEW: a log kept by recovery is never overwritten, even one it
+     * could not list; its number is skipped. */
+    for (int tries = 0; tries < 64; tries++) {
+        sp.log_seq++;
+        log_path(sp.log_seq, path, MAX_PATH);
+        sp.log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_NEW,
+                             FILE_ATTRIBUTE_NORMAL, NULL);
+        if (sp.log != INVALID_HANDLE_VALUE || (GetLastError() != ERROR_FILE_EXISTS &&
+                                               GetLastError() != ERROR_SHARING_VIOLATION))
+            break;
+    }
     sp.log_size = 0;
     return sp.log == INVALID_HANDLE_VALUE ? GetLastError() : ERROR_SUCCESS;
 }
