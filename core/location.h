@@ -73,6 +73,13 @@
 #define LOC_QUEUE_PICKUP        LOC(LOCMOD_QUEUE, 0x000D) /* the pickup directory */
 #define LOC_QUEUE_FILTER        LOC(LOCMOD_QUEUE, 0x000E) /* running the content filter */
 #define LOC_QUEUE_CONVERT       LOC(LOCMOD_QUEUE, 0x000F) /* 8-bit to 7-bit conversion */
+/* service/spool.c recovery at start: what it keeps (sites 0x0020-0x002F) */
+#define LOC_SPOOL_LOG_LIST      LOC(LOCMOD_QUEUE, 0x0020) /* listing the commit logs */
+#define LOC_SPOOL_LOG_READ      LOC(LOCMOD_QUEUE, 0x0021) /* reading a commit log: it is kept */
+#define LOC_SPOOL_LOG_RESTORE   LOC(LOCMOD_QUEUE, 0x0022) /* a log kept: messages not restored */
+#define LOC_SPOOL_LOG_BLOCKED   LOC(LOCMOD_QUEUE, 0x0023) /* a log kept unreplayed: a later one unread */
+#define LOC_SPOOL_LOG_DELETE    LOC(LOCMOD_QUEUE, 0x0024) /* deleting a replayed commit log */
+#define LOC_SPOOL_REMOVALS      LOC(LOCMOD_QUEUE, 0x0025) /* the removal log that comes with kept logs */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)

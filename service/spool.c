@@ -5,9 +5,11 @@
  * moment, appends one record each, flushes the log once for all of them,
  * renames their files into the queue and wakes them. The checkpointer takes
  * logs the committer has closed, flushes the queue files they cover and
- * deletes them; until then a log is what makes its messages durable.
+ * deletes them; until then a log is what makes its messages durable. At
+ * start, recovery replays the logs left behind.
  * Nothing here may acknowledge, or let anyone acknowledge, a message whose
- * bytes are not on disk.
+ * bytes are not on disk, nor delete a log, or content in tmp\ that a log
+ * refers to, before what it holds is restored.
  */
 #include "spool.h"
 
@@ -71,7 +73,12 @@ static struct {
     volatile LONG seq;
     volatile LONG64 commits, flushes;
     void (*notify)(const char *id);
-} sp = { .log = INVALID_HANDLE_VALUE };
+    /* The removal log, while recovery keeps a commit log (see Recovery). */
+    CRITICAL_SECTION removals_lock;
+    HANDLE removals;
+    unsigned removals_seq;
+    DWORD removals_err;
+} sp = { .log = INVALID_HANDLE_VALUE, .removals = INVALID_HANDLE_VALUE };
 
 /* Event 4100: what could not be done (a format over UTF-8 IDs, %hs). */
 static void report(DWORD location, DWORD err, const wchar_t *fmt, ...)
@@ -223,18 +230,6 @@ static DWORD flush_path(const wchar_t *path)
     DWORD err = FlushFileBuffers(h) ? ERROR_SUCCESS : GetLastError();
     CloseHandle(h);
     return err;
-}
-
-/* Does the file hold exactly size octets with this CRC? */
-static int content_matches(const wchar_t *path, uint64_t size, uint32_t crc)
-{
-    unsigned char *buf;
-    size_t len;
-    if (spool_read_file(path, (size_t)size, &buf, &len) != ERROR_SUCCESS)
-        return 0;
-    int ok = len == size && env_crc32_update(0, buf, len) == crc;
-    free(buf);
-    return ok;
 }
 
 /* Writing a message ------------------------------------------------------- */
@@ -446,10 +441,17 @@ static DWORD log_append(char kind, const char *id, unsigned flags, const char *e
 static DWORD log_start(void)
 {
     wchar_t path[MAX_PATH];
-    sp.log_seq++;
-    log_path(sp.log_seq, path, MAX_PATH);
-    sp.log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_ALWAYS,
-                         FILE_ATTRIBUTE_NORMAL, NULL);
+    /* CREATE_NEW: a log kept by recovery is never overwritten, even one it
+     * could not list; its number is skipped. */
+    for (int tries = 0; tries < 64; tries++) {
+        sp.log_seq++;
+        log_path(sp.log_seq, path, MAX_PATH);
+        sp.log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_NEW,
+                             FILE_ATTRIBUTE_NORMAL, NULL);
+        if (sp.log != INVALID_HANDLE_VALUE || (GetLastError() != ERROR_FILE_EXISTS &&
+                                               GetLastError() != ERROR_SHARING_VIOLATION))
+            break;
+    }
     sp.log_size = 0;
     return sp.log == INVALID_HANDLE_VALUE ? GetLastError() : ERROR_SUCCESS;
 }
@@ -712,40 +714,100 @@ static DWORD WINAPI checkpointer_main(void *arg)
 
 /* Recovery ---------------------------------------------------------------- */
 
-struct recovery {
-    char (*done)[ENV_ID_MAX + 1];
-    size_t n_done, cap_done;
-    unsigned restored;
-    int pass;   /* 0: collect done IDs, 1: restore */
+/* Recovery deletes only what it has fully restored. A log it cannot read, or
+ * whose messages it cannot all put back, stays in log\ with the spilled
+ * contents in tmp\ it refers to, is reported (event 4160) and is replayed at
+ * the next start. So that a kept log never brings back a message removed
+ * after it was kept, a start that keeps one writes a removal log: a log of D
+ * records only, numbered above every other, holding every removal the logs
+ * on disk record; every removal while the service runs is appended to it
+ * (spool_remove). Logs are deleted in ascending order, and a D record is
+ * always in the log of its C record or a later one, so a log that could not
+ * be read holds back the replay of every earlier log. */
+
+#define SPOOL_RECOVER_REPORTS 20u   /* per-message events at one start; the rest are counted */
+
+struct replay {
+    unsigned seq;
+    DWORD read_err;       /* it could not be read */
+    unsigned failed;      /* messages it could not restore */
+    DWORD fail_err;       /* ... the first one's error */
+    DWORD hold_loc, hold_err;   /* why it was not replayed, when hold_loc */
+    unsigned hold_seq;          /* the later log that could not be read, or 0 */
+    DWORD del_err;        /* replayed but not deleted */
+    int gone;             /* listed, then not there when read */
+    int kept;
 };
+
+struct spilled_ref {      /* a C record whose content is a file, not in the log */
+    char id[ENV_ID_MAX + 1];
+    size_t log;
+};
+
+struct recovery {
+    struct replay *logs;
+    size_t n_logs;
+    DWORD list_err;                 /* log\ could not be listed whole */
+    char (*done)[ENV_ID_MAX + 1];   /* IDs with a D record, sorted after pass 0 */
+    size_t n_done, cap_done;
+    int done_lost;                  /* a D record could not be remembered */
+    struct spilled_ref *refs;
+    size_t n_refs, cap_refs;
+    int tmp_unknown;                /* some kept log's references to tmp\ are not known */
+    size_t cur;                     /* the log being read */
+    unsigned restored, reports, unreported;
+    int pass;                       /* 0: collect D records, 1: restore */
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
 
 static int is_done(const struct recovery *rc, const char *id)
 {
-    for (size_t i = 0; i < rc->n_done; i++)
-        if (strcmp(rc->done[i], id) == 0)
-            return 1;
-    return 0;
+    return rc->n_done && bsearch(id, rc->done, rc->n_done, sizeof *rc->done, cmp_id) != NULL;
 }
 
-static void recover_rec(void *arg, const struct rec *r)
+static int absent(DWORD err)
 {
-    struct recovery *rc = arg;
-    if (rc->pass == 0) {
-        if (r->kind == 'D' && !is_done(rc, r->id)) {
-            if (rc->n_done == rc->cap_done) {
-                size_t cap = rc->cap_done ? rc->cap_done * 2 : 64;
-                void *p = realloc(rc->done, cap * sizeof *rc->done);
-                if (!p)
-                    return;
-                rc->done = p;
-                rc->cap_done = cap;
-            }
-            strcpy(rc->done[rc->n_done++], r->id);
-        }
+    return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND;
+}
+
+/* ERROR_SUCCESS when the file holds exactly size octets with this CRC,
+ * ERROR_FILE_CORRUPT when it holds something else, else why it could not
+ * be read (ERROR_FILE_NOT_FOUND when it is not there). */
+static DWORD content_check(const wchar_t *path, uint64_t size, uint32_t crc)
+{
+    unsigned char *buf;
+    size_t len;
+    DWORD err = spool_read_file(path, (size_t)size, &buf, &len);
+    if (err == ERROR_FILE_TOO_LARGE)
+        return ERROR_FILE_CORRUPT;
+    if (err)
+        return err;
+    int ok = len == size && env_crc32_update(0, buf, len) == crc;
+    free(buf);
+    return ok ? ERROR_SUCCESS : ERROR_FILE_CORRUPT;
+}
+
+/* Event 4100 about one message; past SPOOL_RECOVER_REPORTS only counted. */
+static void recover_report(struct recovery *rc, DWORD err, const wchar_t *fmt, const char *id)
+{
+    if (rc->reports >= SPOOL_RECOVER_REPORTS) {
+        rc->unreported++;
         return;
     }
-    if (r->kind != 'C' || is_done(rc, r->id))
-        return;
+    rc->reports++;
+    report(LOC_SPOOL_RECOVER, err, fmt, id);
+}
+
+/* Put one committed message back as the log has it, unless the queue holds
+ * it whole already. Returns ERROR_SUCCESS when nothing is left to do (and
+ * when nothing can be done: the content is nowhere), else the error that
+ * stopped it: its log is then kept. */
+static DWORD restore_msg(struct recovery *rc, const struct rec *r)
+{
     int held = (r->flags & REC_HOLD) != 0;
     wchar_t eml[MAX_PATH], env[MAX_PATH], tmp[MAX_PATH];
     spool_path(sp.dir, r->id, held, L"eml", eml, MAX_PATH);
@@ -755,113 +817,432 @@ static void recover_rec(void *arg, const struct rec *r)
         wchar_t q[MAX_PATH];
         spool_path(sp.dir, r->id, 0, L"env", q, MAX_PATH);
         if (GetFileAttributesW(q) != INVALID_FILE_ATTRIBUTES)
-            return;
+            return ERROR_SUCCESS;
     }
     int fixed = 0;
-    if (!content_matches(eml, r->clen, r->ccrc)) {
-        DWORD err = ERROR_SUCCESS;
+    DWORD have = content_check(eml, r->clen, r->ccrc);
+    if (have != ERROR_SUCCESS) {
+        DWORD err;
         if (r->content) {
             err = write_file(eml, r->content, (size_t)r->clen, 1);
         } else {
             _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.eml", sp.tmp, r->id);
             tmp[MAX_PATH - 1] = 0;
-            if (content_matches(tmp, r->clen, r->ccrc))
+            DWORD spilled = content_check(tmp, r->clen, r->ccrc);
+            if (spilled == ERROR_SUCCESS) {
                 err = MoveFileExW(tmp, eml, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)
                           ? ERROR_SUCCESS : GetLastError();
-            else
-                err = ERROR_FILE_NOT_FOUND;
+            } else if ((absent(spilled) || spilled == ERROR_FILE_CORRUPT) &&
+                       (absent(have) || have == ERROR_FILE_CORRUPT)) {
+                /* Only the envelope was logged, and neither copy of the
+                 * content is whole: no later start can do better. */
+                recover_report(rc, ERROR_FILE_NOT_FOUND, L"the content of queued message %hs is "
+                               L"neither in the queue nor in tmp\\ (only its envelope was "
+                               L"logged); it cannot be restored", r->id);
+                return ERROR_SUCCESS;
+            } else {
+                err = absent(spilled) || spilled == ERROR_FILE_CORRUPT ? have : spilled;
+            }
         }
         if (err) {
-            report(LOC_SPOOL_RECOVER, err, L"cannot restore the content of queued message %hs "
-                   L"from the commit log", r->id);
-            return;
+            /* A torn copy must not be delivered before the log restores it. */
+            if (have == ERROR_FILE_CORRUPT)
+                DeleteFileW(eml);
+            recover_report(rc, err, L"cannot restore the content of queued message %hs from "
+                           L"the commit log, which is kept", r->id);
+            return err;
         }
         fixed = 1;
     }
     unsigned char *cur;
     size_t cur_len;
     int env_ok = 0;
-    if (spool_read_file(env, SPOOL_ENV_MAX, &cur, &cur_len) == ERROR_SUCCESS) {
+    DWORD rd = spool_read_file(env, SPOOL_ENV_MAX, &cur, &cur_len);
+    if (rd == ERROR_SUCCESS) {
         struct envelope e;
         struct env_error ee;
         env_init(&e);
         env_ok = env_parse((const char *)cur, cur_len, &e, &ee) == 0;
         env_free(&e);
         free(cur);
+    } else if (!absent(rd) && rd != ERROR_FILE_TOO_LARGE) {
+        /* It may be whole and newer than the log's: not overwritten unread. */
+        recover_report(rc, rd, L"cannot read the envelope of queued message %hs; the commit "
+                       L"log is kept", r->id);
+        return rd;
     }
     if (!env_ok) {
-        if (write_file(env, r->env, r->env_len, 1) != ERROR_SUCCESS)
-            return;
+        DWORD err = write_file(env, r->env, r->env_len, 1);
+        if (err) {
+            recover_report(rc, err, L"cannot restore the envelope of queued message %hs from "
+                           L"the commit log, which is kept", r->id);
+            return err;
+        }
         fixed = 1;
+    }
+    /* The log goes once the files it covers are on disk. */
+    DWORD err = flush_path(eml);
+    if (!err)
+        err = flush_path(env);
+    if (err) {
+        recover_report(rc, err, L"cannot flush the files of queued message %hs; the commit log "
+                       L"is kept", r->id);
+        return err;
     }
     if (fixed)
         rc->restored++;
-    flush_path(eml);
-    flush_path(env);
+    return ERROR_SUCCESS;
 }
 
-static int cmp_uint(const void *a, const void *b)
+static void recover_rec(void *arg, const struct rec *r)
 {
-    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    struct recovery *rc = arg;
+    if (rc->pass == 0) {
+        if (r->kind != 'D')
+            return;
+        if (rc->n_done == rc->cap_done) {
+            size_t cap = rc->cap_done ? rc->cap_done * 2 : 64;
+            void *p = realloc(rc->done, cap * sizeof *rc->done);
+            if (!p) {
+                rc->done_lost = 1;
+                return;
+            }
+            rc->done = p;
+            rc->cap_done = cap;
+        }
+        strcpy(rc->done[rc->n_done++], r->id);
+        return;
+    }
+    if (r->kind != 'C' || is_done(rc, r->id))
+        return;
+    struct replay *lg = &rc->logs[rc->cur];
+    if (!(r->flags & REC_INLINE)) {
+        if (rc->n_refs == rc->cap_refs) {
+            size_t cap = rc->cap_refs ? rc->cap_refs * 2 : 16;
+            void *p = realloc(rc->refs, cap * sizeof *rc->refs);
+            if (p) {
+                rc->refs = p;
+                rc->cap_refs = cap;
+            }
+        }
+        if (rc->n_refs < rc->cap_refs) {
+            strcpy(rc->refs[rc->n_refs].id, r->id);
+            rc->refs[rc->n_refs++].log = rc->cur;
+        } else {
+            rc->tmp_unknown = 1;
+        }
+    }
+    if (lg->hold_loc)
+        return;   /* not replayed at this start */
+    DWORD err = restore_msg(rc, r);
+    if (err && lg->failed++ == 0)
+        lg->fail_err = err;
+}
+
+static int cmp_replay(const void *a, const void *b)
+{
+    unsigned x = ((const struct replay *)a)->seq, y = ((const struct replay *)b)->seq;
     return x < y ? -1 : x > y;
 }
 
-/* Replay every log, then delete them; returns the highest sequence seen. */
-static unsigned recover(unsigned *restored)
+/* Every commit-N.log in log\, by N; rc->list_err when the list may be short. */
+static void list_logs(struct recovery *rc)
 {
-    unsigned *seqs = NULL;
-    size_t n = 0, cap = 0;
     wchar_t pat[MAX_PATH];
     _snwprintf(pat, MAX_PATH, L"%ls\\commit-*.log", sp.logdir);
+    pat[MAX_PATH - 1] = 0;
     WIN32_FIND_DATAW fd;
     HANDLE f = FindFirstFileW(pat, &fd);
-    if (f != INVALID_HANDLE_VALUE) {
-        do {
-            unsigned s;
-            if (swscanf(fd.cFileName, L"commit-%u.log", &s) != 1)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                unsigned *p = realloc(seqs, cap * sizeof *seqs);
-                if (!p)
-                    break;
-                seqs = p;
-            }
-            seqs[n++] = s;
-        } while (FindNextFileW(f, &fd));
-        FindClose(f);
+    if (f == INVALID_HANDLE_VALUE) {
+        DWORD err = GetLastError();
+        if (!absent(err))
+            rc->list_err = err;
+        return;
     }
-    if (n)
-        qsort(seqs, n, sizeof *seqs, cmp_uint);
-    struct recovery rc = { 0 };
-    unsigned max = 0;
-    for (rc.pass = 0; rc.pass < 2; rc.pass++) {
-        for (size_t i = 0; i < n; i++) {
-            wchar_t path[MAX_PATH];
-            log_path(seqs[i], path, MAX_PATH);
-            unsigned char *buf;
-            size_t len;
-            if (spool_read_file(path, (size_t)-1 / 2, &buf, &len) != ERROR_SUCCESS)
-                continue;
-            log_read(buf, len, recover_rec, &rc);
-            free(buf);
+    size_t cap = 0;
+    do {
+        unsigned s;
+        wchar_t name[MAX_PATH];
+        if (swscanf(fd.cFileName, L"commit-%u.log", &s) != 1)
+            continue;
+        /* Only the names log_path makes: another is none of ours. */
+        log_path(s, name, MAX_PATH);
+        const wchar_t *base = wcsrchr(name, L'\\');
+        if (!base || _wcsicmp(base + 1, fd.cFileName) != 0)
+            continue;
+        if (rc->n_logs == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *p = realloc(rc->logs, cap * sizeof *rc->logs);
+            if (!p) {
+                rc->list_err = ERROR_NOT_ENOUGH_MEMORY;
+                break;
+            }
+            rc->logs = p;
+        }
+        memset(&rc->logs[rc->n_logs], 0, sizeof *rc->logs);
+        rc->logs[rc->n_logs++].seq = s;
+    } while (FindNextFileW(f, &fd));
+    if (!rc->list_err && GetLastError() != ERROR_NO_MORE_FILES)
+        rc->list_err = GetLastError();
+    FindClose(f);
+    if (rc->n_logs)
+        qsort(rc->logs, rc->n_logs, sizeof *rc->logs, cmp_replay);
+}
+
+/* Read log i and give its records to recover_rec; a failure is kept. */
+static void replay_log(struct recovery *rc, size_t i)
+{
+    struct replay *lg = &rc->logs[i];
+    if (lg->read_err || lg->gone)
+        return;
+    wchar_t path[MAX_PATH];
+    log_path(lg->seq, path, MAX_PATH);
+    unsigned char *buf;
+    size_t len;
+    DWORD err = spool_read_file(path, (size_t)-1 / 2, &buf, &len);
+    if (absent(err)) {
+        lg->gone = 1;   /* deleted since it was listed: nothing to keep */
+        return;
+    }
+    if (err) {
+        lg->read_err = err;
+        rc->tmp_unknown = 1;
+        return;
+    }
+    rc->cur = i;
+    log_read(buf, len, recover_rec, rc);
+    free(buf);
+}
+
+/* One D record, as log_append writes it. Returns its length, or 0. */
+static size_t removal_format(const char *id, char *out, size_t cap)
+{
+    char head[SPOOL_REC_HEAD_MAX];
+    int hn = snprintf(head, sizeof head, "rec 1 D %s 0 0 0 00000000\n", id);
+    if (hn < 0 || (size_t)hn >= sizeof head)
+        return 0;
+    uint32_t crc = env_crc32_update(0, head, (size_t)hn);
+    int n = snprintf(out, cap, "%send %08lx\n", head, (unsigned long)crc);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+/* The removal log: a new log above every other, with every D record known,
+ * flushed, and left open for spool_remove. */
+static DWORD removals_start(const struct recovery *rc, unsigned *seq)
+{
+    wchar_t path[MAX_PATH];
+    HANDLE h = INVALID_HANDLE_VALUE;
+    for (int tries = 0; tries < 64 && h == INVALID_HANDLE_VALUE; tries++) {
+        ++*seq;
+        log_path(*seq, path, MAX_PATH);
+        h = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_NEW,
+                        FILE_ATTRIBUTE_NORMAL, NULL);
+        if (h == INVALID_HANDLE_VALUE && GetLastError() != ERROR_FILE_EXISTS &&
+            GetLastError() != ERROR_SHARING_VIOLATION)
+            break;
+    }
+    if (h == INVALID_HANDLE_VALUE)
+        return GetLastError();
+    DWORD err = ERROR_SUCCESS;
+    char rec[SPOOL_REC_HEAD_MAX + 32];
+    for (size_t i = 0; i < rc->n_done && !err; i++) {
+        size_t n = removal_format(rc->done[i], rec, sizeof rec);
+        err = n ? write_all(h, rec, n) : ERROR_INVALID_DATA;
+    }
+    if (!err && !FlushFileBuffers(h))
+        err = GetLastError();
+    if (err) {
+        CloseHandle(h);
+        DeleteFileW(path);
+        return err;
+    }
+    sp.removals = h;
+    sp.removals_seq = *seq;
+    return ERROR_SUCCESS;
+}
+
+/* A removal while a log is kept: recorded, and flushed, in the removal log. */
+static void removals_append(const char *id)
+{
+    char rec[SPOOL_REC_HEAD_MAX + 32];
+    size_t n = removal_format(id, rec, sizeof rec);
+    EnterCriticalSection(&sp.removals_lock);
+    if (sp.removals != INVALID_HANDLE_VALUE && !sp.removals_err) {
+        DWORD err = n ? write_all(sp.removals, rec, n) : ERROR_INVALID_DATA;
+        if (!err && !FlushFileBuffers(sp.removals))
+            err = GetLastError();
+        if (err) {
+            /* A torn record would hide every later one: no more appends. */
+            sp.removals_err = err;
+            report(LOC_SPOOL_REMOVALS, err, L"cannot record the removal of message %hs in the "
+                   L"removal log commit-%08u.log; messages removed from now on may be delivered "
+                   L"again when a kept commit log is replayed", id, sp.removals_seq);
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        wchar_t path[MAX_PATH];
-        log_path(seqs[i], path, MAX_PATH);
-        DeleteFileW(path);
-        if (seqs[i] > max)
-            max = seqs[i];
+    LeaveCriticalSection(&sp.removals_lock);
+}
+
+static void removals_close(void)
+{
+    if (sp.removals != INVALID_HANDLE_VALUE)
+        CloseHandle(sp.removals);
+    sp.removals = INVALID_HANDLE_VALUE;
+    DeleteCriticalSection(&sp.removals_lock);
+}
+
+/* Event 4160 for a log that stays. */
+static void report_kept(const struct replay *lg)
+{
+    wchar_t path[MAX_PATH], why[300];
+    DWORD loc, err;
+    log_path(lg->seq, path, MAX_PATH);
+    if (lg->read_err) {
+        loc = LOC_SPOOL_LOG_READ, err = lg->read_err;
+        _snwprintf(why, ARRAYSIZE(why), L"it could not be read");
+    } else if (lg->failed) {
+        loc = LOC_SPOOL_LOG_RESTORE, err = lg->fail_err;
+        _snwprintf(why, ARRAYSIZE(why), L"%u of its messages could not be restored (event 4100 "
+                   L"names them)", lg->failed);
+    } else if (lg->hold_loc == LOC_SPOOL_LOG_BLOCKED && lg->hold_seq) {
+        loc = lg->hold_loc, err = lg->hold_err;
+        _snwprintf(why, ARRAYSIZE(why), L"the later commit log commit-%08u.log could not be read, "
+                   L"and it may record the removal of messages this log holds, so this log was "
+                   L"not replayed", lg->hold_seq);
+    } else if (lg->hold_loc == LOC_SPOOL_LOG_BLOCKED) {
+        loc = lg->hold_loc, err = lg->hold_err;
+        _snwprintf(why, ARRAYSIZE(why), L"the removals the commit logs record did not all fit "
+                   L"in memory, so no log was replayed");
+    } else if (lg->hold_loc == LOC_SPOOL_LOG_LIST) {
+        loc = lg->hold_loc, err = lg->hold_err;
+        _snwprintf(why, ARRAYSIZE(why), L"the folder of the commit logs could not be listed "
+                   L"whole, so no log was replayed");
+    } else if (lg->hold_loc == LOC_SPOOL_REMOVALS) {
+        loc = lg->hold_loc, err = lg->hold_err;
+        _snwprintf(why, ARRAYSIZE(why), L"another log was kept and the removal log that must "
+                   L"come with it could not be written");
+    } else {
+        loc = LOC_SPOOL_LOG_DELETE, err = lg->del_err;
+        _snwprintf(why, ARRAYSIZE(why), L"it was replayed but could not be deleted");
     }
-    free(seqs);
-    free(rc.done);
-    *restored = rc.restored;
+    why[ARRAYSIZE(why) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_LOG_KEPT, loc, err, 2,
+                 (const wchar_t *[]){ path, why });
+}
+
+/* Replay every log, delete those fully restored, keep the rest (with a
+ * removal log); returns the highest log sequence number now in use. */
+static unsigned recover(struct recovery *rc)
+{
+    list_logs(rc);
+    if (rc->list_err) {
+        report(LOC_SPOOL_LOG_LIST, rc->list_err, L"cannot list the commit logs; every log found "
+               L"is kept without being replayed, and tmp\\ is not emptied");
+        rc->tmp_unknown = 1;
+    }
+    for (rc->pass = 0; rc->pass < 2; rc->pass++) {
+        for (size_t i = 0; i < rc->n_logs; i++)
+            replay_log(rc, i);
+        if (rc->pass > 0)
+            break;
+        /* Which logs may be replayed, now that every D record is known. */
+        size_t hi = rc->n_logs;
+        for (size_t i = rc->n_logs; i-- > 0;) {
+            if (rc->logs[i].read_err) {
+                hi = i;
+                break;
+            }
+        }
+        for (size_t i = 0; i < rc->n_logs; i++) {
+            struct replay *lg = &rc->logs[i];
+            if (rc->list_err) {
+                lg->hold_loc = LOC_SPOOL_LOG_LIST, lg->hold_err = rc->list_err;
+            } else if (rc->done_lost) {
+                lg->hold_loc = LOC_SPOOL_LOG_BLOCKED, lg->hold_err = ERROR_NOT_ENOUGH_MEMORY;
+            } else if (hi < rc->n_logs && i < hi) {
+                lg->hold_loc = LOC_SPOOL_LOG_BLOCKED, lg->hold_err = rc->logs[hi].read_err;
+                lg->hold_seq = rc->logs[hi].seq;
+            }
+        }
+        if (rc->n_done) {
+            qsort(rc->done, rc->n_done, sizeof *rc->done, cmp_id);
+            size_t k = 1;
+            for (size_t i = 1; i < rc->n_done; i++)
+                if (strcmp(rc->done[i], rc->done[k - 1]) != 0)
+                    memmove(rc->done[k++], rc->done[i], sizeof *rc->done);
+            rc->n_done = k;
+        }
+    }
+    unsigned max = 0;
+    int any_kept = rc->list_err != 0;   /* logs it could not see are kept too */
+    for (size_t i = 0; i < rc->n_logs; i++) {
+        struct replay *lg = &rc->logs[i];
+        lg->kept = !lg->gone && (lg->read_err || lg->failed || lg->hold_loc);
+        any_kept |= lg->kept;
+        if (lg->seq > max)
+            max = lg->seq;
+    }
+    if (rc->unreported)
+        report(LOC_SPOOL_RECOVER, ERROR_SUCCESS, L"%u more messages could not be restored from "
+               L"the commit logs (not reported one by one)", rc->unreported);
+    /* Removals must outlive the logs deleted now, for the logs kept. */
+    DWORD rm_err = any_kept ? removals_start(rc, &max) : ERROR_SUCCESS;
+    if (rm_err)
+        report(LOC_SPOOL_REMOVALS, rm_err, L"cannot write the removal log that must accompany "
+               L"a kept commit log; every commit log is kept");
+    for (size_t i = 0; i < rc->n_logs; i++) {
+        struct replay *lg = &rc->logs[i];
+        if (lg->kept || lg->gone)
+            continue;
+        if (rm_err) {
+            lg->kept = 1;
+            lg->hold_loc = LOC_SPOOL_REMOVALS, lg->hold_err = rm_err;
+            continue;
+        }
+        wchar_t path[MAX_PATH];
+        log_path(lg->seq, path, MAX_PATH);
+        if (DeleteFileW(path) || absent(GetLastError()))
+            continue;
+        lg->del_err = GetLastError();
+        lg->kept = 1;
+        if (sp.removals == INVALID_HANDLE_VALUE) {
+            rm_err = removals_start(rc, &max);
+            if (rm_err)
+                report(LOC_SPOOL_REMOVALS, rm_err, L"cannot write the removal log that must "
+                       L"accompany a kept commit log; every commit log is kept");
+        }
+    }
+    for (size_t i = 0; i < rc->n_logs; i++)
+        if (rc->logs[i].kept)
+            report_kept(&rc->logs[i]);
     return max;
 }
 
-/* tmp\ holds only what no client was told is safe. */
-static void clean_tmp(void)
+/* Spilled content in tmp\ that a kept log needs: tmp\ID.eml. */
+static int tmp_needed(const struct recovery *rc, const wchar_t *name)
+{
+    size_t n = wcslen(name);
+    if (n <= 4 || _wcsicmp(name + n - 4, L".eml") != 0)
+        return 0;
+    if (rc->tmp_unknown)
+        return 1;
+    char id[ENV_ID_MAX + 1];
+    if (n - 4 > ENV_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n - 4; i++) {
+        if (name[i] > 0x7E)
+            return 0;
+        id[i] = (char)name[i];
+    }
+    id[n - 4] = 0;
+    for (size_t i = 0; i < rc->n_refs; i++)
+        if (rc->logs[rc->refs[i].log].kept && strcmp(rc->refs[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* tmp\ holds what no client was told is safe, and the spilled content of
+ * messages in kept logs (all of *.eml when a kept log could not be read). */
+static void clean_tmp(const struct recovery *rc)
 {
     wchar_t pat[MAX_PATH], p[MAX_PATH];
     _snwprintf(pat, MAX_PATH, L"%ls\\*", sp.tmp);
@@ -872,11 +1253,20 @@ static void clean_tmp(void)
     do {
         if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
             continue;
+        if (tmp_needed(rc, fd.cFileName))
+            continue;
         _snwprintf(p, MAX_PATH, L"%ls\\%ls", sp.tmp, fd.cFileName);
         p[MAX_PATH - 1] = 0;
-        DeleteFileW(p);
+        DeleteFileW(p);   /* left for the next start if it cannot go now */
     } while (FindNextFileW(f, &fd));
     FindClose(f);
+}
+
+static void recovery_free(struct recovery *rc)
+{
+    free(rc->logs);
+    free(rc->done);
+    free(rc->refs);
 }
 
 static DWORD make_dir(const wchar_t *d)
@@ -900,11 +1290,15 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
         report(LOC_SPOOL_OPEN, err, L"cannot create the queue directories");
         return err;
     }
-    unsigned restored = 0;
-    sp.log_seq = recover(&restored);
-    clean_tmp();
+    struct recovery rc = { 0 };
+    sp.removals = INVALID_HANDLE_VALUE;
+    sp.removals_err = ERROR_SUCCESS;
+    InitializeCriticalSection(&sp.removals_lock);
+    sp.log_seq = recover(&rc);
+    clean_tmp(&rc);
+    recovery_free(&rc);
     if (recovered)
-        *recovered = restored;
+        *recovered = rc.restored;
     InitializeCriticalSection(&sp.lock);
     InitializeCriticalSection(&sp.log_lock);
     InitializeConditionVariable(&sp.work);
@@ -931,6 +1325,7 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
             WaitForSingleObject(sp.checkpointer, INFINITE), CloseHandle(sp.checkpointer);
         DeleteCriticalSection(&sp.log_lock);
         DeleteCriticalSection(&sp.lock);
+        removals_close();
         report(LOC_SPOOL_OPEN, err, L"cannot start the queue's commit threads");
         return err;
     }
@@ -956,6 +1351,7 @@ void spool_close(void)
     sp.open = 0;
     DeleteCriticalSection(&sp.log_lock);
     DeleteCriticalSection(&sp.lock);
+    removals_close();
 }
 
 /* The queue's side -------------------------------------------------------- */
@@ -1016,6 +1412,7 @@ DWORD spool_remove(const char *id, int held)
         if (sp.log != INVALID_HANDLE_VALUE)
             log_append('D', id, 0, "", 0, NULL, 0, 0);
         LeaveCriticalSection(&sp.log_lock);
+        removals_append(id);
     }
     return ERROR_SUCCESS;
 }

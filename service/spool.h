@@ -5,7 +5,8 @@
  *                    header first) and envelope (core/envelope.h)
  *   Hold\ID.*        a message a content filter held: kept, never delivered
  *                    until released (`imsvc queue retry ID`)
- *   tmp\             messages being received; emptied on start
+ *   tmp\             messages being received; emptied on start, but for the
+ *                    spilled contents a kept commit log needs
  *   log\commit-N.log the group-commit log (docs/queue-format.md)
  *
  * A commit appends the envelope and (up to SPOOL_INLINE_MAX) the content to
@@ -32,7 +33,9 @@ struct spool_msg;
 
 /* Create the directories, recover what the commit logs hold, empty tmp\ and
  * start the committer and checkpointer threads. *recovered (may be NULL)
- * gets how many messages the logs had to restore. Returns a Win32 error. */
+ * gets how many messages the logs had to restore. A log that cannot be read
+ * or restored from is kept (event 4160) and replayed at the next start; that
+ * is no failure. Returns a Win32 error. */
 DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered);
 /* Finish the commits in progress, checkpoint, stop the threads. */
 void spool_close(void);

@@ -1,13 +1,19 @@
 /* check_spool.c - the queue on disk: a commit puts content and envelope in
  * the queue, commits that arrive together share a flush, and a start after
  * a crash restores from the commit log what the queue lost, ignores a torn
- * last record and never brings back a message that was removed. */
+ * last record and never brings back a message that was removed. A log the
+ * start cannot read or restore from is kept, with the spilled content it
+ * needs, reported, and replayed at a later start without bringing back what
+ * was removed in between. */
 #include <check.h>
 #include <windows.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "eventlog.h"
+#include "evt.h"
+#include "location.h"
 #include "spool.h"
 
 #define THREADS 32
@@ -44,10 +50,17 @@ static void rm_tree(const wchar_t *dir)
     RemoveDirectoryW(dir);
 }
 
+static wchar_t journal[MAX_PATH];
+
 static void teardown(void)
 {
     spool_close();
     rm_tree(qdir);
+    if (journal[0]) {
+        evlog_close();
+        DeleteFileW(journal);
+        journal[0] = 0;
+    }
 }
 
 /* Commit one message with the given body; its ID into id. */
@@ -157,10 +170,16 @@ static char *grab_log(size_t *len)
     return buf;
 }
 
-static void put_log(const char *buf, size_t len, const char *tail)
+static void log_file(unsigned seq, wchar_t *p)
+{
+    _snwprintf(p, MAX_PATH, L"%ls\\log\\commit-%08u.log", qdir, seq);
+    p[MAX_PATH - 1] = 0;
+}
+
+static void put_log_as(unsigned seq, const char *buf, size_t len, const char *tail)
 {
     wchar_t p[MAX_PATH];
-    _snwprintf(p, MAX_PATH, L"%ls\\log\\commit-00000007.log", qdir);
+    log_file(seq, p);
     HANDLE h = CreateFileW(p, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
     ck_assert_ptr_ne(h, INVALID_HANDLE_VALUE);
     DWORD k;
@@ -168,6 +187,11 @@ static void put_log(const char *buf, size_t len, const char *tail)
     if (tail)
         WriteFile(h, tail, (DWORD)strlen(tail), &k, NULL);
     CloseHandle(h);
+}
+
+static void put_log(const char *buf, size_t len, const char *tail)
+{
+    put_log_as(7, buf, len, tail);
 }
 
 START_TEST(recovery_restores_what_the_queue_lost)
@@ -248,6 +272,393 @@ START_TEST(a_queue_file_that_survived_is_kept_as_it_is)
 }
 END_TEST
 
+/* Kept logs ---------------------------------------------------------------- */
+
+static void journal_start(void)
+{
+    _snwprintf(journal, MAX_PATH, L"%ls-events.evt", qdir);
+    journal[MAX_PATH - 1] = 0;
+    DeleteFileW(journal);
+    ck_assert_uint_eq(evlog_open(journal, 0), ERROR_SUCCESS);
+}
+
+/* How many events id (low 16 bits) the journal holds with this location and
+ * status, whose first string contains needle. */
+static int count_events(DWORD id, DWORD loc, DWORD status, const char *needle)
+{
+    evlog_close();
+    FILE *f = _wfopen(journal, L"rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char *buf;
+    size_t len;
+    ck_assert_int_eq(evt_slurp(f, &buf, &len), EVT_OK);
+    fclose(f);
+    struct evt_reader r;
+    struct evt_view v;
+    ck_assert_int_eq(evt_reader_init(&r, buf, len), EVT_OK);
+    int n = 0;
+    while (evt_reader_next(&r, &v) == 1) {
+        if ((v.event_id & 0xFFFF) != id || v.data_len != 8)
+            continue;
+        DWORD d[2];
+        memcpy(d, v.data, 8);
+        const unsigned char *t;
+        size_t units;
+        char text[1024];
+        if (d[0] != loc || d[1] != status || evt_view_string(&v, 0, &t, &units) != EVT_OK)
+            continue;
+        evt_utf16le_to_utf8(t, units, text, sizeof text);
+        if (strstr(text, needle))
+            n++;
+    }
+    evt_reader_free(&r);
+    free(buf);
+    ck_assert_uint_eq(evlog_open(journal, 0), ERROR_SUCCESS);
+    return n;
+}
+
+static int exists(const wchar_t *p)
+{
+    return GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES;
+}
+
+/* Another handle on the file, as a backup tool or scanner would hold it. */
+static HANDLE hold(const wchar_t *p, DWORD share)
+{
+    HANDLE h = CreateFileW(p, GENERIC_READ, share, NULL, OPEN_EXISTING, 0, NULL);
+    ck_assert_ptr_ne(h, INVALID_HANDLE_VALUE);
+    return h;
+}
+
+static void tmp_file(const char *name, wchar_t *p)
+{
+    _snwprintf(p, MAX_PATH, L"%ls\\tmp\\%hs", qdir, name);
+    p[MAX_PATH - 1] = 0;
+}
+
+static void put_file(const wchar_t *p, const char *text)
+{
+    HANDLE h = CreateFileW(p, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    ck_assert_ptr_ne(h, INVALID_HANDLE_VALUE);
+    DWORD k;
+    ck_assert(WriteFile(h, text, (DWORD)strlen(text), &k, NULL));
+    CloseHandle(h);
+}
+
+static void drop_message(const char *id)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(qdir, id, 0, L"env", p, MAX_PATH);
+    ck_assert(DeleteFileW(p));
+    spool_path(qdir, id, 0, L"eml", p, MAX_PATH);
+    ck_assert(DeleteFileW(p));
+}
+
+static int queued(const char *id)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(qdir, id, 0, L"env", p, MAX_PATH);
+    return exists(p);
+}
+
+/* The content of queued message id is body. */
+static void check_content(const char *id, const char *body, size_t len)
+{
+    wchar_t p[MAX_PATH];
+    spool_path(qdir, id, 0, L"eml", p, MAX_PATH);
+    unsigned char *buf;
+    size_t n;
+    ck_assert_uint_eq(spool_read_file(p, 1 << 22, &buf, &n), ERROR_SUCCESS);
+    ck_assert_uint_eq(n, len);
+    ck_assert(memcmp(buf, body, len) == 0);
+    free(buf);
+}
+
+/* A message too large for the log: only its envelope is logged. */
+#define BIG_LEN (SPOOL_INLINE_MAX + 70000u)
+
+static char *big_body(void)
+{
+    char *b = malloc(BIG_LEN);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, "Subject: big\r\n\r\n", 16);
+    for (size_t i = 16; i < BIG_LEN; i++)
+        b[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n' : (char)('a' + i % 26);
+    return b;
+}
+
+static void commit_n(const char *body, size_t len, char *id, size_t n)
+{
+    struct spool_msg *m;
+    ck_assert_uint_eq(spool_create(&m), ERROR_SUCCESS);
+    snprintf(id, n, "%s", spool_msg_id(m));
+    for (size_t o = 0; o < len; o += 50000)
+        ck_assert_uint_eq(spool_write(m, body + o, len - o < 50000 ? len - o : 50000),
+                          ERROR_SUCCESS);
+    struct envelope e;
+    env_init(&e);
+    snprintf(e.id, sizeof e.id, "%s", id);
+    e.arrived = 1795440000;
+    struct addr_path to;
+    struct addr_error err;
+    ck_assert_int_eq(addr_parse_mailbox("alice@example.org", 17, ADDR_MAIL, &e.from, &err), 0);
+    ck_assert_int_eq(addr_parse_mailbox("bob@example.net", 15, ADDR_RCPT, &to, &err), 0);
+    ck_assert_int_ge(env_add_rcpt(&e, &to, NULL), 0);
+    ck_assert_uint_eq(spool_commit(m, &e, 0), ERROR_SUCCESS);
+    env_free(&e);
+}
+
+/* The crash lost the rename of a spilled content into the queue, and its
+ * envelope: the content is whole in tmp\ only. */
+static void unrename(const char *id)
+{
+    wchar_t from[MAX_PATH], to[MAX_PATH];
+    spool_path(qdir, id, 0, L"eml", from, MAX_PATH);
+    _snwprintf(to, MAX_PATH, L"%ls\\tmp\\%hs.eml", qdir, id);
+    ck_assert(MoveFileExW(from, to, 0));
+    spool_path(qdir, id, 0, L"env", from, MAX_PATH);
+    ck_assert(DeleteFileW(from));
+}
+
+/* A D record, as docs/queue-format.md gives it. */
+static size_t d_record(const char *id, char *out, size_t cap)
+{
+    char head[160];
+    int hn = snprintf(head, sizeof head, "rec 1 D %s 0 0 0 00000000\n", id);
+    ck_assert_int_lt(hn, (int)sizeof head);
+    int n = snprintf(out, cap, "%send %08lx\n", head,
+                     (unsigned long)env_crc32_update(0, head, (size_t)hn));
+    ck_assert_int_lt(n, (int)cap);
+    return (size_t)n;
+}
+
+START_TEST(a_log_that_cannot_be_opened_is_kept_and_replayed_later)
+{
+    make_dir();
+    journal_start();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char a[ENV_ID_MAX + 1], b[ENV_ID_MAX + 1], c[ENV_ID_MAX + 1];
+    const char *body_b = "Subject: lost\r\n\r\nonly the log has me\r\n";
+    commit("Subject: survived\r\n\r\nmy files reached the disk\r\n", a, sizeof a);
+    commit(body_b, b, sizeof b);
+    size_t len;
+    char *log = grab_log(&len);
+    spool_close();
+    /* The crash: B's files never reached the disk; the log did. */
+    drop_message(b);
+    put_log(log, len, NULL);
+    wchar_t log7[MAX_PATH], log8[MAX_PATH];
+    log_file(7, log7);
+    log_file(8, log8);
+
+    /* Another handle holds the log without sharing while the queue opens. */
+    HANDLE h = hold(log7, 0);
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 0);
+    ck_assert(!queued(b));
+    ck_assert(queued(a));
+    ck_assert(exists(log8));   /* the removal log, above the kept one */
+    /* The service runs: A is delivered and removed, C arrives. */
+    ck_assert_uint_eq(spool_remove(a, 0), ERROR_SUCCESS);
+    commit("Subject: new\r\n\r\nafter the start\r\n", c, sizeof c);
+    spool_close();
+    CloseHandle(h);
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_READ, ERROR_SHARING_VIOLATION,
+                                  "commit-00000007.log"), 1);
+    /* The kept log is there, as it was: no new log took its number. */
+    size_t n;
+    char *kept = read_all(log7, &n);
+    ck_assert_ptr_nonnull(kept);
+    ck_assert_uint_eq(n, len);
+    ck_assert(memcmp(kept, log, len) == 0);
+    free(kept);
+    free(log);
+
+    /* Readable now: B comes back, A (removed since) does not. */
+    restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 1);
+    check_content(b, body_b, strlen(body_b));
+    ck_assert(!queued(a));
+    ck_assert(queued(c));
+    ck_assert(!exists(log7));
+    ck_assert(!exists(log8));
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_READ, ERROR_SHARING_VIOLATION,
+                                  "commit-00000007.log"), 1);
+    teardown();
+}
+END_TEST
+
+START_TEST(spilled_content_stays_in_tmp_while_its_log_is_kept)
+{
+    make_dir();
+    journal_start();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char *big = big_body();
+    char s_id[ENV_ID_MAX + 1], i_id[ENV_ID_MAX + 1];
+    const char *body_i = "Subject: inline\r\n\r\nsmall\r\n";
+    commit_n(big, BIG_LEN, s_id, sizeof s_id);
+    commit(body_i, i_id, sizeof i_id);
+    size_t len;
+    char *log = grab_log(&len);
+    ck_assert_uint_lt(len, 64 * 1024);   /* the big content is not in it */
+    spool_close();
+    unrename(s_id);
+    drop_message(i_id);
+    put_log(log, len, NULL);
+    free(log);
+    wchar_t log7[MAX_PATH], spilled[MAX_PATH], junk[MAX_PATH], junk_env[MAX_PATH];
+    log_file(7, log7);
+    char name[ENV_ID_MAX + 8];
+    snprintf(name, sizeof name, "%s.eml", s_id);
+    tmp_file(name, spilled);
+    tmp_file("0000000000000000.00000001.eml", junk);   /* a reception cut short */
+    tmp_file("0000000000000000.00000001.env", junk_env);
+    put_file(junk, "Subject: cut");
+    put_file(junk_env, "imsvc-envelope 1\n");
+
+    HANDLE h = hold(log7, 0);
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    /* Which tmp\ contents the unread log needs is not known: all are kept. */
+    ck_assert(exists(spilled));
+    ck_assert(exists(junk));
+    ck_assert(!exists(junk_env));
+    ck_assert(!queued(s_id));
+    spool_close();
+    CloseHandle(h);
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_READ, ERROR_SHARING_VIOLATION,
+                                  "commit-00000007.log"), 1);
+
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 2);
+    check_content(s_id, big, BIG_LEN);
+    check_content(i_id, body_i, strlen(body_i));
+    ck_assert(!exists(spilled));
+    ck_assert(!exists(junk));
+    ck_assert(!exists(log7));
+    free(big);
+    teardown();
+}
+END_TEST
+
+START_TEST(a_message_not_restored_keeps_its_log_and_its_spilled_content)
+{
+    make_dir();
+    journal_start();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char *big = big_body();
+    char s_id[ENV_ID_MAX + 1];
+    commit_n(big, BIG_LEN, s_id, sizeof s_id);
+    size_t len;
+    char *log = grab_log(&len);
+    spool_close();
+    unrename(s_id);
+    put_log(log, len, NULL);
+    free(log);
+    wchar_t log7[MAX_PATH], spilled[MAX_PATH], junk[MAX_PATH];
+    log_file(7, log7);
+    char name[ENV_ID_MAX + 8];
+    snprintf(name, sizeof name, "%s.eml", s_id);
+    tmp_file(name, spilled);
+    tmp_file("0000000000000000.00000001.eml", junk);
+    put_file(junk, "Subject: cut");
+
+    /* The spilled content cannot be read, but could be deleted. */
+    HANDLE h = hold(spilled, FILE_SHARE_DELETE);
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    ck_assert(exists(log7));
+    ck_assert(!exists(junk));   /* the log was read: only what it needs stays */
+    ck_assert(!queued(s_id));
+    spool_close();
+    CloseHandle(h);
+    ck_assert(exists(spilled));
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_RESTORE, ERROR_SHARING_VIOLATION,
+                                  "commit-00000007.log"), 1);
+    ck_assert_int_eq(count_events(4100, LOC_SPOOL_RECOVER, ERROR_SHARING_VIOLATION, s_id), 1);
+
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 1);
+    check_content(s_id, big, BIG_LEN);
+    ck_assert(!exists(log7));
+    ck_assert(!exists(spilled));
+    free(big);
+    teardown();
+}
+END_TEST
+
+/* X committed in log 6, removed in log 7. */
+static void put_commit_then_removal(char *x, size_t n)
+{
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    commit("Subject: delivered\r\n\r\nonce\r\n", x, n);
+    size_t len;
+    char *log = grab_log(&len);
+    ck_assert_uint_eq(spool_remove(x, 0), ERROR_SUCCESS);
+    spool_close();
+    put_log_as(6, log, len, NULL);
+    free(log);
+    char d[256];
+    size_t dn = d_record(x, d, sizeof d);
+    put_log_as(7, d, dn, NULL);
+}
+
+START_TEST(a_removal_outlives_its_log_while_an_earlier_log_is_kept)
+{
+    make_dir();
+    journal_start();
+    char x[ENV_ID_MAX + 1];
+    put_commit_then_removal(x, sizeof x);
+    wchar_t log6[MAX_PATH], log7[MAX_PATH];
+    log_file(6, log6);
+    log_file(7, log7);
+    HANDLE h = hold(log6, 0);
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    ck_assert(!exists(log7));   /* replayed and deleted; its D record carried on */
+    ck_assert(!queued(x));
+    spool_close();
+    CloseHandle(h);
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 0);
+    ck_assert(!queued(x));
+    ck_assert(!exists(log6));
+    teardown();
+}
+END_TEST
+
+START_TEST(a_log_that_cannot_be_read_holds_back_the_earlier_ones)
+{
+    make_dir();
+    journal_start();
+    char x[ENV_ID_MAX + 1];
+    put_commit_then_removal(x, sizeof x);
+    wchar_t log6[MAX_PATH], log7[MAX_PATH];
+    log_file(6, log6);
+    log_file(7, log7);
+    /* Log 7 may say that X was removed: log 6 must wait for it. */
+    HANDLE h = hold(log7, 0);
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    ck_assert(!queued(x));
+    ck_assert(exists(log6));
+    spool_close();
+    CloseHandle(h);
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_BLOCKED, ERROR_SHARING_VIOLATION,
+                                  "commit-00000006.log"), 1);
+    ck_assert_int_eq(count_events(4160, LOC_SPOOL_LOG_READ, ERROR_SHARING_VIOLATION,
+                                  "commit-00000007.log"), 1);
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 0);
+    ck_assert(!queued(x));
+    ck_assert(!exists(log6));
+    ck_assert(!exists(log7));
+    teardown();
+}
+END_TEST
+
 Suite *spool_suite(void)
 {
     Suite *s = suite_create("spool");
@@ -257,6 +668,11 @@ Suite *spool_suite(void)
     tcase_add_test(tc, commits_arriving_together_share_flushes);
     tcase_add_test(tc, recovery_restores_what_the_queue_lost);
     tcase_add_test(tc, a_queue_file_that_survived_is_kept_as_it_is);
+    tcase_add_test(tc, a_log_that_cannot_be_opened_is_kept_and_replayed_later);
+    tcase_add_test(tc, spilled_content_stays_in_tmp_while_its_log_is_kept);
+    tcase_add_test(tc, a_message_not_restored_keeps_its_log_and_its_spilled_content);
+    tcase_add_test(tc, a_removal_outlives_its_log_while_an_earlier_log_is_kept);
+    tcase_add_test(tc, a_log_that_cannot_be_read_holds_back_the_earlier_ones);
     suite_add_tcase(s, tc);
     return s;
 }
