@@ -143,9 +143,11 @@ struct smtpd {
 #define OFFER_AUTH_VERB(s)     (!((s)->cfg->options & SMTPD_OPT_NO_AUTH))
 #define OFFER_XAUTH_VERB(s)    ((s)->cfg->options & SMTPD_OPT_XAUTH)
 #define NOT_AUTHENTICATED(s)   (!((s)->flags & SF_AUTHENTICATED))
-#define ADVERTISE_AUTH(s)      (OFFER_AUTH_VERB(s) && NOT_AUTHENTICATED(s))
+#define AUTH_ALLOWED_NOW(s)    (!((s)->cfg->options & SMTPD_OPT_AUTH_NEEDS_TLS) || \
+                                ((s)->flags & SF_SECURE))
+#define ADVERTISE_AUTH(s)      (OFFER_AUTH_VERB(s) && NOT_AUTHENTICATED(s) && AUTH_ALLOWED_NOW(s))
 #define ADVERTISE_AUTH_PLAIN(s) (ADVERTISE_AUTH(s) && ((s)->flags & SF_SECURE))
-#define ADVERTISE_XAUTH(s)     (OFFER_XAUTH_VERB(s) && NOT_AUTHENTICATED(s))
+#define ADVERTISE_XAUTH(s)     (OFFER_XAUTH_VERB(s) && NOT_AUTHENTICATED(s) && AUTH_ALLOWED_NOW(s))
 
 /* Small helpers -------------------------------------------------------------- */
 
@@ -803,6 +805,10 @@ static int check_auth(struct smtpd *s, const char *args, size_t alen)
         reply(s, "538 5.7.11 Error: encryption required for requested authentication mechanism");
         return -1;
     }
+    if (!AUTH_ALLOWED_NOW(s)) {
+        reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+        return -1;
+    }
     return 0;
 }
 
@@ -844,6 +850,10 @@ static int check_xauth(struct smtpd *s, const char *args, size_t alen)
         return -1;
     if (auth_parse(args, alen, &ir, &irlen) != MECH_NTLM) {
         reply(s, "504 5.5.4 Error: unrecognized authentication type");
+        return -1;
+    }
+    if (!AUTH_ALLOWED_NOW(s)) {
+        reply(s, "530 5.7.0 Must issue a STARTTLS command first");
         return -1;
     }
     return 0;
@@ -1304,6 +1314,11 @@ int smtpd_auth_tempfail(struct smtpd *s)
     auth_clear(s);
     s->state = ST_HELO;
     reply(s, "454 4.7.0 Temporary authentication failure");
+    /* A client can make SSPI fail at will (a garbage token): each failure
+     * counts toward the session's error limit like a 5xx reply. */
+    s->errors++;
+    if (s->errors >= s->max_errors)
+        close_421(s, "4.7.0", "Error: too many errors");
     return 0;
 }
 

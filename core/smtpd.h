@@ -44,6 +44,8 @@
 #define SMTPD_OPT_NO_AUTH  0x4u  /* neither offer nor accept the AUTH verb (502 5.5.1):
                                     with SMTPD_OPT_XAUTH, an XAUTH-only peer in the
                                     manner of Exchange 5.0 */
+#define SMTPD_OPT_AUTH_NEEDS_TLS 0x8u /* AUTH and XAUTH only after STARTTLS: neither is
+                                    offered in clear, and both get 530 5.7.0 there */
 
 struct smtpd_config {
     const char *hostname;                 /* this server's name: greeting, Received */

@@ -60,6 +60,7 @@ static const struct cfg_entry config_table[] = {
     { L"MinDataRate",    CFG_DWORD, DWFIELD(min_data_rate),  0, 1000000000, NULL },
     { L"SendTimeout",    CFG_DWORD, DWFIELD(send_timeout),   1, 86400,   NULL },
     { L"MaxProtocolErrors", CFG_DWORD, DWFIELD(max_protocol_errors), 1, 1000, NULL },
+    { L"AuthRequiresTls", CFG_DWORD, DWFIELD(auth_requires_tls), 0, 1,   NULL },
     { L"MaxMessageKB",   CFG_DWORD, DWFIELD(max_message_kb), 64, 1048576, NULL },
     { L"XAuth",          CFG_DWORD, DWFIELD(xauth),          0, 2,       NULL },
     { L"Certificate",    CFG_STR,   FIELD(certificate),      0, 0,       NULL },

@@ -36,6 +36,7 @@ struct imsvc_config {
     DWORD min_data_rate;               /* MinDataRate: octets/s during DATA after 30 s; 0: none */
     DWORD send_timeout;                /* SendTimeout: seconds a reply may wait to be taken */
     DWORD max_protocol_errors;         /* MaxProtocolErrors: errors before 421 and close */
+    DWORD auth_requires_tls;           /* AuthRequiresTls: AUTH/XAUTH only after STARTTLS */
     DWORD max_message_kb;              /* MaxMessageKB: SIZE limit */
     DWORD xauth;                       /* XAuth: 0 AUTH only, 1 AUTH and XAUTH, 2 XAUTH only */
     wchar_t certificate[CONFIG_STR_MAX];   /* Certificate: thumbprint or subject */

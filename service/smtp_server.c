@@ -35,6 +35,7 @@
 #include "ioengine.h"
 #include "location.h"
 #include "ntlm.h"
+#include "penalty.h"
 #include "smtp_server.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -47,8 +48,8 @@
 #define AUTH_DELAY_MAX_MS 5000
 #define HANDSHAKE_MS      60000u    /* a TLS handshake must finish within this */
 #define RATE_GRACE_MS     30000u    /* MinDataRate is judged from this long after DATA */
-#define PENALTY_SLOTS     256       /* addresses remembered for AUTH failures */
 #define PENALTY_FORGET_MS (15 * 60 * 1000) /* failures older than this are forgiven */
+#define EVENT_WINDOW_MS   60000u    /* identical events from one address: one a minute */
 #define ADDR_BUCKETS      1024u     /* per-address session counts */
 #define ADDR_KEY_LEN      17u       /* family + 16 octets (IPv6: the /64 only) */
 #define AUTH_TEXT_MAX     257       /* AUTH LOGIN/PLAIN user or password, with NUL:
@@ -87,52 +88,18 @@ struct server {
     struct addr_count *by_addr[ADDR_BUCKETS];
     HANDLE all_closed;              /* set when active drops to 0 while stopping */
     volatile LONG refused[REFUSE_COUNT], closed[CLOSE_COUNT];
-    /* Failed AUTH/XAUTH per client address, across sessions: a client that
-     * keeps failing waits longer for each answer (a session alone is closed
-     * after three failures by the engine, so guessing must reconnect). */
+    /* Failed AUTH/XAUTH per client address (IPv6 per /64), across sessions
+     * and threads: a client that keeps failing waits longer for each answer
+     * (a session alone is closed after three failures by the engine, so
+     * guessing must reconnect). And identical events per address, limited. */
     SRWLOCK penalty_lock;
-    struct penalty { char addr[INET6_ADDRSTRLEN]; unsigned failures; ULONGLONG last; }
-        penalty[PENALTY_SLOTS];
+    struct penalty_throttle throttle;
+    struct penalty_limiter events;
 };
 
 static struct server srv = { .listen_id = -1, .lock = SRWLOCK_INIT,
                              .penalty_lock = SRWLOCK_INIT };
-
-/* Record a failed (failed != 0) or successful authentication from addr and
- * return how long to wait before answering: 1 s per recent failure beyond
- * the first, at most AUTH_DELAY_MAX_MS. A success forgets the address. */
-static DWORD penalty_note(const char *addr, int failed)
-{
-    ULONGLONG now = GetTickCount64();
-    DWORD delay = 0;
-    AcquireSRWLockExclusive(&srv.penalty_lock);
-    struct penalty *slot = NULL, *oldest = &srv.penalty[0];
-    for (size_t i = 0; i < PENALTY_SLOTS; i++) {
-        struct penalty *p = &srv.penalty[i];
-        if (p->addr[0] && now - p->last > PENALTY_FORGET_MS)
-            p->addr[0] = 0;
-        if (p->addr[0] && strcmp(p->addr, addr) == 0)
-            slot = p;
-        if (!p->addr[0] || p->last < oldest->last)
-            oldest = p;
-    }
-    if (failed) {
-        if (!slot) {
-            slot = oldest;
-            snprintf(slot->addr, sizeof slot->addr, "%s", addr);
-            slot->failures = 0;
-        }
-        slot->failures++;
-        slot->last = now;
-        delay = slot->failures > 1 ? AUTH_DELAY_MS * (slot->failures - 1) : 0;
-        if (delay > AUTH_DELAY_MAX_MS)
-            delay = AUTH_DELAY_MAX_MS;
-    } else if (slot) {
-        slot->addr[0] = 0;
-    }
-    ReleaseSRWLockExclusive(&srv.penalty_lock);
-    return delay;
-}
+static LONG penalty_ready;
 
 /* Sessions per address ---------------------------------------------------- */
 
@@ -193,6 +160,37 @@ static void addr_drop(const unsigned char key[ADDR_KEY_LEN])
     }
 }
 
+/* Penalties -------------------------------------------------------------- */
+
+/* A failed (failed != 0) or successful authentication from the session's
+ * address; returns how long to hold back the answer. */
+static DWORD penalty_note(const unsigned char key[ADDR_KEY_LEN], int failed)
+{
+    DWORD delay = 0;
+    AcquireSRWLockExclusive(&srv.penalty_lock);
+    if (failed)
+        delay = penalty_fail(&srv.throttle, key, ADDR_KEY_LEN, GetTickCount64());
+    else
+        penalty_success(&srv.throttle, key, ADDR_KEY_LEN);
+    ReleaseSRWLockExclusive(&srv.penalty_lock);
+    return delay;
+}
+
+/* One event a minute per address, location and status; returns 0 to
+ * suppress it, else 1 with *suppressed the count it stands for. */
+static int event_allowed(const unsigned char key[ADDR_KEY_LEN], DWORD location, DWORD status,
+                         unsigned long *suppressed)
+{
+    unsigned char k[ADDR_KEY_LEN + 8];
+    memcpy(k, key, ADDR_KEY_LEN);
+    memcpy(k + ADDR_KEY_LEN, &location, 4);
+    memcpy(k + ADDR_KEY_LEN + 4, &status, 4);
+    AcquireSRWLockExclusive(&srv.penalty_lock);
+    int ok = penalty_report(&srv.events, k, sizeof k, GetTickCount64(), suppressed);
+    ReleaseSRWLockExclusive(&srv.penalty_lock);
+    return ok;
+}
+
 /* A session --------------------------------------------------------------- */
 
 /* Work a session hands off; while it runs the session takes no input. */
@@ -248,8 +246,16 @@ struct session {
 static void report_session_error(const struct session *s, DWORD location, DWORD status,
                                  const char *what)
 {
-    wchar_t text[512];
-    _snwprintf(text, ARRAYSIZE(text), L"%hs (session from %hs)", what, s->peer);
+    unsigned long suppressed = 0;
+    if (!event_allowed(s->key, location, status, &suppressed))
+        return;   /* one client cannot flood the log: counted, said with the next */
+    wchar_t text[640];
+    if (suppressed)
+        _snwprintf(text, ARRAYSIZE(text), L"%hs (session from %hs; %lu identical events from "
+                   L"this address in the last minute were not logged)", what, s->peer,
+                   suppressed);
+    else
+        _snwprintf(text, ARRAYSIZE(text), L"%hs (session from %hs)", what, s->peer);
     text[ARRAYSIZE(text) - 1] = 0;
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
                  location, status, 1, (const wchar_t *[]){ text });
@@ -506,17 +512,17 @@ static void ntlm_work(void *ctx)
                      "key; policy requires %lu-bit or longer (NtlmMinKeyBits)",
                      ntlm_user(s->ntlm), bits, (unsigned long)srv.ntlm_min_key_bits);
             report_session_error(s, LOC_SMTPD_NTLM_POLICY, (DWORD)SEC_E_ALGORITHM_MISMATCH, what);
-            s->delay_ms = penalty_note(s->peer, 1);
+            s->delay_ms = penalty_note(s->key, 1);
             s->answer = ANS_FAIL;
             break;
         }
-        penalty_note(s->peer, 0);
+        penalty_note(s->key, 0);
         snprintf(s->user, sizeof s->user, "%s", ntlm_user(s->ntlm));
         s->answer = ANS_SUCCESS;
         break;
     }
     case NTLM_DENIED:
-        s->delay_ms = penalty_note(s->peer, 1);
+        s->delay_ms = penalty_note(s->key, 1);
         s->answer = ANS_FAIL;
         break;
     default:
@@ -568,11 +574,11 @@ static void password_work(void *ctx)
     }
     s->delay_ms = 0;
     if (sr == NTLM_DONE) {
-        penalty_note(s->peer, 0);
+        penalty_note(s->key, 0);
         snprintf(s->user, sizeof s->user, "%s", ntlm_user(server));
         s->answer = ANS_SUCCESS;
     } else if (sr == NTLM_DENIED || ntlm_status_is_denial(st)) {
-        s->delay_ms = penalty_note(s->peer, 1);
+        s->delay_ms = penalty_note(s->key, 1);
         s->answer = ANS_FAIL;
     } else {
         report_session_error(s, LOC_SMTPD_NTLM_ACCEPT, (DWORD)st,
@@ -677,7 +683,7 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
             snprintf(s->password, sizeof s->password, "%s", ev->password) >= (int)sizeof s->password) {
             /* longer than any account name or password SSPI takes */
             SecureZeroMemory(s->password, sizeof s->password);
-            s->delay_ms = penalty_note(s->peer, 1);
+            s->delay_ms = penalty_note(s->key, 1);
             s->answer = ANS_FAIL;
             auth_answer(s);
             return 0;
@@ -1077,6 +1083,12 @@ DWORD smtp_server_start(const struct imsvc_config *cfg)
     srv.data_ms = cfg->data_timeout * 1000u;
     srv.min_data_rate = cfg->min_data_rate;
     srv.engine.max_errors = cfg->max_protocol_errors;
+    if (cfg->auth_requires_tls)
+        srv.engine.options |= SMTPD_OPT_AUTH_NEEDS_TLS;
+    if (InterlockedExchange(&penalty_ready, 1) == 0) {   /* kept across restarts */
+        penalty_throttle_init(&srv.throttle, AUTH_DELAY_MS, AUTH_DELAY_MAX_MS, PENALTY_FORGET_MS);
+        penalty_limiter_init(&srv.events, EVENT_WINDOW_MS);
+    }
     io_set_send_timeout(cfg->send_timeout);
     if (!srv.all_closed)
         srv.all_closed = CreateEventW(NULL, TRUE, FALSE, NULL);

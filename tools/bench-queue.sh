@@ -158,7 +158,7 @@ run_imsvc() {
     imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null 2>&1 | tr -d '\r'; return "${PIPESTATUS[0]}"; }
     imsvc install >"$WORK/imsvc.log"
     for kv in "ListenPort $SVC_PORT" "LocalDomains bench.test" "RelayAddresses 127.0.0.1/32" \
-              "SmartHost 127.0.0.1:$SINK_A" "SmartHostTls 0" "MaxSessions $SESSIONS"; do
+              "SmartHost 127.0.0.1:$SINK_A" "SmartHostTls 0" "MaxSessionsPerAddress 1000"; do
         # shellcheck disable=SC2086
         imsvc config set $kv >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     done

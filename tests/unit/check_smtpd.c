@@ -781,6 +781,48 @@ START_TEST(tls_refused_by_policy)
 }
 END_TEST
 
+/* AuthRequiresTls: neither AUTH nor XAUTH is offered or taken in clear. */
+START_TEST(auth_needs_tls)
+{
+    struct drv d;
+    drv_init(&d, SMTPD_OPT_STARTTLS | SMTPD_OPT_XAUTH | SMTPD_OPT_AUTH_NEEDS_TLS, 0);
+    drive(&d, "EHLO c\r\nAUTH NTLM\r\nXAUTH NTLM\r\n");
+    ck_hasnt(&d, "250-AUTH");
+    ck_hasnt(&d, "XAUTH NTLM\r\n250");
+    ck_assert_int_eq(count(d.out, "530 5.7.0 Must issue a STARTTLS command first\r\n"), 2);
+    ck_assert_int_eq(d.ntlm_tokens, 0);
+    drive(&d, "STARTTLS\r\n");
+    drive(&d, "EHLO c\r\nAUTH NTLM TkVHT1RJQVRF\r\n");
+    ck_has(&d, "250-AUTH NTLM LOGIN PLAIN\r\n");
+    ck_has(&d, "334 Q0hBTExFTkdF\r\n");
+    ck_assert_int_eq(d.ntlm_tokens, 1);
+    drv_done(&d);
+}
+END_TEST
+
+/* A temporary SSPI failure counts toward the error limit: a client cannot
+ * make the service fail (and log) without end on one session. */
+START_TEST(auth_tempfail_counts_as_error)
+{
+    struct drv d;
+    memset(&d, 0, sizeof d);
+    d.cfg.hostname = "mx.example.com";
+    d.cfg.local_domains = LOCAL;
+    d.cfg.n_local_domains = 2;
+    d.cfg.max_errors = 3;
+    d.tls_policy_ok = 1;
+    d.auto_tls = 1;
+    drv_start(&d);
+    drive(&d, "EHLO c\r\n");
+    for (int i = 0; i < 5; i++)
+        drive(&d, "AUTH NTLM TkVHT1RJQVRF\r\nQVVUSC1URU1Q\r\n");
+    ck_assert_int_eq(count(d.out, "454 4.7.0 Temporary authentication failure\r\n"), 3);
+    ck_has(&d, "421 4.7.0 mx.example.com Error: too many errors\r\n");
+    ck_assert_int_eq(d.closed, 1);
+    drv_done(&d);
+}
+END_TEST
+
 /* Relay policy -------------------------------------------------------------------- */
 
 START_TEST(relay_policy)
@@ -1049,6 +1091,8 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, too_many_errors);
     tcase_add_test(tc, configured_error_limit);
     tcase_add_test(tc, tls_refused_by_policy);
+    tcase_add_test(tc, auth_needs_tls);
+    tcase_add_test(tc, auth_tempfail_counts_as_error);
     tcase_add_test(tc, helo_validation_and_help);
     suite_add_tcase(s, tc);
     return s;
