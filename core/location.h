@@ -48,6 +48,8 @@
 #define LOC_SMTPD_NTLM_CREDS    LOC(LOCMOD_SMTPD, 0x0004) /* AcquireCredentialsHandle (NTLM, inbound) */
 #define LOC_SMTPD_NTLM_ACCEPT   LOC(LOCMOD_SMTPD, 0x0005) /* AcceptSecurityContext for AUTH/XAUTH */
 #define LOC_SMTPD_NTLM_POLICY   LOC(LOCMOD_SMTPD, 0x0006) /* NTLM session key below NtlmMinKeyBits */
+#define LOC_SMTPD_SOCKET        LOC(LOCMOD_SMTPD, 0x0010) /* a session's socket failed (receive or send) */
+#define LOC_SMTPD_STALLED       LOC(LOCMOD_SMTPD, 0x0011) /* the session engine took no input and wanted nothing */
 
 /* SMTP client sessions (service/cmd_send.c: imsvc send) */
 #define LOC_SMTPC_CONNECT       LOC(LOCMOD_SMTPC, 0x0001) /* resolve and connect to the server */

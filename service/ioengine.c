@@ -24,6 +24,8 @@
 #define IO_TICK_MS        200u         /* timer thread period */
 #define IO_OUT_MAX        (4u * 1024u * 1024u)   /* output a connection may queue */
 #define IO_ADDR_LEN       (sizeof(struct sockaddr_storage) + 16)
+/* Overlapped, and never inherited by a child (the content filter). */
+#define IO_SOCKET_FLAGS   (WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT)
 
 enum { KEY_CONN = 1, KEY_LISTEN, KEY_POST, KEY_QUIT };
 enum op_kind { OP_RECV, OP_SEND, OP_CONNECT };
@@ -320,7 +322,7 @@ static void accept_arm(struct io_accept *a)
     struct io_listener *l = a->l;
     if (l->closing || a->armed)
         return;
-    a->s = WSASocketW(l->family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    a->s = WSASocketW(l->family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, IO_SOCKET_FLAGS);
     if (a->s == INVALID_SOCKET)
         return;   /* the timer thread tries again */
     memset(&a->ov, 0, sizeof a->ov);
@@ -382,7 +384,7 @@ DWORD io_listen(const char *addr, const char *port, io_accept_fn fn, void *arg, 
     l->fn = fn;
     l->arg = arg;
     l->family = ai->ai_family;
-    l->s = WSASocketW(ai->ai_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    l->s = WSASocketW(ai->ai_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, IO_SOCKET_FLAGS);
     DWORD rc = ERROR_SUCCESS;
     if (l->s == INVALID_SOCKET) {
         rc = (DWORD)WSAGetLastError();
@@ -522,7 +524,7 @@ struct io_conn *io_connect(const struct sockaddr *addr, int addrlen, DWORD timeo
         *err = (DWORD)WSAEINVAL;
         return NULL;
     }
-    SOCKET s = WSASocketW(addr->sa_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    SOCKET s = WSASocketW(addr->sa_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, IO_SOCKET_FLAGS);
     if (s == INVALID_SOCKET) {
         *err = (DWORD)WSAGetLastError();
         return NULL;

@@ -216,6 +216,7 @@ struct session {
     struct session *prev, *next;
     int eof;                        /* the client closed its side */
     int told_shutdown;
+    int flushed_for_stall;          /* replies sent once to unblock the engine */
     int handshaking;                /* TLS handshake under way: its own deadline */
     /* handed-off work */
     enum work work;
@@ -799,9 +800,24 @@ static void run(struct session *s)
         if (took > 0)
             continue;
         if (avail > 0 && took == 0) {
-            session_close(s, 0);   /* the engine can take nothing and wants nothing */
+            /* The engine's replies may be what holds it: send them first. */
+            size_t pending;
+            smtpd_output(s->engine, &pending);
+            if (pending && !s->flushed_for_stall) {
+                s->flushed_for_stall = 1;
+                if (flush_replies(s) != 0) {
+                    chan_close(&s->ch, 0);
+                    return;
+                }
+                continue;
+            }
+            report_session_error(s, LOC_SMTPD_STALLED, ERROR_INVALID_STATE,
+                                 "the SMTP engine took no input and asked for nothing; the "
+                                 "session is closed");
+            session_close(s, 0);
             return;
         }
+        s->flushed_for_stall = 0;
         break;
     }
     if (flush_replies(s) != 0) {
@@ -876,7 +892,9 @@ static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD 
         chan_close(&s->ch, 0);
         break;
     case IO_EV_ERROR:
-        (void)err;
+        /* a reset by the client is its own business; anything else is ours */
+        if (err != WSAECONNRESET && err != WSAECONNABORTED && err != ERROR_NETNAME_DELETED)
+            report_session_error(s, LOC_SMTPD_SOCKET, err, "a socket operation failed");
         chan_close(&s->ch, 0);
         break;
     case IO_EV_CLOSED:
