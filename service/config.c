@@ -12,6 +12,7 @@
 #include <windows.h>
 #include <shlobj.h>
 
+#include "acl.h"
 #include "config.h"
 #include "retry.h"
 #include "route.h"
@@ -38,6 +39,7 @@ static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -76,6 +78,9 @@ static const struct cfg_entry config_table[] = {
     { L"DelayNotice",    CFG_STR,   FIELD(delay_notice),     0, 0,       check_duration },
     { L"Expire",         CFG_STR,   FIELD(expire),           0, 0,       check_duration },
     { L"ContentFilter",  CFG_STR,   FIELD(content_filter),   0, 0,       NULL },
+    /* least privilege */
+    { L"PickupWriters",  CFG_STR,   FIELD(pickup_writers),   0, 0,       check_account },
+    { L"DropReaders",    CFG_STR,   FIELD(drop_readers),     0, 0,       check_account },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -247,6 +252,17 @@ static DWORD check_abs_path(const wchar_t *t, wchar_t *why, size_t n)
 static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n)
 {
     return t[0] == 0 ? ERROR_SUCCESS : check_abs_path(t, why, n);
+}
+
+/* A group or account this machine knows, or a SID string; empty: none. */
+static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    if (t[0] == 0 || acl_account_sid(t, sid) == ERROR_SUCCESS)
+        return ERROR_SUCCESS;
+    say(why, n, L"there is no account or group '%ls' (give a name like BUILTIN\\Users or "
+        L"DOMAIN\\Group, or a SID like S-1-5-32-545)", t);
+    return ERROR_INVALID_PARAMETER;
 }
 
 static DWORD check_ip(const wchar_t *t, wchar_t *why, size_t n)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <windows.h>
 
+#include "acl.h"
 #include "cmd_address.h"
 #include "cmd_queue.h"
 #include "cmd_send.h"
@@ -132,7 +133,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-    { "install",   installer_install,   "install [--start auto|demand|delayed] [--account NAME [--password-file F]]" },
+    { "install",   installer_install,   "install [--start auto|demand|delayed] [--account LocalSystem | --account NAME [--password-file F]]" },
     { "uninstall", installer_uninstall, "uninstall" },
     { "start",     cmd_start,           "start" },
     { "stop",      cmd_stop,            "stop" },
@@ -141,6 +142,7 @@ static const struct command commands[] = {
     { "status",    cmd_status,          "status" },
     { "run",       cmd_run,             "run                  (console mode; Ctrl+C stops)" },
     { "config",    cmd_config,          "config show | config set NAME VALUE" },
+    { "acl",       acl_cmd,             "acl show PATH|HKLM\\KEY | acl check | acl apply | acl account" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
     { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
