@@ -16,6 +16,7 @@
 #include "config.h"
 #include "retry.h"
 #include "route.h"
+#include "secret.h"
 
 enum cfg_type { CFG_STR, CFG_DWORD, CFG_MULTI };
 
@@ -227,6 +228,7 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
         }
     }
     RegCloseKey(key);
+    cfg->secrets_stamp = secret_stamp();
     return first;
 }
 
@@ -569,6 +571,7 @@ void config_print(const struct imsvc_config *cfg, FILE *out)
         fprintf(out, "%-24ls %ls%s\n", config_table[i].name, v,
                 wcscmp(v, d) == 0 ? "  (default)" : "");
     }
+    secret_print(out);
 }
 
 int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
@@ -591,6 +594,13 @@ int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
         } else {
             used += (size_t)w;
         }
+        changed++;
+    }
+    /* Secrets are not shown, only that they changed. */
+    if (a->secrets_stamp != b->secrets_stamp) {
+        int w = _snwprintf(out + used, out_len - used, L"%lssecrets: changed", changed ? L"; " : L"");
+        if (w < 0 || (size_t)w >= out_len - used)
+            out[out_len - 1] = 0;
         changed++;
     }
     return changed;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_privilege.sh - least privilege: the service account, the data
-# folders' rights.
+# folders' rights, and DPAPI secrets.
 #
 # The service runs in a private prefix on 127.0.0.1:2631. Checked, and where
 # Wine differs from Windows, what Wine does (docs/service-account.md):
@@ -19,7 +19,13 @@
 #   Administrators and the service SID, full control, inherited, protected;
 #   Pickup also PickupWriters, Drop DropReaders), and that Wine does not
 #   keep it (SetNamedSecurityInfo succeeds, GetNamedSecurityInfo reads the
-#   DACL Wine derives from the Unix mode), which the service reports (4171).
+#   DACL Wine derives from the Unix mode), which the service reports (4171);
+# - `imsvc config set-secret` reads standard input only, stores no clear
+#   text (reg query), shows only that a secret is set, restricts the
+#   Secrets key, and CertificatePassword replaces CertificatePasswordFile
+#   for a PFX: STARTTLS is offered with the right secret and not with a
+#   wrong one (event 4131 names the certificate).
+# The NTLM smart host with SmartHostPassword is test_secret.sh (winbind).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/wineprefix.sh
@@ -31,6 +37,7 @@ PORT=2631
 B=${B:-build}
 exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
 data='C:\ProgramData\IMSvc'
+secrets='HKLM\SYSTEM\CurrentControlSet\Services\IMSvc\Parameters\Secrets'
 mkdir -p "$exe_dir"
 cp "$B/imsvc.exe" "$exe_dir/"
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@"; }
@@ -137,11 +144,76 @@ badmail=$(sets_of "$data\\Badmail")
 run imsvc acl show "$data"
 expect_out_re "^  owner S-1-5-21-" "acl show reads the owner with GetNamedSecurityInfo"
 
-# The service's start ------------------------------------------------------------
+# Secrets ----------------------------------------------------------------------
 
+secret='Pfx-Secret-7734'
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n' | tr a-f A-F; }
+hex16() { printf '%s' "$1" | iconv -t UTF-16LE | od -An -tx1 | tr -d ' \n' | tr a-f A-F; }
+run imsvc config set-secret SmartHostPassword "$secret"
+expect_status 2 "set-secret refuses a secret on the command line"
+run wine reg query "$secrets"
+[ "$STATUS" != 0 ] && pass "... and stored nothing" || fail "a secret given on the command line was stored"
+run imsvc config set-secret NoSuchSecret </dev/null
+expect_status 2 "set-secret refuses an unknown name"
+run imsvc config set-secret SmartHostPassword </dev/null
+expect_status 1 "set-secret with nothing on standard input fails"
+expect_err "no secret on standard input" "... saying so"
+run imsvc config set-secret SmartHostPassword <<<"$secret"
+expect_status 0 "set-secret SmartHostPassword from standard input"
+run wine reg query "$secrets" /v SmartHostPassword
+blob1=$(awk '$1 == "SmartHostPassword" {print $3}' <<<"$OUT")
+expect_out_re "SmartHostPassword +REG_BINARY +[0-9A-F]{100,}" "the value is REG_BINARY"
+[ -n "$blob1" ] && ! grep -q "$(hex "$secret")" <<<"$blob1" && ! grep -q "$(hex16 "$secret")" <<<"$blob1" &&
+    pass "the registry value holds the secret neither in UTF-8 nor in UTF-16" ||
+    fail "the secret is in clear in the registry"
+imsvc config set-secret SmartHostPassword <<<"$secret" >/dev/null
+blob2=$(wine reg query "$secrets" /v SmartHostPassword | tr -d '\r' | awk '$1 == "SmartHostPassword" {print $3}')
+[ -n "$blob2" ] && [ "$blob1" != "$blob2" ] && pass "the same secret stored twice gives two different blobs" ||
+    fail "DPAPI blobs repeat"
+run imsvc config show
+expect_out_re "^SmartHostPassword +\(secret\) set: [0-9]+ bytes of DPAPI data, used instead of SmartHostPasswordFile$" \
+    "config show says the secret is set"
+expect_out_re "^CertificatePassword +\(secret\) not set$" "... and which is not"
+! grep -qF "$secret" <<<"$OUT$ERR" && pass "config show never prints the secret" || fail "config show printed the secret"
+run imsvc acl show "$secrets"
+expect_out "dacl  protected (inherits nothing from its parent)" "the Secrets key is protected (RegSetKeySecurity kept)"
+expect_out_re "^  allow CI +0x000F003F S-1-5-18 " "... SYSTEM full control"
+expect_out_re "^  allow CI +0x000F003F S-1-5-32-544 " "... Administrators full control"
+expect_out_re "^  allow CI +0x00020019 $sid_re NT SERVICE\\\\IMSvc  # read \(key\)$" "... the service SID read only"
+[ "$(grep -c '^  allow' <<<"$OUT")" = 3 ] && pass "... and nobody else" || fail "Secrets key DACL: $OUT"
+
+# CertificatePassword in place of CertificatePasswordFile, for a PFX.
+tmpd=$(mktemp -d)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=pfx.privilege.test \
+    -keyout "$tmpd/key.pem" -out "$tmpd/cert.pem" 2>/dev/null
+openssl pkcs12 -export -inkey "$tmpd/key.pem" -in "$tmpd/cert.pem" -passout "pass:$secret" \
+    -out "$WINEPREFIX/drive_c/server.pfx"
+rm -rf "$tmpd"
 imsvc config set ListenPort $PORT >/dev/null
+imsvc config set CertificateFile 'C:\server.pfx' >/dev/null
+imsvc config set-secret CertificatePassword <<<"wrong-$secret" >/dev/null
 run imsvc start
 expect_status 0 "start"
+ehlo() { swaks --server 127.0.0.1:$PORT --quit-after EHLO 2>&1 || true; }
+! grep -q "250-STARTTLS" <<<"$(ehlo)" && pass "a wrong CertificatePassword secret: no STARTTLS" ||
+    fail "STARTTLS offered with a wrong PFX password"
+run imsvc events --id 4131
+expect_out "cannot use the server certificate C:\\server.pfx" "event 4131 names the PFX"
+run imsvc config set-secret CertificatePassword <<<"$secret"
+expect_out "the running service was told to re-read its configuration" "set-secret tells the running service"
+ok=
+for _ in $(seq 1 50); do
+    grep -q "250-STARTTLS" <<<"$(ehlo)" && { ok=1; break; }
+    sleep 0.2
+done
+[ -n "$ok" ] && pass "the right CertificatePassword secret opens the PFX: STARTTLS offered" ||
+    fail "no STARTTLS with the right PFX password secret"
+run imsvc events --id "$(event_id MSG_CONFIG_CHANGED)"
+expect_out "secrets: changed" "the re-read logs that a secret changed, not its value"
+! grep -qF "$secret" <<<"$OUT" && pass "no event holds the secret" || fail "an event holds the secret"
+
+# The service's start ------------------------------------------------------------
+
 run imsvc events --id "$(event_id MSG_FOLDER_RIGHTS_NOT_KEPT)"
 expect_out "9 of the data folders, among them $data, do not keep the access rights" \
     "at start the service reports that the folders did not keep their DACL (4171)"
@@ -151,4 +223,6 @@ run imsvc stop
 expect_status 0 "stop"
 run imsvc uninstall
 expect_status 0 "uninstall"
+run wine reg query "$secrets"
+[ "$STATUS" != 0 ] && pass "uninstall removes the secrets" || fail "secrets left after uninstall"
 summary

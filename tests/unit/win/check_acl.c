@@ -1,11 +1,14 @@
 /* check_acl.c - least privilege: the service SID derivation, the DACLs
- * imsvc builds for its folders. */
+ * imsvc builds for its folders, and DPAPI secrets (set, read, bound to
+ * their name, replaced by the password file when absent). */
 #include <check.h>
 #include <windows.h>
 #include <sddl.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "acl.h"
+#include "secret.h"
 
 static void sid_is(PSID sid, const wchar_t *want)
 {
@@ -93,6 +96,95 @@ START_TEST(folder_dacls)
 }
 END_TEST
 
+/* The Secrets key under Parameters: this suite's prefix is thrown away. */
+static void secrets_clean(void)
+{
+    secret_delete(L"SmartHostPassword");
+    secret_delete(L"CertificatePassword");
+}
+
+static DWORD blob_of(const wchar_t *name, BYTE *buf, DWORD cap)
+{
+    DWORD len = cap;
+    LSTATUS rc = RegGetValueW(HKEY_LOCAL_MACHINE, IMSVC_SECRETS_KEY, name, RRF_RT_REG_BINARY,
+                              NULL, buf, &len);
+    return rc == ERROR_SUCCESS ? len : 0;
+}
+
+START_TEST(secret_round_trip)
+{
+    secrets_clean();
+    ck_assert_uint_eq(secret_stamp(), 0);
+    wchar_t why[256], out[64];
+    const char pw[] = "S\xc3\xa9kret pass";   /* UTF-8, with a space */
+    ck_assert_uint_eq(secret_set(L"SmartHostPassword", pw, strlen(pw), why, 256), ERROR_SUCCESS);
+    DWORD stamp = secret_stamp();
+    ck_assert_uint_ne(stamp, 0);
+    ck_assert_uint_eq(secret_password(L"SmartHostPassword", L"C:\\no\\such\\file", out, 64),
+                      ERROR_SUCCESS);
+    ck_assert_msg(wcscmp(out, L"S\u00e9kret pass") == 0, "got '%ls'", out);
+    BYTE blob[SECRET_BLOB_MAX];
+    DWORD len = blob_of(L"SmartHostPassword", blob, sizeof blob);
+    ck_assert_uint_gt(len, strlen(pw));
+    for (DWORD i = 0; i + strlen(pw) <= len; i++)
+        ck_assert_msg(memcmp(blob + i, pw, strlen(pw)) != 0, "clear text at %lu", (unsigned long)i);
+    /* Set again: a new blob, a new stamp. */
+    ck_assert_uint_eq(secret_set(L"SmartHostPassword", pw, strlen(pw), why, 256), ERROR_SUCCESS);
+    ck_assert_uint_ne(secret_stamp(), stamp);
+    /* Names, lengths. */
+    ck_assert_uint_eq(secret_set(L"Bogus", pw, strlen(pw), why, 256), ERROR_INVALID_PARAMETER);
+    ck_assert_uint_eq(secret_set(L"SmartHostPassword", pw, 0, why, 256), ERROR_INVALID_PARAMETER);
+    secrets_clean();
+}
+END_TEST
+
+/* A blob moved to another secret's value does not decrypt as that secret:
+ * the name is part of the encryption. */
+START_TEST(secret_bound_to_name)
+{
+    secrets_clean();
+    wchar_t why[256], out[64];
+    ck_assert_uint_eq(secret_set(L"SmartHostPassword", "abc", 3, why, 256), ERROR_SUCCESS);
+    BYTE blob[SECRET_BLOB_MAX];
+    DWORD len = blob_of(L"SmartHostPassword", blob, sizeof blob);
+    ck_assert_uint_gt(len, 0);
+    ck_assert_uint_eq(RegSetKeyValueW(HKEY_LOCAL_MACHINE, IMSVC_SECRETS_KEY, L"CertificatePassword",
+                                      REG_BINARY, blob, len), ERROR_SUCCESS);
+    wcscpy(out, L"unchanged");
+    ck_assert_uint_ne(secret_password(L"CertificatePassword", NULL, out, 64), ERROR_SUCCESS);
+    ck_assert_msg(out[0] == 0, "got '%ls'", out);
+    secrets_clean();
+}
+END_TEST
+
+/* Without a secret, the password file's first line, as before. */
+START_TEST(secret_falls_back_to_file)
+{
+    secrets_clean();
+    wchar_t tmp[MAX_PATH], path[MAX_PATH], out[64];
+    ck_assert_uint_gt(GetTempPathW(MAX_PATH, tmp), 0);
+    _snwprintf(path, MAX_PATH, L"%lsimsvc-pw-%lu.txt", tmp, GetCurrentProcessId());
+    FILE *f = _wfopen(path, L"wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("from-file\r\nsecond line\r\n", f);
+    fclose(f);
+    ck_assert_uint_eq(secret_password(L"SmartHostPassword", path, out, 64), ERROR_SUCCESS);
+    ck_assert_msg(wcscmp(out, L"from-file") == 0, "got '%ls'", out);
+    /* A secret wins over the file. */
+    wchar_t why[256];
+    ck_assert_uint_eq(secret_set(L"SmartHostPassword", "from-secret", 11, why, 256), ERROR_SUCCESS);
+    ck_assert_uint_eq(secret_password(L"SmartHostPassword", path, out, 64), ERROR_SUCCESS);
+    ck_assert_msg(wcscmp(out, L"from-secret") == 0, "got '%ls'", out);
+    secrets_clean();
+    /* Neither: nothing, and no error. A missing file: the error, nothing. */
+    ck_assert_uint_eq(secret_password(L"SmartHostPassword", L"", out, 64), ERROR_SUCCESS);
+    ck_assert(out[0] == 0);
+    DeleteFileW(path);
+    ck_assert_uint_eq(secret_password(L"SmartHostPassword", path, out, 64), ERROR_FILE_NOT_FOUND);
+    ck_assert(out[0] == 0);
+}
+END_TEST
+
 Suite *acl_suite(void)
 {
     Suite *s = suite_create("acl");
@@ -100,6 +192,9 @@ Suite *acl_suite(void)
     tcase_add_test(t, service_sid_matches_windows);
     tcase_add_test(t, account_names_and_sids);
     tcase_add_test(t, folder_dacls);
+    tcase_add_test(t, secret_round_trip);
+    tcase_add_test(t, secret_bound_to_name);
+    tcase_add_test(t, secret_falls_back_to_file);
     suite_add_tcase(s, t);
     return s;
 }
