@@ -36,6 +36,12 @@
 #define LOC_CFG_CHANGE          LOC(LOCMOD_CONFIG, 0x0002) /* PARAMCHANGE re-read */
 #define LOC_CFG_DATADIR         LOC(LOCMOD_CONFIG, 0x0003) /* creating the data directory */
 
+/* service/acl.c and service/secret.c: least privilege (sites 0x0010-0x001F) */
+#define LOC_CFG_FOLDER_ACL      LOC(LOCMOD_CONFIG, 0x0010) /* creating a data folder, setting its DACL */
+#define LOC_CFG_FOLDER_KEPT     LOC(LOCMOD_CONFIG, 0x0011) /* a folder's DACL read back different */
+#define LOC_CFG_ACCOUNT         LOC(LOCMOD_CONFIG, 0x0012) /* resolving PickupWriters or DropReaders */
+#define LOC_CFG_SECRET          LOC(LOCMOD_CONFIG, 0x0013) /* reading a DPAPI secret or a password file */
+
 /* eventlog/ */
 #define LOC_EVL_REPORT          LOC(LOCMOD_EVENTLOG, 0x0001) /* ReportEventW */
 #define LOC_EVL_JOURNAL_OPEN    LOC(LOCMOD_EVENTLOG, 0x0002)

@@ -3,7 +3,15 @@
  * `imsvc install` creates the IMSvc service (own process, the chosen start
  * type and account), sets its description and failure actions (restart after
  * one minute), creates its Parameters key and registers the IMSvc event
- * source pointing at this executable's message table. `imsvc uninstall`
+ * source pointing at this executable's message table.
+ *
+ * Least privilege: the default account is the virtual account
+ * NT SERVICE\IMSvc; the service gets an unrestricted service SID and only
+ * the privileges in IMSVC_REQUIRED_PRIVILEGES (docs/service-account.md says
+ * why each); the data folders get their protected DACLs (service/acl.c) and
+ * the key of the self-signed certificate is made readable by the service
+ * SID. LocalSystem (`--account LocalSystem`) and a named account with a
+ * password file remain possible. `imsvc uninstall`
  * stops the service if it runs and removes all of that. The service runs the
  * executable from where it was installed: install from its final location.
  */
@@ -11,6 +19,7 @@
 #include <string.h>
 #include <windows.h>
 
+#include "acl.h"
 #include "config.h"
 #include "eventlog.h"
 #include "cmd_cert.h"
@@ -22,11 +31,38 @@
                           L"to the Application event log under the source IMSvc."
 #define RESTART_DELAY_MS 60000
 #define FAILURE_RESET_S  86400
+#define VIRTUAL_ACCOUNT  L"NT SERVICE\\" IMSVC_SERVICE_NAME
+/* SeChangeNotifyPrivilege (bypass traverse checking) only: the service
+ * reaches its folders through paths whose parents it may not list. It does
+ * not impersonate (no SeImpersonatePrivilege), makes no global objects (no
+ * SeCreateGlobalPrivilege) and starts the content filter with its own
+ * token (no SeAssignPrimaryTokenPrivilege or SeIncreaseQuotaPrivilege). */
+#define IMSVC_REQUIRED_PRIVILEGES L"SeChangeNotifyPrivilege\0"
 
 static void usage_install(void)
 {
     fprintf(stderr, "usage: imsvc install [--start auto|demand|delayed] "
-                    "[--account NAME [--password-file FILE]]\n");
+                    "[--account LocalSystem | --account NAME [--password-file FILE]]\n"
+                    "       (the default account is NT SERVICE\\IMSvc)\n");
+}
+
+/* ChangeServiceConfig2 for a least-privilege level. An SCM that does not
+ * know the level (ERROR_INVALID_LEVEL: Wine's; every Windows since Vista
+ * knows both) is said plainly and is not a failure of the install. */
+static int config2_least_privilege(SC_HANDLE svc, DWORD level, void *info, const char *what)
+{
+    if (ChangeServiceConfig2W(svc, level, info))
+        return 0;
+    DWORD err = GetLastError();
+    if (err == ERROR_INVALID_LEVEL) {
+        fprintf(stderr, "imsvc: this Service Control Manager does not support %s "
+                        "(ChangeServiceConfig2: ERROR_INVALID_LEVEL); not set\n", what);
+        return 0;
+    }
+    char text[160];
+    snprintf(text, sizeof text, "cannot set %s", what);
+    print_win32_error(text, err);
+    return 1;
 }
 
 /* The first line of a file, without its line end; for the account password,
@@ -86,6 +122,19 @@ int installer_install(int argc, char **argv)
         fprintf(stderr, "imsvc: --password-file needs --account\n");
         return 2;
     }
+    /* No --account: the virtual account. LocalSystem is the SCM's NULL. */
+    if (!have_account) {
+        wcscpy(account, VIRTUAL_ACCOUNT);
+        have_account = 1;
+    } else if (_wcsicmp(account, L"LocalSystem") == 0) {
+        have_account = 0;
+    }
+    if (have_password && (!have_account || _wcsnicmp(account, L"NT SERVICE\\", 11) == 0)) {
+        SecureZeroMemory(password, sizeof password);
+        fprintf(stderr, "imsvc: --password-file is for a named account; LocalSystem and "
+                        "NT SERVICE accounts have no password\n");
+        return 2;
+    }
 
     wchar_t exe[MAX_PATH], image[MAX_PATH + 16];
     DWORD n = GetModuleFileNameW(NULL, exe, ARRAYSIZE(exe));
@@ -135,6 +184,12 @@ int installer_install(int argc, char **argv)
         print_win32_error("cannot set the failure actions", GetLastError());
         rc = 1;
     }
+    SERVICE_SID_INFO sid_info = { SERVICE_SID_TYPE_UNRESTRICTED };
+    rc |= config2_least_privilege(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid_info,
+                                  "the service SID (SERVICE_SID_TYPE_UNRESTRICTED)");
+    SERVICE_REQUIRED_PRIVILEGES_INFOW privs = { (wchar_t *)IMSVC_REQUIRED_PRIVILEGES };
+    rc |= config2_least_privilege(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &privs,
+                                  "the required privileges (SeChangeNotifyPrivilege only)");
     if (delayed) {
         SERVICE_DELAYED_AUTO_START_INFO dl = { TRUE };
         if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &dl)) {
@@ -151,9 +206,20 @@ int installer_install(int argc, char **argv)
         print_win32_error("cannot create the Parameters key", (DWORD)lrc);
         rc = 1;
     }
-    /* STARTTLS out of the box: a self-signed certificate unless one is set. */
     struct imsvc_config cfg;
     config_load(&cfg, NULL);
+    struct acl_result ar;
+    if (acl_secure_data(&cfg, &ar) != ERROR_SUCCESS) {
+        char what[sizeof ar.error_what];
+        snprintf(what, sizeof what, "%ls", ar.error_what);
+        print_win32_error(what, ar.error);
+        rc = 1;
+    }
+    if (ar.not_kept)
+        fprintf(stderr, "imsvc: %u of %u data folders (first: %ls) did not keep the access rights "
+                        "set on them: their file system stores none (imsvc acl check shows them)\n",
+                ar.not_kept, ar.folders, ar.not_kept_first);
+    /* STARTTLS out of the box: a self-signed certificate unless one is set. */
     if (!cfg.certificate[0] && !cfg.certificate_file[0]) {
         if (cert_make_default(NULL, 1) == 0)
             printf("IMSvc: created a self-signed certificate for STARTTLS (imsvc cert new "

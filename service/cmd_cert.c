@@ -5,12 +5,15 @@
  * running service to re-read its configuration. `imsvc install` runs the
  * same when no certificate is configured, so a new installation offers
  * STARTTLS at once; a certificate from a real CA replaces it by setting
- * Certificate (or CertificateFile) to that one.
+ * Certificate (or CertificateFile) to that one. The new key is made readable
+ * by the service SID, so that the service can use it under its virtual
+ * account NT SERVICE\IMSvc.
  */
 #include <stdio.h>
 #include <string.h>
 #include <windows.h>
 
+#include "acl.h"
 #include "cert.h"
 #include "cmd_cert.h"
 #include "config.h"
@@ -33,6 +36,14 @@ int cert_make_default(const wchar_t *subject, int quiet)
         print_win32_error("cannot create a self-signed certificate", rc);
         return 1;
     }
+    /* Not fatal: LocalSystem and administrators can use the key anyway. */
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    DWORD grc = acl_service_sid(IMSVC_SERVICE_NAME, sid);
+    if (grc == ERROR_SUCCESS)
+        grc = cert_key_allow_read(cert, sid);
+    if (grc != ERROR_SUCCESS)
+        print_win32_error("cannot let NT SERVICE\\IMSvc use the new certificate's key "
+                          "(STARTTLS will fail under that account)", grc);
     wchar_t thumb[CERT_THUMBPRINT_CHARS + 1];
     rc = cert_thumbprint(cert, thumb);
     CertFreeCertificateContext(cert);

@@ -12,9 +12,11 @@
 #include <windows.h>
 #include <shlobj.h>
 
+#include "acl.h"
 #include "config.h"
 #include "retry.h"
 #include "route.h"
+#include "secret.h"
 
 enum cfg_type { CFG_STR, CFG_DWORD, CFG_MULTI };
 
@@ -38,6 +40,7 @@ static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -84,6 +87,9 @@ static const struct cfg_entry config_table[] = {
     { L"DelayNotice",    CFG_STR,   FIELD(delay_notice),     0, 0,       check_duration },
     { L"Expire",         CFG_STR,   FIELD(expire),           0, 0,       check_duration },
     { L"ContentFilter",  CFG_STR,   FIELD(content_filter),   0, 0,       NULL },
+    /* least privilege */
+    { L"PickupWriters",  CFG_STR,   FIELD(pickup_writers),   0, 0,       check_account },
+    { L"DropReaders",    CFG_STR,   FIELD(drop_readers),     0, 0,       check_account },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -237,6 +243,7 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
         }
     }
     RegCloseKey(key);
+    cfg->secrets_stamp = secret_stamp();
     return first;
 }
 
@@ -262,6 +269,17 @@ static DWORD check_abs_path(const wchar_t *t, wchar_t *why, size_t n)
 static DWORD check_opt_path(const wchar_t *t, wchar_t *why, size_t n)
 {
     return t[0] == 0 ? ERROR_SUCCESS : check_abs_path(t, why, n);
+}
+
+/* A group or account this machine knows, or a SID string; empty: none. */
+static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    if (t[0] == 0 || acl_account_sid(t, sid) == ERROR_SUCCESS)
+        return ERROR_SUCCESS;
+    say(why, n, L"there is no account or group '%ls' (give a name like BUILTIN\\Users or "
+        L"DOMAIN\\Group, or a SID like S-1-5-32-545)", t);
+    return ERROR_INVALID_PARAMETER;
 }
 
 static DWORD check_ip(const wchar_t *t, wchar_t *why, size_t n)
@@ -568,6 +586,7 @@ void config_print(const struct imsvc_config *cfg, FILE *out)
         fprintf(out, "%-24ls %ls%s\n", config_table[i].name, v,
                 wcscmp(v, d) == 0 ? "  (default)" : "");
     }
+    secret_print(out);
 }
 
 int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
@@ -590,6 +609,13 @@ int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
         } else {
             used += (size_t)w;
         }
+        changed++;
+    }
+    /* Secrets are not shown, only that they changed. */
+    if (a->secrets_stamp != b->secrets_stamp) {
+        int w = _snwprintf(out + used, out_len - used, L"%lssecrets: changed", changed ? L"; " : L"");
+        if (w < 0 || (size_t)w >= out_len - used)
+            out[out_len - 1] = 0;
         changed++;
     }
     return changed;

@@ -1,4 +1,9 @@
-/* filter.c - run the content filter (see filter.h). */
+/* filter.c - run the content filter (see filter.h).
+ *
+ * The filter runs with the service's token but gets none of its handles
+ * beyond its standard input (NUL) and output (a pipe): never a socket, a
+ * queue file or another filter's pipe.
+ */
 #include "filter.h"
 
 #include <stdio.h>
@@ -7,6 +12,7 @@
 #include "spool.h"
 
 #define FILTER_CMD_MAX 2048u
+#define FILTER_ATTR_LIST_MAX 256u   /* bytes for a one-attribute list (48 on x64) */
 
 /* The first line of what the program printed, printable ASCII only: it
  * becomes part of an SMTP reply. */
@@ -44,10 +50,35 @@ enum filter_verdict filter_run(const wchar_t *command, const wchar_t *content_pa
     SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
     HANDLE nul = CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa,
                              OPEN_EXISTING, 0, NULL);
-    STARTUPINFOW si = { .cb = sizeof si, .dwFlags = STARTF_USESTDHANDLES,
-                        .hStdInput = nul, .hStdOutput = wr, .hStdError = wr };
+    /* The filter inherits exactly its standard handles: not the listening
+     * socket, the sessions' sockets or another filter's pipe, all of which
+     * are inheritable and open in this process at the same time. */
+    HANDLE inherit[2];
+    DWORD n_inherit = 0;
+    inherit[n_inherit++] = wr;
+    if (nul != INVALID_HANDLE_VALUE)
+        inherit[n_inherit++] = nul;
+    union { BYTE b[FILTER_ATTR_LIST_MAX]; ULONG_PTR align; } attr_buf;
+    LPPROC_THREAD_ATTRIBUTE_LIST attrs = (LPPROC_THREAD_ATTRIBUTE_LIST)attr_buf.b;
+    SIZE_T attr_size = sizeof attr_buf.b;
+    BOOL ok = InitializeProcThreadAttributeList(attrs, 1, 0, &attr_size);
+    if (ok && !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, inherit,
+                                         n_inherit * sizeof inherit[0], NULL, NULL)) {
+        DeleteProcThreadAttributeList(attrs);
+        ok = FALSE;
+    }
     PROCESS_INFORMATION pi;
-    BOOL ok = CreateProcessW(NULL, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW, NULL, NULL, &si, &pi);
+    if (ok) {
+        STARTUPINFOEXW si = { .StartupInfo = { .cb = sizeof si, .dwFlags = STARTF_USESTDHANDLES,
+                                               .hStdInput = nul, .hStdOutput = wr, .hStdError = wr },
+                              .lpAttributeList = attrs };
+        ok = CreateProcessW(NULL, cmd, NULL, NULL, TRUE,
+                            CREATE_NO_WINDOW | EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                            &si.StartupInfo, &pi);
+        DWORD keep = GetLastError();
+        DeleteProcThreadAttributeList(attrs);
+        SetLastError(keep);
+    }
     DWORD cerr = ok ? 0 : GetLastError();
     CloseHandle(wr);
     if (nul != INVALID_HANDLE_VALUE)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <windows.h>
 
+#include "acl.h"
 #include "cmd_address.h"
 #include "cmd_queue.h"
 #include "cmd_send.h"
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "installer.h"
+#include "secret.h"
 #include "service.h"
 #include "version.h"
 
@@ -94,7 +96,11 @@ static int cmd_config(int argc, char **argv)
         free(value);
         return status;
     }
-    fprintf(stderr, "usage: imsvc config show | imsvc config set NAME VALUE\n");
+    if (argc >= 2 && (strcmp(argv[1], "set-secret") == 0 || strcmp(argv[1], "delete-secret") == 0))
+        return secret_cmd(argc, argv);
+    fprintf(stderr, "usage: imsvc config show | imsvc config set NAME VALUE | "
+                    "imsvc config set-secret NAME (reads standard input) | "
+                    "imsvc config delete-secret NAME\n");
     return 2;
 }
 
@@ -132,7 +138,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-    { "install",   installer_install,   "install [--start auto|demand|delayed] [--account NAME [--password-file F]]" },
+    { "install",   installer_install,   "install [--start auto|demand|delayed] [--account LocalSystem | --account NAME [--password-file F]]" },
     { "uninstall", installer_uninstall, "uninstall" },
     { "start",     cmd_start,           "start" },
     { "stop",      cmd_stop,            "stop" },
@@ -140,7 +146,8 @@ static const struct command commands[] = {
     { "continue",  cmd_continue,        "continue" },
     { "status",    cmd_status,          "status" },
     { "run",       cmd_run,             "run                  (console mode; Ctrl+C stops)" },
-    { "config",    cmd_config,          "config show | config set NAME VALUE" },
+    { "config",    cmd_config,          "config show | config set NAME VALUE | config set-secret NAME | config delete-secret NAME" },
+    { "acl",       acl_cmd,             "acl show PATH|HKLM\\KEY | acl check | acl apply | acl account" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
     { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },

@@ -30,6 +30,7 @@
 #include "pickup.h"
 #include "retry.h"
 #include "route.h"
+#include "secret.h"
 #include "smtp_server.h"
 #include "spool.h"
 #include "utf.h"
@@ -1282,17 +1283,8 @@ static void load_smart_host_credentials(struct settings *ns)
     } else {
         _snwprintf(ns->sh_user, ARRAYSIZE(ns->sh_user), L"%ls", ns->cfg.smart_host_user);
     }
-    unsigned char *buf;
-    size_t len;
-    if (ns->cfg.smart_host_password_file[0] &&
-        spool_read_file(ns->cfg.smart_host_password_file, QUEUE_PASSWORD_MAX, &buf, &len) == 0) {
-        buf[strcspn((char *)buf, "\r\n")] = 0;
-        MultiByteToWideChar(CP_UTF8, 0, (char *)buf, -1, ns->sh_password,
-                            ARRAYSIZE(ns->sh_password));
-        ns->sh_password[ARRAYSIZE(ns->sh_password) - 1] = 0;
-        SecureZeroMemory(buf, len);
-        free(buf);
-    }
+    secret_password(L"SmartHostPassword", ns->cfg.smart_host_password_file, ns->sh_password,
+                    ARRAYSIZE(ns->sh_password));
 }
 
 static struct settings *settings_new(const struct imsvc_config *cfg)

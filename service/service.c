@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <windows.h>
 
+#include "acl.h"
 #include "config.h"
 #include "eventlog.h"
 #include "location.h"
@@ -134,6 +135,21 @@ static const wchar_t *mode_name(void)
     return status_handle ? L"service" : L"console";
 }
 
+/* What securing the data folders found (acl_secure_data), as events. */
+static void report_rights(const struct acl_result *r)
+{
+    if (r->error != ERROR_SUCCESS)
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_SECURITY, MSG_FOLDER_RIGHTS_FAILED,
+                     r->error_location, r->error, 1, (const wchar_t *[]){ r->error_what });
+    if (r->not_kept) {
+        wchar_t count[16];
+        _snwprintf(count, ARRAYSIZE(count), L"%u", r->not_kept);
+        count[ARRAYSIZE(count) - 1] = 0;
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_SECURITY, MSG_FOLDER_RIGHTS_NOT_KEPT,
+                     LOC_CFG_FOLDER_KEPT, 0, 2, (const wchar_t *[]){ count, r->not_kept_first });
+    }
+}
+
 /* Re-read the Parameters key and log what changed (or that a value is bad:
  * the old configuration stays in force for that value). */
 static void reload(void)
@@ -154,6 +170,12 @@ static void reload(void)
                  LOC_CFG_CHANGE, 0, 1, (const wchar_t *[]){ changes });
     if (n == 0)
         return;
+    if (wcscmp(config.pickup_writers, fresh.pickup_writers) != 0 ||
+        wcscmp(config.drop_readers, fresh.drop_readers) != 0) {
+        struct acl_result ar;
+        acl_secure_data(&fresh, &ar);
+        report_rights(&ar);
+    }
     queue_reconfigure(&fresh);
     /* The listener takes its settings when it starts: restart it with the
      * new ones. If they do not work, the old ones are put back. */
@@ -181,6 +203,12 @@ static DWORD start_up(void)
     const wchar_t *bad = NULL;
     DWORD rc = config_load(&config, &bad);
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    /* Every folder gets its rights before anything is written in it (a
+     * folder made here has them from the start); a failure is reported once
+     * the journal is open, and only a data directory that cannot be made
+     * stops the start. */
+    struct acl_result rights;
+    acl_secure_data(&config, &rights);
     rc = config_make_data_dir(&config);
     if (rc != ERROR_SUCCESS) {
         wchar_t why[MAX_PATH + 64];
@@ -206,6 +234,7 @@ static DWORD start_up(void)
         evlog_report(EVENTLOG_WARNING_TYPE, CAT_CONFIGURATION, MSG_CONFIG_INVALID,
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
                      (const wchar_t *[]){ bad, L"the value has the wrong type or is out of range; the default is used" });
+    report_rights(&rights);
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
     /* The I/O engine carries every socket, inbound and outbound. */
     rc = io_engine_start(config.io_threads);

@@ -36,6 +36,7 @@
 #include "location.h"
 #include "ntlm.h"
 #include "penalty.h"
+#include "secret.h"
 #include "smtp_server.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -1011,17 +1012,8 @@ static DWORD load_certificate(const struct imsvc_config *cfg)
     const wchar_t *what;
     if (cfg->certificate_file[0]) {
         wchar_t password[256] = L"";
-        if (cfg->certificate_password_file[0]) {
-            FILE *f = _wfopen(cfg->certificate_password_file, L"rb");
-            char buf[256] = "";
-            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-            if (f)
-                fclose(f);
-            buf[n] = 0;
-            buf[strcspn(buf, "\r\n")] = 0;
-            MultiByteToWideChar(CP_UTF8, 0, buf, -1, password, ARRAYSIZE(password));
-            SecureZeroMemory(buf, sizeof buf);
-        }
+        secret_password(L"CertificatePassword", cfg->certificate_password_file, password,
+                        ARRAYSIZE(password));
         rc = cert_load_pfx(cfg->certificate_file, password, &cert);
         SecureZeroMemory(password, sizeof password);
         what = cfg->certificate_file;

@@ -104,6 +104,8 @@ const wchar_t *spool_dir(void)
     return sp.dir;
 }
 
+const wchar_t *const spool_subfolders[] = { L"tmp", L"log", L"Hold", L"ctl", NULL };
+
 void spool_set_dir(const wchar_t *queue_dir)
 {
     _snwprintf(sp.dir, MAX_PATH, L"%ls", queue_dir);

@@ -84,6 +84,10 @@ DWORD spool_release(const char *id);
 DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id, int held),
                  void *arg, unsigned *bad);
 
+/* The queue directory's subfolders (tmp, log, Hold, ctl), NULL-terminated,
+ * for whoever creates or secures them (service/acl.c). */
+extern const wchar_t *const spool_subfolders[];
+
 /* Messages committed and log flushes made since spool_open: with group
  * commit, flushes stay below commits when commits arrive together. */
 void spool_counters(unsigned long long *commits, unsigned long long *flushes);

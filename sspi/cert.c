@@ -394,3 +394,147 @@ DWORD cert_verify_server(PCCERT_CONTEXT cert, const wchar_t *host, int accept_an
     CertFreeCertificateChain(chain);
     return rc;
 }
+
+/* Private key rights ------------------------------------------------------ */
+
+/* The CryptoAPI key container of the certificate, opened. */
+static DWORD open_key_container(PCCERT_CONTEXT cert, HCRYPTPROV *prov, wchar_t *where,
+                                size_t where_len)
+{
+    *prov = 0;
+    DWORD n = 0;
+    if (!CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n))
+        return last_error_or((DWORD)CRYPT_E_NO_KEY_PROPERTY);
+    CRYPT_KEY_PROV_INFO *kpi = malloc(n);
+    if (!kpi)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    DWORD rc = ERROR_SUCCESS;
+    if (!CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, kpi, &n))
+        rc = last_error_or((DWORD)CRYPT_E_NO_KEY_PROPERTY);
+    else if (kpi->dwProvType == 0)
+        rc = ERROR_NOT_SUPPORTED;   /* a CNG key: NCryptSetProperty, not handled here */
+    else if (!CryptAcquireContextW(prov, kpi->pwszContainerName, kpi->pwszProvName,
+                                   kpi->dwProvType, kpi->dwFlags & CRYPT_MACHINE_KEYSET))
+        rc = last_error_or((DWORD)NTE_BAD_KEYSET);
+    if (where && where_len) {
+        _snwprintf(where, where_len, L"container %ls, CryptoAPI (%ls), %ls key set",
+                   kpi->pwszContainerName ? kpi->pwszContainerName : L"?",
+                   kpi->dwProvType ? (kpi->pwszProvName ? kpi->pwszProvName : L"default") : L"CNG",
+                   (kpi->dwFlags & CRYPT_MACHINE_KEYSET) ? L"machine" : L"user");
+        where[where_len - 1] = 0;
+    }
+    free(kpi);
+    return rc;
+}
+
+/* The key container's DACL as a self-relative descriptor (malloc'd). */
+static DWORD key_sd_get(HCRYPTPROV prov, BYTE **out)
+{
+    *out = NULL;
+    DWORD n = 0;
+    if (!CryptGetProvParam(prov, PP_KEYSET_SEC_DESCR, NULL, &n, DACL_SECURITY_INFORMATION) &&
+        GetLastError() != ERROR_MORE_DATA)
+        return last_error_or((DWORD)NTE_BAD_TYPE);
+    BYTE *buf = malloc(n ? n : 1);
+    if (!buf)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    if (!CryptGetProvParam(prov, PP_KEYSET_SEC_DESCR, buf, &n, DACL_SECURITY_INFORMATION)) {
+        free(buf);
+        return last_error_or((DWORD)NTE_BAD_TYPE);
+    }
+    *out = buf;
+    return ERROR_SUCCESS;
+}
+
+DWORD cert_key_security(PCCERT_CONTEXT cert, wchar_t *where, size_t where_len,
+                        PSECURITY_DESCRIPTOR *sd)
+{
+    *sd = NULL;
+    HCRYPTPROV prov;
+    DWORD rc = open_key_container(cert, &prov, where, where_len);
+    if (rc != ERROR_SUCCESS)
+        return rc;
+    BYTE *buf;
+    rc = key_sd_get(prov, &buf);
+    CryptReleaseContext(prov, 0);
+    if (rc != ERROR_SUCCESS)
+        return rc;
+    DWORD len = GetSecurityDescriptorLength(buf);
+    *sd = LocalAlloc(LMEM_FIXED, len);
+    if (*sd)
+        memcpy(*sd, buf, len);
+    free(buf);
+    return *sd ? ERROR_SUCCESS : ERROR_NOT_ENOUGH_MEMORY;
+}
+
+/* Is there already an allow ACE for sid that includes mask? */
+static int dacl_allows(PACL dacl, PSID sid, DWORD mask)
+{
+    for (DWORD i = 0; dacl && i < dacl->AceCount; i++) {
+        ACCESS_ALLOWED_ACE *a;
+        if (GetAce(dacl, i, (void **)&a) && a->Header.AceType == ACCESS_ALLOWED_ACE_TYPE &&
+            !(a->Header.AceFlags & INHERIT_ONLY_ACE) && (a->Mask & mask) == mask &&
+            EqualSid((PSID)&a->SidStart, sid))
+            return 1;
+    }
+    return 0;
+}
+
+DWORD cert_key_allow_read(PCCERT_CONTEXT cert, PSID sid)
+{
+    HCRYPTPROV prov;
+    DWORD rc = open_key_container(cert, &prov, NULL, 0);
+    if (rc != ERROR_SUCCESS)
+        return rc;
+    BYTE *buf = NULL;
+    PACL old = NULL, fresh = NULL;
+    BOOL present = FALSE, def;
+    rc = key_sd_get(prov, &buf);
+    if (rc == ERROR_SUCCESS && !GetSecurityDescriptorDacl(buf, &present, &old, &def))
+        rc = GetLastError();
+    /* No DACL at all lets everyone use the key: nothing to add. */
+    if (rc != ERROR_SUCCESS || !present || !old || dacl_allows(old, sid, GENERIC_READ))
+        goto done;
+    /* The old ACEs with ours before the first inherited one: explicit
+     * entries come first in a canonical DACL. */
+    DWORD size = old->AclSize + (DWORD)offsetof(ACCESS_ALLOWED_ACE, SidStart) + GetLengthSid(sid);
+    fresh = LocalAlloc(LPTR, size);
+    if (!fresh || !InitializeAcl(fresh, size, ACL_REVISION)) {
+        rc = fresh ? GetLastError() : ERROR_NOT_ENOUGH_MEMORY;
+        goto done;
+    }
+    int added = 0;
+    for (DWORD i = 0; i <= old->AceCount; i++) {
+        ACE_HEADER *h = NULL;
+        if (i < old->AceCount && !GetAce(old, i, (void **)&h)) {
+            rc = GetLastError();
+            goto done;
+        }
+        if (!added && (!h || (h->AceFlags & INHERITED_ACE))) {
+            if (!AddAccessAllowedAce(fresh, ACL_REVISION, GENERIC_READ, sid)) {
+                rc = GetLastError();
+                goto done;
+            }
+            added = 1;
+        }
+        if (h && !AddAce(fresh, ACL_REVISION, MAXDWORD, h, h->AceSize)) {
+            rc = GetLastError();
+            goto done;
+        }
+    }
+    SECURITY_DESCRIPTOR sd;
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev;
+    GetSecurityDescriptorControl(buf, &ctl, &rev);
+    if (!InitializeSecurityDescriptor(&sd, SECURITY_DESCRIPTOR_REVISION) ||
+        !SetSecurityDescriptorDacl(&sd, TRUE, fresh, FALSE) ||
+        !SetSecurityDescriptorControl(&sd, SE_DACL_PROTECTED, ctl & SE_DACL_PROTECTED) ||
+        !CryptSetProvParam(prov, PP_KEYSET_SEC_DESCR, (const BYTE *)&sd, DACL_SECURITY_INFORMATION))
+        rc = last_error_or((DWORD)NTE_FAIL);
+done:
+    if (fresh)
+        LocalFree(fresh);
+    free(buf);
+    CryptReleaseContext(prov, 0);
+    return rc;
+}

@@ -51,6 +51,20 @@ DWORD cert_thumbprint(PCCERT_CONTEXT cert, wchar_t out[CERT_THUMBPRINT_CHARS + 1
 DWORD cert_new(const wchar_t *subject, unsigned flags, PCCERT_CONTEXT *out,
                unsigned *result_flags);
 
+/* The security descriptor (DACL) of the certificate's private key, and a
+ * description of where the key is ("container NAME, CryptoAPI, machine key
+ * set"). LocalFree *sd. ERROR_NOT_SUPPORTED for a CNG key: only CryptoAPI
+ * keys (the kind cert_new makes) are handled here. */
+DWORD cert_key_security(PCCERT_CONTEXT cert, wchar_t *where, size_t where_len,
+                        PSECURITY_DESCRIPTOR *sd);
+
+/* Let sid use the certificate's private key: an ACE allowing GENERIC_READ
+ * (what "Manage Private Keys > Read" grants) is added to the DACL of its
+ * CryptoAPI key container (PP_KEYSET_SEC_DESCR), before any inherited ACE;
+ * nothing is added when sid already has it. ERROR_NOT_SUPPORTED for a CNG
+ * key. */
+DWORD cert_key_allow_read(PCCERT_CONTEXT cert, PSID sid);
+
 /* Check a server's certificate for host: a chain to a trusted root for
  * server authentication and the SSL policy with the host name.
  * accept_any skips every check. */

@@ -7,7 +7,8 @@
 # deferred). A content filter built for the test (tools/test_filter.c)
 # accepts, rejects (the client gets 554 5.7.1 with its reason), holds (the
 # message waits in Queue\Hold until `queue retry` releases it) or fails (451,
-# event 4110). Pickup files with x-sender/x-receiver lines and with only
+# event 4110), and inherits none of the service's sockets, pipes or queue
+# files. Pickup files with x-sender/x-receiver lines and with only
 # header fields are delivered; one with no recipient goes to Badmail with
 # its reason.
 set -euo pipefail
@@ -24,7 +25,7 @@ exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
 data="$WINEPREFIX/drive_c/ProgramData/IMSvc"
 mkdir -p "$exe_dir"
 cp "$B/imsvc.exe" "$exe_dir/"
-x86_64-w64-mingw32-gcc -O2 -static -o "$exe_dir/test_filter.exe" tests/integration/tools/test_filter.c
+x86_64-w64-mingw32-gcc -O2 -static -o "$exe_dir/test_filter.exe" tests/integration/tools/test_filter.c -lws2_32
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@"; }
 send() {  # send FROM TO HEADER-LINE SUBJECT
     run swaks --server 127.0.0.1:$PORT --from "$1" --to "$2" --add-header "$3" \
@@ -81,6 +82,22 @@ expect_status 0 "queue retry releases it"
 expect_out "released from Hold" "... and says so"
 wait_for 20 in_drop "filter hold" && pass "the released message is delivered" ||
     fail "released message not delivered"
+
+# The filter inherits only its standard handles: no socket (the listener,
+# this session, another client's idle session), no pipe, no queue file. A
+# child the filter starts with everything inherited sees its socket: the
+# count finds an inherited handle when there is one.
+python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.recv(512); time.sleep(20)' $PORT &
+idle=$!
+sleep 0.5
+send a@ops.test b@ops.test "X-Test-Filter: handles" "filter handles"
+kill "$idle" 2>/dev/null || true
+wait "$idle" 2>/dev/null || true
+expect_out_re "<\*\* +554 5\.7\.1 inherited handles: 0 sockets or pipes, 0 IMSvc files; control child saw [1-9][0-9]*$" \
+    "the filter inherits no socket, pipe or queue file; a child inheriting everything sees one"
 
 # The queue commands ---------------------------------------------------------
 send a@ops.test far@remote.example "X-Test-Filter: accept" "deferred one"

@@ -83,7 +83,9 @@ expect_status 0 "imsvc events"
 printf '%s\n' "$OUT" >"$WP_DIR/imsvc-events.txt"
 expect_out "ListenPort: 2525 -> 2600" "the configuration change was logged"
 order=$(awk -F':[ \t]*' '/^Event ID:/ {printf "%s ", $2}' "$WP_DIR/imsvc-events.txt")
-want="$(event_id MSG_QUEUE_RECOVERED) $(event_id MSG_SERVICE_STARTED) $(event_id MSG_SERVICE_PAUSED) $(event_id MSG_SERVICE_CONTINUED) $(event_id MSG_CONFIG_CHANGED) $(event_id MSG_SERVICE_STOPPED) "
+# Wine keeps no file DACL, so every start under Wine reports that the data
+# folders did not keep theirs (4171) before the queue opens.
+want="$(event_id MSG_FOLDER_RIGHTS_NOT_KEPT) $(event_id MSG_QUEUE_RECOVERED) $(event_id MSG_SERVICE_STARTED) $(event_id MSG_SERVICE_PAUSED) $(event_id MSG_SERVICE_CONTINUED) $(event_id MSG_CONFIG_CHANGED) $(event_id MSG_SERVICE_STOPPED) "
 expect_eq "$order" "$want" "events of the service's life, in order"
 
 evtexport "$journal" >"$WP_DIR/evtexport.txt" 2>&1 || fail "evtexport cannot read the journal"
