@@ -194,21 +194,19 @@ static int local_match(const char *pat, const char *dom, int literal)
     return lit == literal && strcmp(want, dom) == 0;
 }
 
-int route_select(const struct route_config *c, const char *domain, struct route *out)
+static int is_local(const struct route_config *c, const char *dom, int literal)
 {
-    char dom[ROUTE_HOST_MAX + 1];
-    int literal;
-    if (!c || !domain || !out)
-        return -1;
-    memset(out, 0, sizeof *out);
-    if (canon_domain(domain, dom, sizeof dom, &literal) != 0)
-        return -1;
-    for (size_t i = 0; i < c->n_local; i++) {
-        if (c->local_domains && local_match(c->local_domains[i], dom, literal)) {
-            out->kind = ROUTE_DROP;
-            return 0;
-        }
-    }
+    for (size_t i = 0; c->local_domains && i < c->n_local; i++)
+        if (local_match(c->local_domains[i], dom, literal))
+            return 1;
+    return 0;
+}
+
+/* Where a canonical domain that is not local goes: the smart host, else its
+ * MX hosts. -1 when a setting is not valid. */
+static int select_remote(const struct route_config *c, const char *dom, int literal,
+                         struct route *out)
+{
     if (c->smarthost && c->smarthost[0]) {
         out->kind = ROUTE_SMARTHOST;
         if (route_parse_hostport(c->smarthost, c->smarthost_default_port, out->host,
@@ -227,6 +225,22 @@ int route_select(const struct route_config *c, const char *domain, struct route 
         return literal_address(dom, out->host, sizeof out->host);
     memcpy(out->host, dom, strlen(dom) + 1);
     return 0;
+}
+
+int route_select(const struct route_config *c, const char *domain, struct route *out)
+{
+    char dom[ROUTE_HOST_MAX + 1];
+    int literal;
+    if (!c || !domain || !out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    if (canon_domain(domain, dom, sizeof dom, &literal) != 0)
+        return -1;
+    if (is_local(c, dom, literal)) {
+        out->kind = ROUTE_DROP;
+        return 0;
+    }
+    return select_remote(c, dom, literal, out);
 }
 
 int route_key(const struct route *r, char *buf, size_t n)
