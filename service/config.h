@@ -53,6 +53,7 @@ struct imsvc_config {
     wchar_t delay_notice[32];          /* DelayNotice: "12h"; "0": never */
     wchar_t expire[32];                /* Expire: "2d" */
     wchar_t content_filter[CONFIG_STR_MAX]; /* ContentFilter: a command line; empty: none */
+    wchar_t ndr_content[16];           /* NdrContent: "headers" (default) or "full" */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns

@@ -250,7 +250,10 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         .action = action, .env = &m->env, .which = which, .n_which = n, .host = SET->helo,
         .date = date, .arrival_date = arrival, .message_id = msgid,
         .retry_until = action == DSN_DELAYED ? until : NULL,
-        .headers = (const char *)m->content, .headers_len = m->len,
+        .original = (const char *)m->content, .original_len = m->len,
+        /* NdrContent: the sender may be forged, so by default only headers go back */
+        .content = _wcsicmp(SET->cfg.ndr_content, L"full") == 0 ? DSN_CONTENT_FULL
+                                                                : DSN_CONTENT_HEADERS,
     };
     size_t len = 0;
     enum dsn_result res = dsn_compose(&r, NULL, 0, &len);
