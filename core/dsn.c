@@ -3,8 +3,11 @@
  * Everything that came from outside (the remote reply, our own sentences,
  * addresses) is reduced to printable US-ASCII before it is written, and long
  * values are folded, so a hostile reply can neither add header fields nor
- * break the MIME structure. The original headers are copied with their line
- * ends made CRLF; the boundary is chosen so that it does not occur in them.
+ * break the MIME structure. The original's header fields (or, only when
+ * asked, the whole original) are copied with their line ends made CRLF; the
+ * boundary is chosen so that it does not occur in them. What is not a
+ * header field is content, and content of the original never goes back by
+ * default: the sender may be forged (backscatter).
  */
 #include "dsn.h"
 
@@ -16,6 +19,7 @@
 #define DSN_WRAP      76    /* fold or wrap before this column when we can */
 #define DSN_FIELD_MAX 255   /* host, dates, Message-ID as the caller gives them */
 #define DSN_HARD_MAX  900   /* a word longer than this is broken (998 is the law) */
+#define DSN_LINE_MAX  998   /* RFC 5322 2.1.1: octets in a line, without CRLF */
 #define DSN_TEXT_MAX  (ENV_REPLY_MAX + ENV_WHY_MAX + 64)
 
 static void ob_line(struct obuf *o, const char *s)
@@ -199,19 +203,62 @@ static const char *status_of(const struct env_rcpt *r, enum dsn_action a)
     return a == DSN_FAILED ? "5.0.0" : "4.0.0";
 }
 
-/* Length of the header block: up to and including the empty line. */
-static size_t header_block(const char *h, size_t len)
+/* Where the line starting at i ends (*end, before its line break) and the
+ * next begins. CRLF, LF and CR each end a line, as ob_original writes them. */
+static size_t line_next(const char *h, size_t len, size_t i, size_t *end)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (h[i] != '\n')
+    size_t e = i;
+    while (e < len && h[e] != '\r' && h[e] != '\n')
+        e++;
+    *end = e;
+    if (e < len && h[e] == '\r' && e + 1 < len && h[e + 1] == '\n')
+        return e + 2;
+    return e < len ? e + 1 : len;
+}
+
+/* Does the line h[i..e) start a header field: a name of printable ASCII
+ * other than ':', then ':' (RFC 5322 2.2)? */
+static int field_start(const char *h, size_t i, size_t e)
+{
+    size_t j = i;
+    while (j < e && h[j] != ':' && (unsigned char)h[j] >= 33 && (unsigned char)h[j] <= 126)
+        j++;
+    return j > i && j < e && h[j] == ':';
+}
+
+/* The length of the original's header fields: up to the empty line that
+ * ends them, or up to the first line that is neither a field nor the
+ * continuation of one (a message with no empty line is not all header: its
+ * text is content, and content never goes back). Whole fields only, at
+ * most DSN_HEADERS_MAX octets; *cut says fields were left out. */
+static size_t header_section(const char *h, size_t len, int *cut)
+{
+    size_t i = 0, keep = 0, e;
+    int in_field = 0;
+    *cut = 0;
+    while (i < len) {
+        size_t next = line_next(h, len, i, &e);
+        int cont = e > i && (h[i] == ' ' || h[i] == '\t');
+        if (cont && in_field) {
+            i = next;
             continue;
-        size_t j = i + 1;
-        if (j < len && h[j] == '\r')
-            j++;
-        if (j < len && h[j] == '\n')
-            return i + 1;
+        }
+        if (e == i || cont || !field_start(h, i, e))
+            break;
+        /* a field starts at i: the ones before it are whole */
+        if (i > DSN_HEADERS_MAX) {
+            *cut = 1;
+            return keep;
+        }
+        keep = i;
+        in_field = 1;
+        i = next;
     }
-    return len;
+    if (i > DSN_HEADERS_MAX) {
+        *cut = 1;
+        return keep;
+    }
+    return i;
 }
 
 static int occurs(const char *hay, size_t hlen, const char *needle)
@@ -223,9 +270,9 @@ static int occurs(const char *hay, size_t hlen, const char *needle)
     return 0;
 }
 
-/* The original headers, line ends made CRLF, NUL made '?', a line longer
- * than a message may carry folded, ending in CRLF. */
-static void ob_headers(struct obuf *o, const char *h, size_t len)
+/* Original text, line ends made CRLF, NUL made '?', a line longer than
+ * fold_at folded, ending in CRLF. */
+static void ob_original(struct obuf *o, const char *h, size_t len, size_t fold_at)
 {
     size_t col = 0;
     for (size_t i = 0; i < len; i++) {
@@ -237,7 +284,7 @@ static void ob_headers(struct obuf *o, const char *h, size_t len)
             col = 0;
             continue;
         }
-        if (col >= DSN_HARD_MAX) {
+        if (col >= fold_at) {
             ob_put(o, "\r\n ", 3);
             col = 1;
         }
@@ -248,7 +295,8 @@ static void ob_headers(struct obuf *o, const char *h, size_t len)
         ob_put(o, "\r\n", 2);
 }
 
-static void human_part(struct obuf *o, const struct dsn_request *q, char *tmp, size_t cap)
+static void human_part(struct obuf *o, const struct dsn_request *q, int cut, char *tmp,
+                       size_t cap)
 {
     const struct envelope *e = q->env;
     char who[ADDR_PATH_MAX + 8];
@@ -303,6 +351,12 @@ static void human_part(struct obuf *o, const struct dsn_request *q, char *tmp, s
             ob_wrapped(o, "    ", "    ", line);
         }
         snprintf(tmp, cap, "    (status %s)", st);
+        ob_line(o, tmp);
+    }
+    if (cut) {
+        ob_line(o, "");
+        snprintf(tmp, cap, "Only the first %u octets of your message's header are included "
+                 "below.", (unsigned)DSN_HEADERS_MAX);
         ob_line(o, tmp);
     }
     ob_line(o, "");
@@ -370,7 +424,7 @@ enum dsn_result dsn_compose(const struct dsn_request *q, char *buf, size_t n, si
     if (!e || bad_field(q->host) || !q->host[0] || bad_field(q->date) ||
         bad_field(q->arrival_date) || bad_field(q->message_id) ||
         (q->retry_until && bad_field(q->retry_until)) || (q->n_which && !q->which) ||
-        (q->headers_len && !q->headers))
+        (q->original_len && !q->original))
         return DSN_BAD_INPUT;
     if (e->from.null_path)
         return DSN_NULL_SENDER;
@@ -384,12 +438,17 @@ enum dsn_result dsn_compose(const struct dsn_request *q, char *buf, size_t n, si
     if (addr_format_path(&e->from, sender, sizeof sender) < 0)
         return DSN_BAD_INPUT;
 
-    size_t hlen = q->headers ? header_block(q->headers, q->headers_len) : 0;
+    /* The whole original only when configured and the sender did not ask
+     * for less (RFC 3461 4.3 RET=HDRS). */
+    int full = q->content == DSN_CONTENT_FULL && e->ret != ADDR_RET_HDRS;
+    int cut = 0;
+    size_t hlen = !q->original ? 0 : full ? q->original_len
+                                          : header_section(q->original, q->original_len, &cut);
     for (unsigned k = 0;; k++) {
         char delim[sizeof boundary + 2];
         snprintf(boundary, sizeof boundary, "=_imsvc-dsn_%s_%u", e->id, k);
         snprintf(delim, sizeof delim, "--%s", boundary);
-        if (!occurs(q->headers, hlen, delim))
+        if (!occurs(q->original, hlen, delim))
             break;
     }
 
@@ -414,15 +473,22 @@ enum dsn_result dsn_compose(const struct dsn_request *q, char *buf, size_t n, si
 
     ob_str(&o, "--");
     ob_line(&o, boundary);
-    human_part(&o, q, tmp, sizeof tmp);
+    human_part(&o, q, cut, tmp, sizeof tmp);
     ob_str(&o, "--");
     ob_line(&o, boundary);
     status_part(&o, q, tmp, sizeof tmp);
     ob_str(&o, "--");
     ob_line(&o, boundary);
-    ob_line(&o, "Content-Type: text/rfc822-headers");
-    ob_line(&o, "");
-    ob_headers(&o, q->headers, hlen);
+    if (full) {
+        /* a message's own lines may be 998 octets long: only longer ones fold */
+        ob_line(&o, "Content-Type: message/rfc822");
+        ob_line(&o, "");
+        ob_original(&o, q->original, hlen, DSN_LINE_MAX);
+    } else {
+        ob_line(&o, "Content-Type: text/rfc822-headers");
+        ob_line(&o, "");
+        ob_original(&o, q->original, hlen, DSN_HARD_MAX);
+    }
     ob_line(&o, "");
     ob_str(&o, "--");
     ob_str(&o, boundary);

@@ -1,12 +1,17 @@
-/* route.c - where a recipient's mail goes, and MX order (see route.h).
+/* route.c - whether a recipient is accepted, where its mail goes, and MX
+ * order (see route.h, docs/routing.md).
  *
  * Names and literals are validated and made canonical by core/address.c's
  * rules (a literal is checked by parsing "x@[...]" as a mailbox), so a
- * domain that address.c accepted in RCPT TO routes the same way here. Must
- * never resolve, allocate, or read past a bounded name.
+ * domain that address.c accepted in RCPT TO routes the same way here. The
+ * SMTP server and the queue both ask route_recipient, so what one accepts
+ * the other routes. Must never resolve, allocate, read past a bounded name,
+ * or accept for a client that may not relay anything that leaves the
+ * server.
  */
 #include "route.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -194,21 +199,19 @@ static int local_match(const char *pat, const char *dom, int literal)
     return lit == literal && strcmp(want, dom) == 0;
 }
 
-int route_select(const struct route_config *c, const char *domain, struct route *out)
+static int is_local(const struct route_config *c, const char *dom, int literal)
 {
-    char dom[ROUTE_HOST_MAX + 1];
-    int literal;
-    if (!c || !domain || !out)
-        return -1;
-    memset(out, 0, sizeof *out);
-    if (canon_domain(domain, dom, sizeof dom, &literal) != 0)
-        return -1;
-    for (size_t i = 0; i < c->n_local; i++) {
-        if (c->local_domains && local_match(c->local_domains[i], dom, literal)) {
-            out->kind = ROUTE_DROP;
-            return 0;
-        }
-    }
+    for (size_t i = 0; c->local_domains && i < c->n_local; i++)
+        if (local_match(c->local_domains[i], dom, literal))
+            return 1;
+    return 0;
+}
+
+/* Where a canonical domain that is not local goes: the smart host, else its
+ * MX hosts. -1 when a setting is not valid. */
+static int select_remote(const struct route_config *c, const char *dom, int literal,
+                         struct route *out)
+{
     if (c->smarthost && c->smarthost[0]) {
         out->kind = ROUTE_SMARTHOST;
         if (route_parse_hostport(c->smarthost, c->smarthost_default_port, out->host,
@@ -226,6 +229,276 @@ int route_select(const struct route_config *c, const char *domain, struct route 
     if (literal)
         return literal_address(dom, out->host, sizeof out->host);
     memcpy(out->host, dom, strlen(dom) + 1);
+    return 0;
+}
+
+int route_select(const struct route_config *c, const char *domain, struct route *out)
+{
+    char dom[ROUTE_HOST_MAX + 1];
+    int literal;
+    if (!c || !domain || !out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    if (canon_domain(domain, dom, sizeof dom, &literal) != 0)
+        return -1;
+    if (is_local(c, dom, literal)) {
+        out->kind = ROUTE_DROP;
+        return 0;
+    }
+    return select_remote(c, dom, literal, out);
+}
+
+/* The verdict on one recipient ---------------------------------------------- */
+
+static int refuse(struct route_verdict *v, int code, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fill in a refusal; a sentence too long for why ends in "..." (every
+ * argument is bounded by its format, so this does not happen). */
+static int refuse(struct route_verdict *v, int code, const char *status, const char *fmt, ...)
+{
+    va_list ap;
+    v->code = code;
+    v->status = status;
+    va_start(ap, fmt);
+    int w = vsnprintf(v->why, sizeof v->why, fmt, ap);
+    va_end(ap);
+    if (w < 0)
+        snprintf(v->why, sizeof v->why, "refused");
+    else if ((size_t)w >= sizeof v->why)
+        memcpy(v->why + sizeof v->why - 4, "...", 4);
+    return -1;
+}
+
+static int ieq_str(const char *a, const char *b)
+{
+    while (*a && *b && lower((unsigned char)*a) == lower((unsigned char)*b))
+        a++, b++;
+    return *a == '\0' && *b == '\0';
+}
+
+/* A local part that names a mailbox on another host, as the percent hack
+ * ("user%host"), UUCP bang paths ("host!user") and a quoted "user@host" do:
+ * the character, or 0. An IMCEA local part counts when its encapsulated
+ * address holds one of them (+25, +21, +40): *encoded is set then. imsvc
+ * never routes by the local part, but whatever reads the drop directory
+ * might. */
+static int local_routing_char(const char *local, int *encoded)
+{
+    *encoded = 0;
+    for (const char *p = local; *p; p++)
+        if (*p == '%' || *p == '!' || *p == '@')
+            return *p;
+    if (!prefix_ci(local, strlen(local), "IMCEA"))
+        return 0;
+    *encoded = 1;
+    for (const char *p = local; *p; p++) {
+        if (p[0] != '+' || !p[1] || !p[2])
+            continue;
+        if (p[1] == '2' && p[2] == '5')
+            return '%';
+        if (p[1] == '2' && p[2] == '1')
+            return '!';
+        if (p[1] == '4' && p[2] == '0')
+            return '@';
+    }
+    *encoded = 0;
+    return 0;
+}
+
+static int hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = lower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Hex groups "h:h:h" at s[0..len) into g; returns how many, or -1. */
+static int hex_groups(const char *s, size_t len, unsigned g[8])
+{
+    int n = 0;
+    size_t i = 0;
+    if (len == 0)
+        return 0;
+    for (;;) {
+        unsigned v = 0, nd = 0;
+        while (i < len && hex_digit((unsigned char)s[i]) >= 0 && nd < 5) {
+            v = v * 16 + (unsigned)hex_digit((unsigned char)s[i]);
+            i++;
+            nd++;
+        }
+        if (nd == 0 || nd > 4 || n == 8)
+            return -1;
+        g[n++] = v;
+        if (i == len)
+            return n;
+        if (s[i] != ':')
+            return -1;
+        i++;
+    }
+}
+
+/* The 16 octets of a canonical literal ("[192.0.2.1]" as ::ffff:192.0.2.1,
+ * or "[IPv6:...]" as address.c prints it: hex groups, at most one "::"). */
+static int literal_octets(const char *lit, unsigned char a[16])
+{
+    size_t len = strlen(lit);
+    memset(a, 0, 16);
+    if (len < 3 || lit[0] != '[' || lit[len - 1] != ']')
+        return -1;
+    const char *s = lit + 1;
+    len -= 2;
+    if (!prefix_ci(s, len, IPV6_TAG)) {
+        unsigned v = 0, k = 12, nd = 0;
+        for (size_t i = 0; i <= len; i++) {
+            if (i == len || s[i] == '.') {
+                if (nd == 0 || v > 255 || k > 15)
+                    return -1;
+                a[k++] = (unsigned char)v;
+                v = nd = 0;
+            } else if (s[i] >= '0' && s[i] <= '9' && nd < 3) {
+                v = v * 10 + (unsigned)(s[i] - '0');
+                nd++;
+            } else {
+                return -1;
+            }
+        }
+        a[10] = a[11] = 0xff;
+        return k == 16 ? 0 : -1;
+    }
+    s += IPV6_TAG_LEN;
+    len -= IPV6_TAG_LEN;
+    unsigned head[8], tail[8];
+    int nh, nt = 0;
+    const char *gap = NULL;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (s[i] == ':' && s[i + 1] == ':') {
+            gap = s + i;
+            break;
+        }
+    if (gap) {
+        nh = hex_groups(s, (size_t)(gap - s), head);
+        nt = hex_groups(gap + 2, len - (size_t)(gap - s) - 2, tail);
+        if (nh < 0 || nt < 0 || nh + nt > 7)
+            return -1;
+    } else {
+        nh = hex_groups(s, len, head);
+        if (nh != 8)
+            return -1;
+    }
+    for (int i = 0; i < nh; i++) {
+        a[2 * i] = (unsigned char)(head[i] >> 8);
+        a[2 * i + 1] = (unsigned char)head[i];
+    }
+    for (int i = 0; i < nt; i++) {
+        a[16 - 2 * nt + 2 * i] = (unsigned char)(tail[i] >> 8);
+        a[16 - 2 * nt + 2 * i + 1] = (unsigned char)tail[i];
+    }
+    return 0;
+}
+
+/* Why no host can have the literal's address, or NULL when one can. */
+static const char *literal_unusable(const char *lit)
+{
+    static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    unsigned char a[16];
+    if (literal_octets(lit, a) != 0)
+        return "it is not an address this server can read";
+    if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
+        const unsigned char *b = a + 12;
+        if (b[0] == 0)
+            return "0.0.0.0/8 means this network (RFC 1122), not a host";
+        if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+            return "it is the limited broadcast address";
+        if (b[0] >= 224 && b[0] <= 239)
+            return "it is a multicast address (224.0.0.0/4)";
+        if (b[0] >= 240)
+            return "it is in the reserved block 240.0.0.0/4";
+        return NULL;
+    }
+    static const unsigned char zero[16];
+    if (memcmp(a, zero, 16) == 0)
+        return "it is the unspecified address ::";
+    if (a[0] == 0xff)
+        return "it is a multicast address (ff00::/8)";
+    return NULL;
+}
+
+/* postmaster@ the first local domain that names one domain (a wildcard
+ * names many): RFC 5321 4.5.1's domain-less <Postmaster> delivered here.
+ * With no such domain the address stays as it was: it is dropped all the
+ * same. */
+static void postmaster_address(const struct route_config *c, struct addr_path *p)
+{
+    char dom[ROUTE_HOST_MAX + 1];
+    int literal;
+    for (size_t i = 0; c->local_domains && i < c->n_local; i++) {
+        const char *d = c->local_domains[i];
+        if (!d || (d[0] == '*' && d[1] == '.') || canon_domain(d, dom, sizeof dom, &literal) != 0)
+            continue;
+        memset(p, 0, sizeof *p);
+        memcpy(p->local, "postmaster", sizeof "postmaster");
+        memcpy(p->domain, dom, strlen(dom) + 1);
+        p->kind = !literal ? ADDR_DOMAIN_NAME
+                : prefix_ci(dom + 1, strlen(dom + 1), IPV6_TAG) ? ADDR_DOMAIN_IPV6
+                : ADDR_DOMAIN_IPV4;
+        return;
+    }
+}
+
+int route_recipient(const struct route_config *c, const struct addr_path *rcpt, int may_relay,
+                    struct route_verdict *v)
+{
+    char dom[ROUTE_HOST_MAX + 1];
+    int literal, encoded;
+    if (!v)
+        return -1;
+    memset(v, 0, sizeof *v);
+    if (!c || !rcpt || rcpt->null_path)
+        return refuse(v, 550, "5.1.3", "the null path <> is not a recipient");
+    v->addr = *rcpt;
+    if (rcpt->kind == ADDR_DOMAIN_NONE) {
+        if (!ieq_str(rcpt->local, "postmaster"))
+            return refuse(v, 550, "5.1.3", "the address has no domain; only <Postmaster> may be "
+                          "written without one (RFC 5321 4.5.1)");
+        postmaster_address(c, &v->addr);
+        goto drop;
+    }
+    if (canon_domain(rcpt->domain, dom, sizeof dom, &literal) != 0)
+        return refuse(v, 550, "5.1.2", "%.255s is not a valid domain name or address literal",
+                      rcpt->domain);
+    if (is_local(c, dom, literal)) {
+        int ch = local_routing_char(rcpt->local, &encoded);
+        if (ch && !may_relay)
+            return refuse(v, 550, "5.7.1", "relaying denied: %s'%c'%s in the local part names a "
+                          "mailbox on another host; authenticate to send mail elsewhere",
+                          encoded ? "an encoded " : "", ch,
+                          encoded ? (ch == '%' ? " (+25)" : ch == '!' ? " (+21)" : " (+40)") : "");
+        goto drop;
+    }
+    const char *unusable = literal ? literal_unusable(dom) : NULL;
+    if (unusable)
+        return refuse(v, 550, "5.1.2", "%.255s cannot receive mail: %s", dom, unusable);
+    if (!may_relay)
+        return refuse(v, 550, "5.7.1", "relaying denied: %.255s is not a local domain; "
+                      "authenticate to send mail elsewhere", dom);
+    if (select_remote(c, dom, literal, &v->route) != 0) {
+        memset(&v->route, 0, sizeof v->route);
+        if (c->smarthost && c->smarthost[0])
+            return refuse(v, 451, "4.3.5", "the SmartHost setting \"%.200s\" is not a valid "
+                          "host, host:port or [address]:port; mail for other domains waits until "
+                          "it is corrected", c->smarthost);
+        return refuse(v, 451, "4.3.5", "the OutboundPort setting %u is not a valid port; mail for "
+                      "other domains waits until it is corrected", c->outbound_port);
+    }
+    v->code = 250;
+    v->status = "2.1.5";
+    return 0;
+drop:
+    v->route.kind = ROUTE_DROP;
+    v->code = 250;
+    v->status = "2.1.5";
     return 0;
 }
 

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "address.h"
+
 #define ROUTE_HOST_MAX 255      /* a domain name, RFC 5321 4.5.3.1.2 */
 #define ROUTE_KEY_MAX  (ROUTE_HOST_MAX + 32) /* longest route_key, with the NUL */
 
@@ -59,6 +61,45 @@ int route_parse_hostport(const char *text, unsigned default_port, char *host, si
  * or -1 when the domain is not a valid name or literal, or the smart host
  * (or a needed port) is invalid. */
 int route_select(const struct route_config *c, const char *domain, struct route *out);
+
+/* The verdict on one recipient ------------------------------------------------
+ *
+ * route_recipient is the one decision, made the same way by the SMTP server
+ * at RCPT TO (core/smtpd.c) and by the queue before each delivery round
+ * (service/queue.c), so that a recipient is either refused while the client
+ * is still there, or accepted and routable: never accepted and then bounced
+ * for a reason known at RCPT. docs/routing.md has the table of forms. */
+
+#define ROUTE_WHY_MAX 400
+
+struct route_verdict {
+    int code;                   /* 250: accepted; else the reply to refuse with:
+                                   550 (permanent) or 451 (a setting is wrong) */
+    const char *status;         /* enhanced status: "2.1.5", "5.1.2", "5.1.3",
+                                   "5.7.1" or "4.3.5" */
+    char why[ROUTE_WHY_MAX + 1]; /* refused: a sentence that says why; "" if accepted */
+    struct addr_path addr;      /* accepted: the address to deliver to; a domain-less
+                                   <Postmaster> becomes postmaster@ the first local
+                                   domain (RFC 5321 4.5.1) */
+    struct route route;         /* accepted: where it goes */
+};
+
+/* Decide for one recipient as RCPT TO parsed it. may_relay: the client
+ * authenticated or is in a relay range (the queue passes 1: what it holds
+ * was accepted). Returns 0 (accepted: v->addr and v->route are set), or -1
+ * (refused: v->code, v->status and v->why say how). In order:
+ *   - <Postmaster> with no domain: DROP, always;
+ *   - any other address without a domain: 550 5.1.3;
+ *   - a local domain: DROP; but a client that may not relay is refused
+ *     (550 5.7.1) a local part that names another host: '%', '!' or '@' in
+ *     it, or an IMCEA local part that encapsulates one (+25, +21, +40);
+ *   - an address literal that no host can have (0.0.0.0/8, broadcast,
+ *     multicast, reserved; IPv6 unspecified or multicast): 550 5.1.2;
+ *   - any other domain when the client may not relay: 550 5.7.1;
+ *   - else route_select; a SmartHost or OutboundPort setting that is not
+ *     valid: 451 4.3.5 (the message waits until it is fixed). */
+int route_recipient(const struct route_config *c, const struct addr_path *rcpt, int may_relay,
+                    struct route_verdict *v);
 
 /* A destination key that groups recipients for one connection: "drop",
  * "smarthost:HOST:PORT", "mx:domain" (lower case) or "mx:[address]" for an

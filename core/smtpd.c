@@ -14,6 +14,7 @@
  */
 #include "base64.h"
 #include "inbuf.h"
+#include "route.h"
 #include "smtpd.h"
 
 #include <stdarg.h>
@@ -105,6 +106,10 @@ struct smtpd {
     unsigned line_bad;
     int line_cr;
 
+    /* where recipients go: local_domains as core/route.h reads them */
+    struct route_config route;
+    struct route_verdict verdict;  /* the last RCPT's (kept here: it is large) */
+
     /* the transaction */
     struct addr_path sender;
     struct addr_params sender_params;
@@ -148,6 +153,8 @@ struct smtpd {
 #define ADVERTISE_AUTH(s)      (OFFER_AUTH_VERB(s) && NOT_AUTHENTICATED(s) && AUTH_ALLOWED_NOW(s))
 #define ADVERTISE_AUTH_PLAIN(s) (ADVERTISE_AUTH(s) && ((s)->flags & SF_SECURE))
 #define ADVERTISE_XAUTH(s)     (OFFER_XAUTH_VERB(s) && NOT_AUTHENTICATED(s) && AUTH_ALLOWED_NOW(s))
+/* Who may send mail to domains that are not local. */
+#define MAY_RELAY(s)           (!NOT_AUTHENTICATED(s) || (s)->relay_allowed)
 
 /* Small helpers -------------------------------------------------------------- */
 
@@ -301,20 +308,6 @@ static int helo_valid(const char *a, size_t n)
             return 0;
     }
     return 1;
-}
-
-static int domain_is_local(const struct smtpd *s, const struct addr_path *p)
-{
-    if (p->kind == ADDR_DOMAIN_NONE)
-        return 1;                   /* <Postmaster>: RFC 5321 4.5.1 */
-    if (p->kind != ADDR_DOMAIN_NAME)
-        return 0;
-    for (size_t i = 0; i < s->cfg->n_local_domains; i++) {
-        const char *d = s->cfg->local_domains[i];
-        if (d && word_ieq(p->domain, strlen(p->domain), d))
-            return 1;
-    }
-    return 0;
 }
 
 /* The command table ----------------------------------------------------------- */
@@ -512,16 +505,19 @@ static void proceed_rcpt(struct smtpd *s, const char *args, size_t alen)
     char buf[ADDR_PATH_MAX + 8];
     if (parse_path_arg(s, args, alen, "TO:", ADDR_RCPT, &path, &params) != 0)
         return;
-    if (!domain_is_local(s, &path) && !(s->flags & SF_AUTHENTICATED) && !s->relay_allowed) {
-        reply(s, "550 5.7.1 Error: relaying denied");
+    /* The queue routes by the same verdict (core/route.h): what it could not
+     * route is refused here, while the client can still be told, and never
+     * accepted to be bounced later to a sender that may be forged. */
+    if (route_recipient(&s->route, &path, MAY_RELAY(s), &s->verdict) != 0) {
+        reply(s, "%d %s Error: %s", s->verdict.code, s->verdict.status, s->verdict.why);
         return;
     }
-    if (rcpt_add(s, &path, &params) != 0) {
+    if (rcpt_add(s, &s->verdict.addr, &params) != 0) {
         reply(s, "452 4.3.1 Error: insufficient system resources");
         return;
     }
     s->state = ST_RCPT;
-    if (addr_format_path(&path, buf, sizeof buf) < 0)
+    if (addr_format_path(&s->verdict.addr, buf, sizeof buf) < 0)
         reply(s, "250 2.1.5 Ok");
     else
         reply(s, "250 2.1.5 Recipient %s ok", buf);
@@ -1144,6 +1140,13 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
         return NULL;
     s->cfg = cfg;
     s->relay_allowed = relay_allowed != 0;
+    /* Only local_domains decide what is accepted: the smart host and the
+     * outbound port change where accepted mail goes, not whether (and the
+     * configuration never holds invalid ones: the service keeps defaults). */
+    s->route.local_domains = cfg->local_domains;
+    s->route.n_local = cfg->n_local_domains;
+    s->route.smarthost_default_port = 25;
+    s->route.outbound_port = 25;
     s->max_size = cfg->max_size ? cfg->max_size : SMTPD_DEFAULT_MAX_SIZE;
     s->max_rcpt = cfg->max_recipients ? cfg->max_recipients : SMTPD_DEFAULT_MAX_RCPT;
     s->max_errors = cfg->max_errors ? cfg->max_errors : SMTPD_ERRORS_MAX;

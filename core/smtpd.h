@@ -51,7 +51,9 @@ struct smtpd_config {
     const char *hostname;                 /* this server's name: greeting, Received */
     unsigned long long max_size;          /* message size limit, octets; 0: default */
     unsigned max_recipients;              /* per message; 0: default */
-    const char *const *local_domains;     /* accepted from anyone; lower case */
+    const char *const *local_domains;     /* LocalDomains, as core/route.h reads them:
+                                             RCPT TO is decided by route_recipient over
+                                             them, the verdict the queue routes by */
     size_t n_local_domains;
     unsigned options;                     /* SMTPD_OPT_* */
     unsigned max_errors;                  /* error replies before 421 4.7.0 and close;
@@ -115,8 +117,9 @@ struct smtpd;
 
 /* A new session; queues the 220 greeting. cfg must outlive the session.
  * client_addr is the peer's address as text ("192.0.2.1", "2001:db8::1");
- * relay_allowed: the peer is in a configured relay range. NULL when out of
- * memory or cfg has no host name. */
+ * relay_allowed: the peer is in a configured relay range (it may then send
+ * to any domain, as after AUTH). NULL when out of memory or cfg has no host
+ * name. */
 struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
                         int relay_allowed);
 void smtpd_free(struct smtpd *s);
@@ -168,7 +171,8 @@ const char *smtpd_user(const struct smtpd *s);             /* "" unless authenti
 int smtpd_closed(const struct smtpd *s);
 
 /* The envelope of the current transaction (valid from DATA_BEGIN until the
- * message is answered). */
+ * message is answered). Recipients are as route_recipient gave them: a
+ * domain-less <Postmaster> is postmaster@ the first local domain. */
 const struct addr_path *smtpd_sender(const struct smtpd *s);
 const struct addr_params *smtpd_sender_params(const struct smtpd *s);
 size_t smtpd_rcpt_count(const struct smtpd *s);

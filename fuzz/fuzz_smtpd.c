@@ -7,18 +7,25 @@
  * every reply line is "DDD" then ' ' or '-' and printable text ending in
  * CRLF, 4xx/5xx lines carry an enhanced status code of their class, a
  * multi-line reply keeps its code, and message content handed out never
- * holds a bare CR, a bare LF or a NUL, nor exceeds the size limit.
+ * holds a bare CR, a bare LF or a NUL, nor exceeds the size limit. Every
+ * recipient handed to the spool is one the queue routes (core/route.h, as
+ * service/queue.c asks), and from a client that may not relay, a local one:
+ * nothing accepted is bounced later for a reason known at RCPT, and no
+ * stranger's mail leaves.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "route.h"
 #include "smtpd.h"
 
-static const char *const LOCAL[] = { "example.com" };
+static const char *const LOCAL[] = { "example.com", "*.corp.example", "[192.0.2.1]" };
+#define N_LOCAL (sizeof LOCAL / sizeof LOCAL[0])
 
 struct fz {
     struct smtpd *s;
+    int relay_allowed;
     uint32_t rng;
     unsigned long long max_size;
     /* reply checker */
@@ -131,6 +138,24 @@ static void answer(struct fz *f, const struct smtpd_event *ev)
         f->prev_cr = 0;
         f->msg_size = 0;
         {
+            /* the queue's routing, with a smart host as it might be configured */
+            struct route_config rc = { LOCAL, N_LOCAL, "relay.example.net:2525", 25, 25 };
+            int may_relay = f->relay_allowed || (smtpd_flags(f->s) & SF_AUTHENTICATED);
+            size_t n = smtpd_rcpt_count(f->s);
+            if (n == 0)
+                abort();
+            for (size_t i = 0; i < n; i++) {
+                struct route_verdict v;
+                const struct addr_path *p = smtpd_rcpt(f->s, i);
+                if (!p || route_recipient(&rc, p, 1, &v) != 0)
+                    abort();
+                if (!may_relay && v.route.kind != ROUTE_DROP)
+                    abort();
+                if (p->kind == ADDR_DOMAIN_NONE)
+                    abort();            /* <Postmaster> is stored with its local domain */
+            }
+        }
+        {
             size_t cap = 1 + r % sizeof hdr;
             int n = smtpd_received(f->s, "Q1", "Tue, 1 Jul 2025 10:00:00 +0000", hdr, cap);
             if (n >= 0 && ((size_t)n != strlen(hdr) || n < 2 || memcmp(hdr + n - 2, "\r\n", 2) != 0))
@@ -201,13 +226,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0, sizeof f);
     cfg.hostname = "mx.example.com";
     cfg.local_domains = LOCAL;
-    cfg.n_local_domains = 1;
+    cfg.n_local_domains = N_LOCAL;
     cfg.options = (data[0] & 1 ? SMTPD_OPT_STARTTLS : 0) | (data[0] & 2 ? SMTPD_OPT_XAUTH : 0);
     cfg.max_size = data[0] & 8 ? 300 : 0;
     cfg.max_recipients = data[0] & 16 ? 3 : 0;
     f.max_size = cfg.max_size ? cfg.max_size : SMTPD_DEFAULT_MAX_SIZE;
     f.rng = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16;
-    f.s = smtpd_new(&cfg, "192.0.2.9", data[0] & 4);
+    f.relay_allowed = (data[0] & 4) != 0;
+    f.s = smtpd_new(&cfg, "192.0.2.9", f.relay_allowed);
     if (!f.s)
         abort();
     pump(&f);

@@ -41,6 +41,7 @@ static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -90,6 +91,7 @@ static const struct cfg_entry config_table[] = {
     /* least privilege */
     { L"PickupWriters",  CFG_STR,   FIELD(pickup_writers),   0, 0,       check_account },
     { L"DropReaders",    CFG_STR,   FIELD(drop_readers),     0, 0,       check_account },
+    { L"NdrContent",     CFG_STR,   FIELD(ndr_content),      0, 0,       check_ndr_content },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -142,6 +144,7 @@ static void config_defaults(struct imsvc_config *cfg)
     wcscpy(cfg->retry_every, L"240m");
     wcscpy(cfg->delay_notice, L"12h");
     wcscpy(cfg->expire, L"2d");
+    wcscpy(cfg->ndr_content, L"headers");
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)
@@ -446,6 +449,16 @@ static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n)
         return ERROR_SUCCESS;
     say(why, n, L"'%ls' is not a list of 1 to %d durations above zero (like 15m,30m,60m)", t,
         RETRY_STEPS_MAX);
+    return ERROR_INVALID_PARAMETER;
+}
+
+/* NdrContent: what of a failed message its NDR carries. */
+static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n)
+{
+    if (_wcsicmp(t, L"headers") == 0 || _wcsicmp(t, L"full") == 0)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is neither headers (the original's header fields only) nor full "
+        L"(the whole original message)", t);
     return ERROR_INVALID_PARAMETER;
 }
 

@@ -65,6 +65,7 @@ struct imsvc_config {
     wchar_t pickup_writers[256];       /* PickupWriters: a group (or SID) that may add files to Pickup */
     wchar_t drop_readers[256];         /* DropReaders: a group (or SID) that may read and take Drop's files */
     DWORD secrets_stamp;               /* not a registry value: changes when a secret is set (secret_stamp) */
+    wchar_t ndr_content[16];           /* NdrContent: "headers" (default) or "full" */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds. Returns

@@ -251,7 +251,10 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         .action = action, .env = &m->env, .which = which, .n_which = n, .host = SET->helo,
         .date = date, .arrival_date = arrival, .message_id = msgid,
         .retry_until = action == DSN_DELAYED ? until : NULL,
-        .headers = (const char *)m->content, .headers_len = m->len,
+        .original = (const char *)m->content, .original_len = m->len,
+        /* NdrContent: the sender may be forged, so by default only headers go back */
+        .content = _wcsicmp(SET->cfg.ndr_content, L"full") == 0 ? DSN_CONTENT_FULL
+                                                                : DSN_CONTENT_HEADERS,
     };
     size_t len = 0;
     enum dsn_result res = dsn_compose(&r, NULL, 0, &len);
@@ -942,17 +945,22 @@ static void dispatch(struct qmsg *m)
         changed = 1;
     }
     size_t n_due = env_due(&m->env, now, due, n);
-    /* Routing: a recipient whose domain cannot be routed fails here. */
+    /* Routing, by the verdict the SMTP server gave at RCPT TO (core/route.h):
+     * what it accepted routes here; a recipient it would refuse now (the
+     * configuration changed, or it came another way) fails or waits with
+     * the same reason, and is never routed by a guess. */
     struct smtpc_result bad;
+    struct route_verdict v;
     for (size_t i = 0; i < n_due; i++) {
         struct env_rcpt *r = &m->env.rcpt[due[i]];
-        struct route rt;
         char key[ROUTE_KEY_MAX];
-        if (route_select(&SET->rc, r->addr.domain, &rt) != 0 || route_key(&rt, key, sizeof key) < 0) {
-            char why[400];
-            snprintf(why, sizeof why, "no route to the domain %s", r->addr.domain);
-            local_result(&bad, SMTPC_PERMANENT, "5.4.4", why);
-            retry_record(&SET->policy, r, &bad, "", m->env.arrived, now);
+        if (route_recipient(&SET->rc, &r->addr, 1, &v) != 0 ||
+            route_key(&v.route, key, sizeof key) < 0) {
+            if (v.code == 250)
+                snprintf(v.why, sizeof v.why, "no route to the domain %.255s", r->addr.domain);
+            local_result(&bad, v.code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT,
+                         v.code == 250 ? "5.4.4" : v.status, v.why);
+            rcpt_events(m, r, retry_record(&SET->policy, r, &bad, "", m->env.arrived, now));
             changed = 1;
             continue;
         }
@@ -961,7 +969,7 @@ static void dispatch(struct qmsg *m)
             k++;
         if (k == n_g) {
             snprintf(g[k].key, sizeof g[k].key, "%s", key);
-            g[k].route = rt;
+            g[k].route = v.route;
             g[k].idx = calloc(n, sizeof *g[k].idx);
             if (!g[k].idx)
                 continue;

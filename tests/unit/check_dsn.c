@@ -1,5 +1,7 @@
-/* check_dsn.c - RFC 3464 notices: structure, fields, NOTIFY, hostile replies. */
+/* check_dsn.c - RFC 3464 notices: structure, fields, NOTIFY, hostile replies,
+ * and what of the original goes back (header fields only, unless asked). */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,8 +81,8 @@ static void request(struct dsn_request *q, const struct envelope *e, enum dsn_ac
     q->date = "Mon, 23 Nov 2026 14:00:00 +0000";
     q->arrival_date = "Mon, 23 Nov 2026 13:20:00 +0000";
     q->message_id = "<dsn.Q42.1@gw.example.org>";
-    q->headers = headers;
-    q->headers_len = sizeof headers - 1;
+    q->original = headers;
+    q->original_len = sizeof headers - 1;
 }
 
 static char *compose(const struct dsn_request *q, size_t *len)
@@ -293,8 +295,8 @@ START_TEST(test_boundary_avoids_headers)
     static const char h[] = "Subject: x\r\nX-Trap: --=_imsvc-dsn_Q42_0\r\n\r\nbody";
     sample(&e);
     request(&q, &e, DSN_FAILED, which, 1);
-    q.headers = h;
-    q.headers_len = sizeof h - 1;
+    q.original = h;
+    q.original_len = sizeof h - 1;
     char *m = compose(&q, &len);
     HAS(m, "boundary=\"=_imsvc-dsn_Q42_1\"");
     HAS(m, "\r\n\r\nSubject: x\r\nX-Trap: --=_imsvc-dsn_Q42_0\r\n\r\n--=_imsvc-dsn_Q42_1--\r\n");
@@ -317,8 +319,8 @@ START_TEST(test_bad_status_long_header)
     memset(h + 8, 'z', 2000);
     strcpy(h + 2008, "\r\n\r\n");
     request(&q, &e, DSN_FAILED, which, 1);
-    q.headers = h;
-    q.headers_len = strlen(h);
+    q.original = h;
+    q.original_len = strlen(h);
     char *m = compose(&q, &len);   /* checks the 998 limit */
     HAS(m, "\r\nAction: failed\r\nStatus: 5.0.0\r\n");
     HASNT(m, "\r\nX: y");
@@ -327,6 +329,187 @@ START_TEST(test_bad_status_long_header)
     free(u);
     free(m);
     env_free(&e);
+}
+END_TEST
+
+/* The header part of notice m (after its blank line, up to the next
+ * delimiter), as a new string. */
+static char *original_part(const char *m, const char *type)
+{
+    char start[128];
+    snprintf(start, sizeof start, "\r\nContent-Type: %s\r\n\r\n", type);
+    const char *p = strstr(m, start);
+    ck_assert_msg(p != NULL, "no %s part", type);
+    p += strlen(start);
+    const char *b = strstr(m, "boundary=\"");
+    ck_assert_ptr_nonnull(b);
+    b += 10;
+    char delim[96];
+    snprintf(delim, sizeof delim, "\r\n--%.*s", (int)strcspn(b, "\""), b);
+    const char *e = strstr(p, delim);
+    ck_assert_ptr_nonnull(e);
+    size_t n = (size_t)(e - p) + 2;
+    char *out = malloc(n + 1);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+static char *notice_about(const char *original, enum dsn_content content, enum addr_ret ret)
+{
+    struct envelope e;
+    struct dsn_request q;
+    size_t which[] = { 0 };
+    size_t len;
+    sample(&e);
+    e.ret = ret;
+    request(&q, &e, DSN_FAILED, which, 1);
+    q.original = original;
+    q.original_len = strlen(original);
+    q.content = content;
+    char *m = compose(&q, &len);
+    env_free(&e);
+    return m;
+}
+
+/* A message with no empty line is not all header: what is not a field (or
+ * its continuation) is content, and never goes back to a sender that may be
+ * forged. */
+START_TEST(test_headers_only_never_content)
+{
+    static const struct {
+        const char *original, *kept;
+    } cases[] = {
+        /* no empty line: the fields, then the stranger's text */
+        { "Subject: hi\r\nFrom: <v@other.example>\r\nBUY PAYLOAD NOW\r\nmore PAYLOAD\r\n",
+          "Subject: hi\r\nFrom: <v@other.example>\r\n" },
+        /* content from the first line: nothing is a header */
+        { "PAYLOAD first\r\nSubject: x\r\n\r\nbody\r\n", "" },
+        { "\r\nSubject: x\r\nPAYLOAD\r\n", "" },
+        /* a continuation with no field before it is content */
+        { " PAYLOAD\r\nSubject: x\r\n", "" },
+        /* folded fields stay whole; the body does not come */
+        { "Subject: a\r\n folded\r\n\tmore\r\nX-A: b\r\n\r\nPAYLOAD body\r\n",
+          "Subject: a\r\n folded\r\n\tmore\r\nX-A: b\r\n" },
+        /* a line without a colon, or a name with a space, ends the header */
+        { "Subject: a\r\nNot a field PAYLOAD: x\r\n", "Subject: a\r\n" },
+        { "Subject: a\r\n: PAYLOAD\r\n", "Subject: a\r\n" },
+        /* bare LF and CR line ends (the pickup directory) are line ends too */
+        { "Subject: a\nX: b\n\nPAYLOAD\n", "Subject: a\r\nX: b\r\n" },
+        { "Subject: a\rPAYLOAD\r", "Subject: a\r\n" },
+        /* the last field without a line end gets one */
+        { "Subject: a\r\nX: b", "Subject: a\r\nX: b\r\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *m = notice_about(cases[i].original, DSN_CONTENT_HEADERS, ADDR_RET_NONE);
+        char *part = original_part(m, "text/rfc822-headers");
+        /* the part is the kept fields, then the empty line before the delimiter */
+        char want[512];
+        snprintf(want, sizeof want, "%s\r\n", cases[i].kept);
+        ck_assert_msg(strcmp(part, want) == 0, "case %zu: got [%s]", i, part);
+        HASNT(m, "PAYLOAD");
+        HASNT(m, "message/rfc822");
+        free(part);
+        free(m);
+    }
+    /* RET=FULL asks for the content; the default configuration still says no */
+    char *m = notice_about("Subject: a\r\n\r\nPAYLOAD\r\n", DSN_CONTENT_HEADERS, ADDR_RET_FULL);
+    HASNT(m, "PAYLOAD");
+    free(m);
+}
+END_TEST
+
+/* The header part is bounded: whole fields up to DSN_HEADERS_MAX octets, and
+ * the person reading is told the rest was left out. */
+START_TEST(test_headers_bounded)
+{
+    static char h[64 * 1024];
+    size_t o = 0;
+    for (int i = 0; o + 200 < DSN_HEADERS_MAX * 3; i++) {
+        int w = snprintf(h + o, sizeof h - o, "X-Field-%04d: %0100d\r\n", i, i);
+        ck_assert(w > 0 && (size_t)w < sizeof h - o);
+        o += (size_t)w;
+    }
+    strcpy(h + o, "\r\nPAYLOAD\r\n");
+    char *m = notice_about(h, DSN_CONTENT_HEADERS, ADDR_RET_NONE);
+    char *part = original_part(m, "text/rfc822-headers");
+    size_t n = strlen(part) - 2;            /* without the empty line */
+    ck_assert_uint_le(n, DSN_HEADERS_MAX);
+    ck_assert_uint_gt(n, DSN_HEADERS_MAX - 200);
+    ck_assert(memcmp(part, h, n) == 0);     /* a prefix of the original... */
+    ck_assert(memcmp(h + n, "X-Field-", 8) == 0);   /* ...that ends where a field starts */
+    char *u = unfold(m);
+    HAS(m, "\r\n\r\nOnly the first 16384 octets of your message's header are included below.\r\n");
+    HASNT(m, "PAYLOAD");
+    free(u);
+    free(part);
+    free(m);
+
+    /* one field larger than the bound: no field at all, rather than half of it */
+    memcpy(h, "Subject: ", 9);
+    memset(h + 9, 'p', DSN_HEADERS_MAX + 10);
+    strcpy(h + 9 + DSN_HEADERS_MAX + 10, "\r\nX: y\r\n\r\nbody\r\n");
+    m = notice_about(h, DSN_CONTENT_HEADERS, ADDR_RET_NONE);
+    part = original_part(m, "text/rfc822-headers");
+    ck_assert_str_eq(part, "\r\n");
+    HASNT(m, "ppppp");
+    free(part);
+    free(m);
+
+    /* exactly at the bound: everything fits, nothing is said */
+    memset(h, 0, sizeof h);
+    memcpy(h, "Subject: ", 9);
+    memset(h + 9, 'q', DSN_HEADERS_MAX - 11);
+    strcpy(h + DSN_HEADERS_MAX - 2, "\r\n\r\nbody\r\n");
+    m = notice_about(h, DSN_CONTENT_HEADERS, ADDR_RET_NONE);
+    u = unfold(m);
+    HASNT(u, "Only the first");
+    HAS(u, "\r\nSubject: qqqq");
+    free(u);
+    free(m);
+}
+END_TEST
+
+/* NdrContent=full: the whole original as message/rfc822, unless the sender
+ * said RET=HDRS. */
+START_TEST(test_full_content)
+{
+    static const char msg[] = "Subject: a\r\nX-Trap: b\r\n\r\nbody line\n--=_imsvc-dsn_Q42_0\r\n"
+                              ".dot\r\nlast";
+    char *m = notice_about(msg, DSN_CONTENT_FULL, ADDR_RET_NONE);
+    HAS(m, "boundary=\"=_imsvc-dsn_Q42_1\"");
+    HASNT(m, "text/rfc822-headers");
+    char *part = original_part(m, "message/rfc822");
+    ck_assert_str_eq(part, "Subject: a\r\nX-Trap: b\r\n\r\nbody line\r\n--=_imsvc-dsn_Q42_0\r\n"
+                           ".dot\r\nlast\r\n\r\n");
+    free(part);
+    free(m);
+
+    m = notice_about(msg, DSN_CONTENT_FULL, ADDR_RET_HDRS);
+    HASNT(m, "message/rfc822");
+    HASNT(m, "body line");
+    part = original_part(m, "text/rfc822-headers");
+    ck_assert_str_eq(part, "Subject: a\r\nX-Trap: b\r\n\r\n");
+    free(part);
+    free(m);
+
+    /* a body line of 998 octets is legal and stays whole; a longer one folds */
+    static char big[3000];
+    strcpy(big, "Subject: a\r\n\r\n");
+    size_t o = strlen(big);
+    memset(big + o, 'a', 998);
+    o += 998;
+    memcpy(big + o, "\r\n", 2);
+    o += 2;
+    memset(big + o, 'b', 1200);
+    o += 1200;
+    strcpy(big + o, "\r\n");
+    m = notice_about(big, DSN_CONTENT_FULL, ADDR_RET_NONE);   /* compose checks 998 */
+    part = original_part(m, "message/rfc822");
+    ck_assert_uint_eq(strspn(part + 14, "a"), 998);
+    ck_assert(memcmp(part + 14 + 998, "\r\nbbbb", 6) == 0);
+    free(part);
+    free(m);
 }
 END_TEST
 
@@ -363,6 +546,9 @@ Suite *dsn_suite(void)
     tcase_add_test(tc, test_hostile_reply);
     tcase_add_test(tc, test_boundary_avoids_headers);
     tcase_add_test(tc, test_bad_status_long_header);
+    tcase_add_test(tc, test_headers_only_never_content);
+    tcase_add_test(tc, test_headers_bounded);
+    tcase_add_test(tc, test_full_content);
     tcase_add_loop_test(tc, test_sentences, 0, (int)(sizeof sentence_cases / sizeof sentence_cases[0]));
     suite_add_tcase(s, tc);
     return s;

@@ -1,5 +1,6 @@
-/* check_route.c - local domains, smart host syntax, destination keys and MX
- * order (RFC 5321 5.1, RFC 7505), by table. */
+/* check_route.c - local domains, the verdict on every recipient form RCPT TO
+ * accepts, smart host syntax, destination keys and MX order (RFC 5321 5.1,
+ * RFC 7505), by table. */
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,6 +91,231 @@ START_TEST(select_long_domain)
     ck_assert_uint_eq(strlen(r.host), 255);
     c.outbound_port = 0;
     ck_assert_int_eq(route_select(&c, "other.net", &r), -1);
+}
+END_TEST
+
+/* route_recipient ------------------------------------------------------------------ */
+
+/* Every form RCPT TO accepts (core/address.c), for a client that may not
+ * relay and for one that may: accepted and where it goes, or refused with
+ * which reply. docs/routing.md has the same table in words. */
+static const struct {
+    const char *path;
+    int may_relay;
+    const char *smarthost;
+    int code;               /* 250, or the refusal */
+    const char *status;
+    enum route_kind kind;   /* accepted: */
+    const char *host;
+    const char *addr;       /*   the address delivered to */
+    const char *why;        /* refused: the start of the sentence */
+} rcpt_cases[] = {
+    /* RFC 5321 4.5.1: <Postmaster> needs no domain and is always local */
+    { "<Postmaster>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "postmaster@example.com", NULL },
+    { "<pOSTmaster>", 1, "relay.example.net", 250, "2.1.5", ROUTE_DROP, "",
+      "postmaster@example.com", NULL },
+    { "<postmaster@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "postmaster@example.com", NULL },
+    /* local domains, by every rule route_select has */
+    { "<user@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "user@example.com", NULL },
+    { "<User@EXAMPLE.org>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "User@example.org", NULL },
+    { "<u@a.corp.example>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "u@a.corp.example", NULL },
+    { "<u@[192.0.2.1]>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "u@[192.0.2.1]", NULL },
+    { "<u@[IPv6:2001:db8:0:0::1]>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "u@[IPv6:2001:db8::1]", NULL },
+    /* other domains: only for a client that may relay */
+    { "<u@corp.example>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: corp.example is not a local domain; authenticate to send mail elsewhere" },
+    { "<u@other.example>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: other.example is not a local domain" },
+    { "<u@other.example>", 0, "relay.example.net", 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: other.example" },
+    { "<u@other.example>", 1, NULL, 250, "2.1.5", ROUTE_MX, "other.example", "u@other.example", NULL },
+    { "<u@other.example>", 1, "relay.example.net", 250, "2.1.5", ROUTE_SMARTHOST,
+      "relay.example.net", "u@other.example", NULL },
+    { "<u@other.example>", 1, "relay:0", 451, "4.3.5", ROUTE_DROP, "", NULL,
+      "the SmartHost setting \"relay:0\" is not a valid host" },
+    { "<u@example.com>", 1, "relay:0", 250, "2.1.5", ROUTE_DROP, "", "u@example.com", NULL },
+    /* address literals: the server's own only when listed; none that no host can have */
+    { "<u@[192.0.2.2]>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: [192.0.2.2] is not a local domain" },
+    { "<u@[127.0.0.1]>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: [127.0.0.1] is not a local domain" },
+    { "<u@[192.0.2.2]>", 1, NULL, 250, "2.1.5", ROUTE_MX, "192.0.2.2", "u@[192.0.2.2]", NULL },
+    { "<u@[127.0.0.1]>", 1, NULL, 250, "2.1.5", ROUTE_MX, "127.0.0.1", "u@[127.0.0.1]", NULL },
+    { "<u@[IPv6:::1]>", 1, NULL, 250, "2.1.5", ROUTE_MX, "::1", "u@[IPv6:::1]", NULL },
+    { "<u@[IPv6:2001:db8::2]>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL, "relaying denied: " },
+    { "<u@[0.0.0.0]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[0.0.0.0] cannot receive mail: 0.0.0.0/8 means this network" },
+    { "<u@[0.1.2.3]>", 0, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL, "[0.1.2.3] cannot receive mail" },
+    { "<u@[255.255.255.255]>", 1, "relay.example.net", 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[255.255.255.255] cannot receive mail: it is the limited broadcast address" },
+    { "<u@[224.0.0.1]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[224.0.0.1] cannot receive mail: it is a multicast address" },
+    { "<u@[239.255.255.255]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL, "[239.255.255.255] cannot" },
+    { "<u@[240.0.0.1]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[240.0.0.1] cannot receive mail: it is in the reserved block" },
+    { "<u@[223.255.255.255]>", 1, NULL, 250, "2.1.5", ROUTE_MX, "223.255.255.255",
+      "u@[223.255.255.255]", NULL },
+    { "<u@[IPv6:::]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[IPv6:::] cannot receive mail: it is the unspecified address" },
+    { "<u@[IPv6:0:0:0:0:0:0:0:0]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL, "[IPv6:::] cannot" },
+    { "<u@[IPv6:FF02::1]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[IPv6:ff02::1] cannot receive mail: it is a multicast address" },
+    { "<u@[IPv6:::ffff:0.0.0.0]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL,
+      "[IPv6:::ffff:0:0] cannot receive mail: 0.0.0.0/8" },
+    { "<u@[IPv6:::ffff:224.1.1.1]>", 1, NULL, 550, "5.1.2", ROUTE_DROP, "", NULL, "[IPv6:::ffff:e001:101] cannot" },
+    { "<u@[IPv6:fe80::1]>", 1, NULL, 250, "2.1.5", ROUTE_MX, "fe80::1", "u@[IPv6:fe80::1]", NULL },
+    /* source routes are dropped (RFC 5321 C): the mailbox's own domain decides */
+    { "<@example.com:u@other.example>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: other.example" },
+    { "<@other.example,@b.example:u@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "u@example.com", NULL },
+    /* a local part that routes elsewhere: not from a client that may not relay */
+    { "<u%other.example@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: '%' in the local part names a mailbox on another host; authenticate "
+      "to send mail elsewhere" },
+    { "<u%other.example@example.com>", 1, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "u%other.example@example.com", NULL },
+    { "<other.example!u@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: '!' in the local part" },
+    { "<\"u@other.example\"@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: '@' in the local part" },
+    { "<\"u@other.example\"@example.com>", 1, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "\"u@other.example\"@example.com", NULL },
+    { "<\"u%x\"@other.example>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: other.example is not a local domain" },
+    { "<u%x@other.example>", 1, NULL, 250, "2.1.5", ROUTE_MX, "other.example", "u%x@other.example", NULL },
+    /* quoted local parts are mailboxes like any other */
+    { "<\"john smith\"@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "\"john smith\"@example.com", NULL },
+    { "<\"john\"@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "john@example.com", NULL },
+    /* IMCEA: a foreign address at a local domain; one that holds an SMTP route is refused */
+    { "<IMCEAEX-_o=Org_ou=Site_cn=Recipients_cn=bill@example.com>", 0, NULL, 250, "2.1.5",
+      ROUTE_DROP, "", "IMCEAEX-_o=Org_ou=Site_cn=Recipients_cn=bill@example.com", NULL },
+    { "<IMCEAFAX-+2B1+20+28425+29+20555-0100@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP,
+      "", "IMCEAFAX-+2B1+20+28425+29+20555-0100@example.com", NULL },
+    { "<IMCEASMTP-u+40other+2Eexample@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: an encoded '@' (+40) in the local part names a mailbox on another host" },
+    { "<imceasmtp-u+25other@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: an encoded '%' (+25)" },
+    { "<IMCEAX-a+21b@example.com>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "", NULL,
+      "relaying denied: an encoded '!' (+21)" },
+    { "<IMCEASMTP-u+40other+2Eexample@example.com>", 1, NULL, 250, "2.1.5", ROUTE_DROP, "",
+      "IMCEASMTP-u+40other+2Eexample@example.com", NULL },
+    { "<IMCEASMTP-u+40other+2Eexample@other.example>", 0, NULL, 550, "5.7.1", ROUTE_DROP, "",
+      NULL, "relaying denied: other.example" },
+    { "<u+40x@example.com>", 0, NULL, 250, "2.1.5", ROUTE_DROP, "", "u+40x@example.com", NULL },
+};
+
+START_TEST(recipient_table)
+{
+    struct route_config c = config(rcpt_cases[_i].smarthost);
+    struct addr_path p;
+    struct addr_error err;
+    struct route_verdict v;
+    char text[ADDR_PATH_MAX + 1];
+    const char *in = rcpt_cases[_i].path;
+    ck_assert_msg(addr_parse_path(in, strlen(in), ADDR_RCPT, &p, &err) == 0, "%s: %s", in, err.rule);
+    int rc = route_recipient(&c, &p, rcpt_cases[_i].may_relay, &v);
+    ck_assert_msg(v.code == rcpt_cases[_i].code, "%s: code %d (%s)", in, v.code, v.why);
+    ck_assert_int_eq(rc, v.code == 250 ? 0 : -1);
+    ck_assert_str_eq(v.status, rcpt_cases[_i].status);
+    if (rc != 0) {
+        ck_assert_msg(strncmp(v.why, rcpt_cases[_i].why, strlen(rcpt_cases[_i].why)) == 0,
+                      "%s: why \"%s\"", in, v.why);
+        return;
+    }
+    ck_assert_str_eq(v.why, "");
+    ck_assert_int_eq(v.route.kind, rcpt_cases[_i].kind);
+    ck_assert_str_eq(v.route.host, rcpt_cases[_i].host);
+    ck_assert_int_gt(addr_format_mailbox(&v.addr, text, sizeof text), 0);
+    ck_assert_str_eq(text, rcpt_cases[_i].addr);
+
+    /* The queue routes what was accepted by the same verdict: a client that
+     * could not relay got nothing the relaying verdict would send elsewhere,
+     * and the accepted address routes there again (the queue sees v.addr). */
+    struct route_verdict again;
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &again), 0);
+    ck_assert_int_eq(again.route.kind, v.route.kind);
+    ck_assert_str_eq(again.route.host, v.route.host);
+    ck_assert_int_eq(route_recipient(&c, &v.addr, 1, &again), 0);
+    ck_assert_int_eq(again.route.kind, v.route.kind);
+    if (!rcpt_cases[_i].may_relay)
+        ck_assert_int_eq(v.route.kind, ROUTE_DROP);
+    if (p.kind != ADDR_DOMAIN_NONE) {
+        struct route r;
+        ck_assert_int_eq(route_select(&c, p.domain, &r), 0);
+        ck_assert_int_eq(r.kind, v.route.kind);
+    }
+}
+END_TEST
+
+/* The domain of a domain-less <Postmaster>: the first local domain that is
+ * one domain (not a wildcard); none: it stays domain-less, and local. */
+START_TEST(recipient_postmaster_domain)
+{
+    static const char *const wild_first[] = { "*.w.example", "", "[IPv6:2001:DB8::7]", "x.example" };
+    static const char *const v4_first[] = { "bad..name", "[192.0.2.9]" };
+    static const char *const none[] = { "*.w.example" };
+    struct { const char *const *list; size_t n; const char *want; } cases[] = {
+        { wild_first, 4, "postmaster@[IPv6:2001:db8::7]" },
+        { v4_first, 2, "postmaster@[192.0.2.9]" },
+        { none, 1, "Postmaster" },
+        { NULL, 0, "Postmaster" },
+    };
+    struct addr_path p;
+    struct addr_error err;
+    struct route_verdict v;
+    char text[ADDR_PATH_MAX + 1];
+    ck_assert_int_eq(addr_parse_path("<postmaster>", 12, ADDR_RCPT, &p, &err), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct route_config c = { cases[i].list, cases[i].n, "relay.example.net", 25, 25 };
+        for (int relay = 0; relay < 2; relay++) {
+            ck_assert_int_eq(route_recipient(&c, &p, relay, &v), 0);
+            ck_assert_int_eq(v.route.kind, ROUTE_DROP);
+            ck_assert_int_gt(addr_format_mailbox(&v.addr, text, sizeof text), 0);
+            ck_assert_str_eq(text, cases[i].want);
+            /* and the rewritten address is local by the same rules */
+            struct route_verdict again;
+            ck_assert_int_eq(route_recipient(&c, &v.addr, 0, &again), 0);
+            ck_assert_int_eq(again.route.kind, ROUTE_DROP);
+        }
+    }
+}
+END_TEST
+
+/* What the parser never gives, the verdict still refuses rather than guesses. */
+START_TEST(recipient_not_a_mailbox)
+{
+    struct route_config c = config(NULL);
+    struct addr_path p;
+    struct route_verdict v;
+    memset(&p, 0, sizeof p);
+    strcpy(p.local, "user");                /* no domain, not postmaster */
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &v), -1);
+    ck_assert_int_eq(v.code, 550);
+    ck_assert_str_eq(v.status, "5.1.3");
+    ck_assert_str_eq(v.why, "the address has no domain; only <Postmaster> may be written "
+                            "without one (RFC 5321 4.5.1)");
+    strcpy(p.local, "postmasters");
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &v), -1);
+    p.null_path = 1;
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &v), -1);
+    ck_assert_str_eq(v.status, "5.1.3");
+    memset(&p, 0, sizeof p);
+    strcpy(p.local, "u");
+    p.kind = ADDR_DOMAIN_NAME;
+    strcpy(p.domain, "bad..domain");
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &v), -1);
+    ck_assert_str_eq(v.status, "5.1.2");
+    ck_assert_str_eq(v.why, "bad..domain is not a valid domain name or address literal");
+    strcpy(p.domain, "other.example");
+    c.outbound_port = 0;
+    ck_assert_int_eq(route_recipient(&c, &p, 1, &v), -1);
+    ck_assert_int_eq(v.code, 451);
+    ck_assert_str_eq(v.status, "4.3.5");
+    ck_assert_int_eq(route_recipient(NULL, &p, 1, &v), -1);
+    ck_assert_int_eq(route_recipient(&c, &p, 1, NULL), -1);
 }
 END_TEST
 
@@ -351,6 +577,9 @@ Suite *route_suite(void)
     TCase *tc = tcase_create("route");
     tcase_add_loop_test(tc, select_table, 0, (int)(sizeof select_cases / sizeof select_cases[0]));
     tcase_add_test(tc, select_long_domain);
+    tcase_add_loop_test(tc, recipient_table, 0, (int)(sizeof rcpt_cases / sizeof rcpt_cases[0]));
+    tcase_add_test(tc, recipient_postmaster_domain);
+    tcase_add_test(tc, recipient_not_a_mailbox);
     tcase_add_loop_test(tc, hostport_table, 0, (int)(sizeof hostport_cases / sizeof hostport_cases[0]));
     tcase_add_test(tc, hostport_small_buffer);
     tcase_add_loop_test(tc, key_grouping, 0, (int)(sizeof group_cases / sizeof group_cases[0]));

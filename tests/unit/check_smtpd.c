@@ -310,7 +310,8 @@ START_TEST(pipelined_replies_in_order)
     ck_assert_str_eq(p, "250 HELP\r\n"
                         "250 2.0.0 Ok\r\n"
                         "250 2.1.0 Sender <a@b.example> ok\r\n"
-                        "550 5.7.1 Error: relaying denied\r\n"
+                        "550 5.7.1 Error: relaying denied: other.example is not a local domain; "
+                        "authenticate to send mail elsewhere\r\n"
                         "250 2.1.5 Recipient <y@example.com> ok\r\n"
                         "250 2.0.0 Ok\r\n"
                         "500 5.5.1 Error: command not recognized\r\n"
@@ -833,7 +834,11 @@ START_TEST(relay_policy)
               "RCPT TO:<y@corp.example>\r\nRCPT TO:<z@elsewhere.example>\r\n"
               "RCPT TO:<z@sub.example.com>\r\nRCPT TO:<z@[192.0.2.1]>\r\n");
     ck_assert_int_eq(count(d.out, "250 2.1.5"), 2);
-    ck_assert_int_eq(count(d.out, "550 5.7.1 Error: relaying denied\r\n"), 3);
+    ck_assert_int_eq(count(d.out, "550 5.7.1 Error: relaying denied: "), 3);
+    ck_has(&d, "550 5.7.1 Error: relaying denied: sub.example.com is not a local domain; "
+               "authenticate to send mail elsewhere\r\n");
+    ck_has(&d, "550 5.7.1 Error: relaying denied: [192.0.2.1] is not a local domain; "
+               "authenticate to send mail elsewhere\r\n");
     drv_done(&d);
 
     /* from a relay range */
@@ -847,6 +852,126 @@ START_TEST(relay_policy)
     drive(&d, "EHLO c\r\nAUTH NTLM TkVHT1RJQVRF\r\nQVVUSC1HT09E\r\n"
               "MAIL FROM:<a@b.example>\r\nRCPT TO:<z@elsewhere.example>\r\n");
     ck_has(&d, "250 2.1.5 Recipient <z@elsewhere.example> ok\r\n");
+    drv_done(&d);
+}
+END_TEST
+
+/* Every recipient form the parser takes, from a client that may not relay:
+ * the exact reply. What is accepted is local (the queue drops it); nothing
+ * accepted is a recipient the queue would have to bounce. */
+static const struct {
+    const char *rcpt, *reply;
+} stranger_cases[] = {
+    { "<Postmaster>", "250 2.1.5 Recipient <postmaster@example.com> ok" },
+    { "<POSTMASTER>", "250 2.1.5 Recipient <postmaster@example.com> ok" },
+    { "<postmaster@corp.example>", "250 2.1.5 Recipient <postmaster@corp.example> ok" },
+    { "<Postmaster@other.example>", "550 5.7.1 Error: relaying denied: other.example is not a "
+      "local domain; authenticate to send mail elsewhere" },
+    { "<user>", "501 5.1.3 mailbox has no '@domain'" },
+    { "<postmaster@>", "501 5.1.3 domain label must start with a letter or digit" },
+    { "<user@example.com.>", "501 5.1.3 domain label must start with a letter or digit" },
+    { "<user%other.example@example.com>", "550 5.7.1 Error: relaying denied: '%' in the local "
+      "part names a mailbox on another host; authenticate to send mail elsewhere" },
+    { "<other.example!user@example.com>", "550 5.7.1 Error: relaying denied: '!' in the local "
+      "part names a mailbox on another host; authenticate to send mail elsewhere" },
+    { "<\"user@other.example\"@example.com>", "550 5.7.1 Error: relaying denied: '@' in the "
+      "local part names a mailbox on another host; authenticate to send mail elsewhere" },
+    { "<\"john smith\"@example.com>", "250 2.1.5 Recipient <\"john smith\"@example.com> ok" },
+    { "<@example.com:user@other.example>", "550 5.7.1 Error: relaying denied: other.example is "
+      "not a local domain; authenticate to send mail elsewhere" },
+    { "<@other.example,@b.example:user@example.com>", "250 2.1.5 Recipient <user@example.com> ok" },
+    { "<user@[192.0.2.7]>", "550 5.7.1 Error: relaying denied: [192.0.2.7] is not a local domain; "
+      "authenticate to send mail elsewhere" },
+    { "<user@[IPv6:2001:db8::7]>", "550 5.7.1 Error: relaying denied: [IPv6:2001:db8::7] is not "
+      "a local domain; authenticate to send mail elsewhere" },
+    { "<user@[0.0.0.0]>", "550 5.1.2 Error: [0.0.0.0] cannot receive mail: 0.0.0.0/8 means this "
+      "network (RFC 1122), not a host" },
+    { "<IMCEASMTP-user+40other+2Eexample@example.com>", "550 5.7.1 Error: relaying denied: an "
+      "encoded '@' (+40) in the local part names a mailbox on another host; authenticate to send "
+      "mail elsewhere" },
+    { "<IMCEAEX-_o=Org_cn=bill@example.com>",
+      "250 2.1.5 Recipient <IMCEAEX-_o=Org_cn=bill@example.com> ok" },
+};
+
+START_TEST(rcpt_verdicts_for_a_stranger)
+{
+    struct drv d;
+    char cmd[512], want[512];
+    drv_init(&d, 0, 0);
+    drive(&d, "EHLO c\r\nMAIL FROM:<victim@other.example>\r\n");
+    for (size_t i = 0; i < sizeof stranger_cases / sizeof stranger_cases[0]; i++) {
+        size_t before = d.outlen;
+        snprintf(cmd, sizeof cmd, "RCPT TO:%s\r\n", stranger_cases[i].rcpt);
+        snprintf(want, sizeof want, "%s\r\n", stranger_cases[i].reply);
+        drive(&d, cmd);
+        ck_assert_msg(strcmp(d.out + before, want) == 0, "%s: got %s", stranger_cases[i].rcpt,
+                      d.out + before);
+    }
+    /* what was accepted is what the engine hands to the spool: all local */
+    drive(&d, "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+    ck_assert_int_eq(d.stored, 1);
+    drv_done(&d);
+}
+END_TEST
+
+/* <Postmaster> without a domain is stored as postmaster@ the first local
+ * domain, so the envelope, the Received header and the queue all name the
+ * mailbox it is delivered to (RFC 5321 4.5.1). */
+START_TEST(postmaster_without_domain)
+{
+    struct drv d;
+    drv_init(&d, 0, 0);
+    drive(&d, "HELO c\r\nMAIL FROM:<victim@other.example>\r\nRCPT TO:<postMaster>\r\nDATA\r\n");
+    ck_assert_uint_eq(smtpd_rcpt_count(d.s), 1);
+    const struct addr_path *p = smtpd_rcpt(d.s, 0);
+    ck_assert_str_eq(p->local, "postmaster");
+    ck_assert_str_eq(p->domain, "example.com");
+    ck_assert_int_eq(p->kind, ADDR_DOMAIN_NAME);
+    ck_assert_ptr_nonnull(strstr(d.received, "\tfor <postmaster@example.com>; "));
+    drive(&d, "hi\r\n.\r\n");
+    ck_assert_int_eq(d.stored, 1);
+    drv_done(&d);
+
+    /* with no local domain at all it stays <Postmaster>, and is still accepted */
+    memset(&d, 0, sizeof d);
+    d.cfg.hostname = "mx.example.com";
+    d.s = smtpd_new(&d.cfg, "192.0.2.7", 0);
+    drive(&d, "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\nRCPT TO:<a@example.com>\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <Postmaster> ok\r\n");
+    ck_has(&d, "550 5.7.1 Error: relaying denied: example.com is not a local domain; ");
+    drv_done(&d);
+}
+END_TEST
+
+/* A client that may relay: other domains are accepted, routing in the local
+ * part is its own business, but an address no host can have is refused
+ * while it can still be told (not bounced later). */
+START_TEST(rcpt_verdicts_for_a_relay_client)
+{
+    struct drv d;
+    drv_init(&d, 0, 1);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<u@other.example>\r\n"
+              "RCPT TO:<u%x@example.com>\r\nRCPT TO:<u@[192.0.2.7]>\r\n"
+              "RCPT TO:<u@[255.255.255.255]>\r\nRCPT TO:<u@[IPv6:ff02::1]>\r\n"
+              "RCPT TO:<u@[IPv6:::]>\r\nRCPT TO:<Postmaster>\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <u@other.example> ok\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <u%x@example.com> ok\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <u@[192.0.2.7]> ok\r\n");
+    ck_has(&d, "550 5.1.2 Error: [255.255.255.255] cannot receive mail: it is the limited "
+               "broadcast address\r\n");
+    ck_has(&d, "550 5.1.2 Error: [IPv6:ff02::1] cannot receive mail: it is a multicast address "
+               "(ff00::/8)\r\n");
+    ck_has(&d, "550 5.1.2 Error: [IPv6:::] cannot receive mail: it is the unspecified address "
+               "::\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <postmaster@example.com> ok\r\n");
+    ck_assert_uint_eq(smtpd_rcpt_count(d.s), 4);
+    drv_done(&d);
+
+    /* authenticated is the same as a relay range */
+    drv_init(&d, 0, 0);
+    drive(&d, "EHLO c\r\nAUTH NTLM TkVHT1RJQVRF\r\nQVVUSC1HT09E\r\n"
+              "MAIL FROM:<a@b.example>\r\nRCPT TO:<\"u@x.example\"@example.com>\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <\"u@x.example\"@example.com> ok\r\n");
     drv_done(&d);
 }
 END_TEST
@@ -1083,6 +1208,9 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, starttls_resets_and_discards);
     tcase_add_test(tc, starttls_not_offered_and_policy);
     tcase_add_test(tc, relay_policy);
+    tcase_add_test(tc, rcpt_verdicts_for_a_stranger);
+    tcase_add_test(tc, postmaster_without_domain);
+    tcase_add_test(tc, rcpt_verdicts_for_a_relay_client);
     tcase_add_test(tc, address_errors);
     tcase_add_test(tc, ack_only_after_stored);
     tcase_add_test(tc, answer_before_event_refused);
