@@ -3,9 +3,11 @@
  * See tls.h for the contract. The engine is process(): it runs whenever
  * ciphertext arrives and consumes every complete record it holds, handshake
  * or application data, following each SECBUFFER_EXTRA, before it returns to
- * ask for more. It must never drop a byte it was given, and never call an
- * SSPI function with a buffer Schannel could misread (fewer than a record
- * header's five bytes, or fewer than SECBUFFER_MISSING asked for).
+ * ask for more. It must never drop a byte it was given, never call an SSPI
+ * function with a buffer Schannel could misread (fewer than a record
+ * header's five bytes, or fewer than SECBUFFER_MISSING asked for), and never
+ * loop without progress: every turn consumes input, or waits, or counts
+ * against a renegotiation bound.
  *
  * Credentials carry the policy (protocols, strength, suites): the new
  * SCH_CREDENTIALS form first, kept only if Schannel shows that it honoured
@@ -63,6 +65,8 @@ struct tls_stream {
     int close_sent;
     int renegotiating;
     unsigned handshakes;
+    unsigned renegotiations;     /* TLS 1.2 and older, after the first handshake */
+    unsigned post_handshake;     /* TLS 1.3 post-handshake messages */
     size_t need;                 /* pending input needed before the next call */
 
     SecPkgContext_StreamSizes sizes;
@@ -301,11 +305,51 @@ static int step_handshake(struct tls_stream *s)
         size_t extra = ib[1].BufferType == SECBUFFER_EXTRA ? ib[1].cbBuffer : 0;
         if (extra > avail)
             extra = avail;
+        if (st == SEC_I_CONTINUE_NEEDED && extra == avail) {
+            /* Nothing taken: calling again with the same bytes would loop. */
+            s->need = avail + 1;
+            return 0;
+        }
         buf_consume(&s->in, avail - extra);
         s->need = 0;
         if (st == SEC_E_OK)
             handshake_done(s);
         return s->state != TLS_ST_FAILED;
+    }
+}
+
+/* Queue an alert for the peer (SCHANNEL_ALERT, then one handshake call
+ * whose output token carries it). Best effort: the stream is ending. */
+static void queue_alert(struct tls_stream *s, DWORD type, DWORD number)
+{
+    SCHANNEL_ALERT_TOKEN t = { SCHANNEL_ALERT, type, number };
+    SecBuffer tb = { sizeof t, SECBUFFER_TOKEN, &t };
+    SecBufferDesc td = { SECBUFFER_VERSION, 1, &tb };
+    if (ApplyControlToken(&s->ctx, &td) == SEC_E_OK)
+        handshake_call(s, NULL);
+}
+
+/* SEC_I_RENEGOTIATE arrived: may the stream go back to the handshake?
+ * TLS 1.3 has no renegotiation, only post-handshake messages (tickets, key
+ * updates): those are followed up to a bound. Before TLS 1.3 it is a new
+ * handshake: a server refuses the client's (a peer that renegotiates at will
+ * makes the server do public-key work at will, and the SMTP session gains
+ * nothing); a client follows a server's request at most
+ * TLS_RENEGOTIATIONS_MAX times. A refusal fails the stream with the status
+ * seen (SEC_I_RENEGOTIATE), so the owner ends the session and reports it. */
+static int renegotiation_allowed(struct tls_stream *s)
+{
+    unsigned v = s->have_info ? tls_protocol_version(s->info.dwProtocol) : 0;
+    switch (tls_renegotiation_verdict(s->server, v, &s->renegotiations, &s->post_handshake)) {
+    case TLS_RENEG_FOLLOW:
+        return 1;
+    case TLS_RENEG_REFUSE:
+        queue_alert(s, TLS1_ALERT_WARNING, TLS1_ALERT_NO_RENEGOTIATION);
+        fail(s, LOC_SSPI_RENEGOTIATE_REFUSED, SEC_I_RENEGOTIATE);
+        return 0;
+    default:
+        fail(s, LOC_SSPI_RENEGOTIATE_LIMIT, SEC_I_RENEGOTIATE);
+        return 0;
     }
 }
 
@@ -359,9 +403,16 @@ static int step_decrypt(struct tls_stream *s)
     size_t rest = extra ? extra->cbBuffer : 0;
     if (rest > avail)
         rest = avail;
+    if (st == SEC_E_OK && rest == avail) {
+        /* Success that took nothing would be asked again forever. */
+        fail(s, LOC_SSPI_DECRYPT, SEC_E_INTERNAL_ERROR);
+        return 0;
+    }
     buf_consume(&s->in, avail - rest);
     s->need = 0;
     if (st == SEC_I_RENEGOTIATE) {
+        if (!renegotiation_allowed(s))
+            return 0;
         /* The bytes that follow are handshake messages (TLS 1.3 tickets and
          * key updates come this way): they go to the handshake function. */
         s->state = TLS_ST_HANDSHAKE;
@@ -853,6 +904,8 @@ static const char *site_name(DWORD loc)
     case LOC_SSPI_DECRYPT: return "DecryptMessage";
     case LOC_SSPI_HANDSHAKE: return "the TLS handshake";
     case LOC_SSPI_RENEGOTIATE: return "the TLS renegotiation";
+    case LOC_SSPI_RENEGOTIATE_REFUSED: return "a renegotiation the client asked for (refused)";
+    case LOC_SSPI_RENEGOTIATE_LIMIT: return "a renegotiation beyond the limit (refused)";
     case LOC_SSPI_ENCRYPT: return "EncryptMessage";
     case LOC_SSPI_SHUTDOWN: return "the TLS shutdown";
     case LOC_SSPI_ATTRIBUTES: return "QueryContextAttributes";

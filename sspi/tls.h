@@ -30,6 +30,13 @@
  * it delivers no plaintext, but can still write (the 454 reply) and shut down.
  * A client stream also checks the server's certificate (TLS_TRUST_VERIFY).
  *
+ * Renegotiation is bounded: a server stream refuses a client-initiated
+ * renegotiation (TLS 1.2 and older) with a no_renegotiation alert and fails
+ * (LOC_SSPI_RENEGOTIATE_REFUSED); a client stream follows at most
+ * TLS_RENEGOTIATIONS_MAX server requests, and either side at most
+ * TLS_POST_HANDSHAKE_MAX TLS 1.3 post-handshake messages (tickets, key
+ * updates), beyond which it fails (LOC_SSPI_RENEGOTIATE_LIMIT).
+ *
  * This module never touches a socket, never reads a clock, and never logs on
  * its own: the caller owns I/O and decides what to report.
  */
@@ -58,6 +65,18 @@ struct tls_policy {
     int aead_only;            /* 0; 1: GCM, CCM or ChaCha20-Poly1305 suites only */
 };
 #define TLS_POLICY_DEFAULT { TLS_V1_2, 128, 0 }
+
+/* Renegotiation bounds (see the top of this file). */
+#define TLS_RENEGOTIATIONS_MAX 1u  /* server-requested, on a client stream */
+#define TLS_POST_HANDSHAKE_MAX 32u /* TLS 1.3 tickets and key updates */
+
+/* SEC_I_RENEGOTIATE arrived on a stream that negotiated version (0 if
+ * unknown): follow it, refuse it (a server, before TLS 1.3), or refuse it as
+ * beyond the bound. Counts it in *renegotiations (before TLS 1.3) or
+ * *post_handshake (TLS 1.3). */
+enum tls_reneg { TLS_RENEG_FOLLOW = 0, TLS_RENEG_REFUSE, TLS_RENEG_LIMIT };
+enum tls_reneg tls_renegotiation_verdict(int server, unsigned version, unsigned *renegotiations,
+                                         unsigned *post_handshake);
 
 /* Map SecPkgContext_ConnectionInfo.dwProtocol (SP_PROT_*) to a wire version;
  * 0 when unknown. */

@@ -103,6 +103,16 @@ int tls_suite_is_aead(const SecPkgContext_CipherInfo *suite)
     return -1;
 }
 
+enum tls_reneg tls_renegotiation_verdict(int server, unsigned version, unsigned *renegotiations,
+                                         unsigned *post_handshake)
+{
+    if (version >= TLS_V1_3)
+        return ++*post_handshake <= TLS_POST_HANDSHAKE_MAX ? TLS_RENEG_FOLLOW : TLS_RENEG_LIMIT;
+    if (server)
+        return TLS_RENEG_REFUSE;
+    return ++*renegotiations <= TLS_RENEGOTIATIONS_MAX ? TLS_RENEG_FOLLOW : TLS_RENEG_LIMIT;
+}
+
 static void version_name(unsigned v, char *out, size_t cap)
 {
     if (v >= TLS_V1_0 && v <= 0x03FFu)

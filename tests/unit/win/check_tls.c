@@ -8,7 +8,8 @@
  * bit (4131 with f3 03 15 00 0f 03 09 80), records cut at cbMaximumMessage,
  * the negotiated-strength policy, certificates (self-signed, store, check).
  * TLS decided at the handshake: the policy in the credentials (protocols,
- * and suites where the platform can) and the AEAD-only policy. A minimal
+ * and suites where the platform can), the AEAD-only policy, a client's
+ * renegotiation refused by the server and the renegotiation bounds. A minimal
  * TLS 1.2 client over CNG (tls_raw_peer.h) plays the peers Schannel's own
  * client cannot under Wine.
  */
@@ -929,6 +930,76 @@ START_TEST(aead_only_refuses_cbc)
 }
 END_TEST
 
+/* A client that renegotiates (RFC 5746, inside the session) is refused at
+ * once with a no_renegotiation alert; the stream fails with a location of
+ * its own and the status seen, and what came before is kept. Before, the
+ * server stream went back to the handshake and waited for ever. */
+START_TEST(client_renegotiation_refused)
+{
+    need_creds();
+    struct raw_peer r;
+    struct tls_stream *s;
+    ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
+    ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
+    raw_handshake(&r, s);
+    ck_assert_msg(!r.error && r.established, "raw client: error %d", r.error);
+    ck_assert_int_eq(tls_state(s), TLS_ST_OPEN);
+
+    raw_write(&r, "EHLO client\r\n", 13);
+    raw_hello(&r); /* the renegotiation, encrypted, in the same read */
+    raw_write(&r, "after\r\n", 7);
+    SECURITY_STATUS st = tls_feed(s, r.out, r.outlen);
+    r.outlen = 0;
+    ck_assert_msg(st == SEC_I_RENEGOTIATE, "status 0x%08lx", (unsigned long)st);
+    ck_assert_int_eq(tls_state(s), TLS_ST_FAILED);
+    ck_assert_uint_eq(tls_fail_location(s), LOC_SSPI_RENEGOTIATE_REFUSED);
+    ck_assert_uint_eq(tls_handshakes(s), 1);
+    size_t n;
+    const unsigned char *b = tls_app_buf(s, &n);
+    ck_assert_uint_eq(n, 13);
+    ck_assert_int_eq(memcmp(b, "EHLO client\r\n", 13), 0);
+    b = tls_out_buf(s, &n);
+    ck_assert_msg(n > 0, "no alert for the client");
+    raw_feed(&r, b, n);
+    ck_assert_int_eq(r.error, 0);
+    ck_assert_int_eq(r.alerts, 1);
+    ck_assert_uint_eq(r.alert[0], TLS1_ALERT_WARNING);
+    ck_assert_uint_eq(r.alert[1], TLS1_ALERT_NO_RENEGOTIATION);
+    ck_assert_int_eq(tls_feed(s, "x", 1), SEC_I_RENEGOTIATE); /* dead stays dead */
+
+    unsigned char data[8];
+    tls_event_data(tls_fail_location(s), (DWORD)tls_status(s), data);
+    static const unsigned char want[8] = { 0x10, 0x01, 0x15, 0x00, 0x21, 0x03, 0x09, 0x00 };
+    ck_assert_int_eq(memcmp(data, want, 8), 0);
+    tls_free(s);
+    raw_free(&r);
+}
+END_TEST
+
+/* The bounds themselves: a server refuses every renegotiation before
+ * TLS 1.3, a client follows TLS_RENEGOTIATIONS_MAX, either side follows
+ * TLS_POST_HANDSHAKE_MAX TLS 1.3 post-handshake messages; then no more. */
+START_TEST(renegotiation_bounds)
+{
+    unsigned reneg = 0, post = 0;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(1, TLS_V1_2, &reneg, &post), TLS_RENEG_REFUSE);
+    ck_assert_int_eq(tls_renegotiation_verdict(1, 0, &reneg, &post), TLS_RENEG_REFUSE);
+    for (unsigned i = 0; i < TLS_RENEGOTIATIONS_MAX; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(0, TLS_V1_2, &reneg, &post), TLS_RENEG_FOLLOW);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(0, TLS_V1_2, &reneg, &post), TLS_RENEG_LIMIT);
+    for (int server = 0; server < 2; server++) {
+        reneg = post = 0;
+        for (unsigned i = 0; i < TLS_POST_HANDSHAKE_MAX; i++)
+            ck_assert_int_eq(tls_renegotiation_verdict(server, TLS_V1_3, &reneg, &post),
+                             TLS_RENEG_FOLLOW);
+        ck_assert_int_eq(tls_renegotiation_verdict(server, TLS_V1_3, &reneg, &post), TLS_RENEG_LIMIT);
+        ck_assert_uint_eq(reneg, 0);
+    }
+}
+END_TEST
+
 Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -955,6 +1026,8 @@ Suite *tls_suite(void)
     tcase_add_test(th, old_protocol_refused_in_handshake);
     tcase_add_test(th, aead_suite_names);
     tcase_add_test(th, aead_only_refuses_cbc);
+    tcase_add_test(th, client_renegotiation_refused);
+    tcase_add_test(th, renegotiation_bounds);
     suite_add_tcase(s, th);
     TCase *tcert = tcase_create("cert");
     tcase_set_timeout(tcert, 120);
