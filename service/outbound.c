@@ -27,6 +27,7 @@
 #include "location.h"
 #include "netio.h"
 #include "ntlm.h"
+#include "tlscache.h"
 #include "utf.h"
 
 #define OUT_CONNECT_TIMEOUT   60u     /* seconds for connect() */
@@ -404,7 +405,7 @@ static void start_tls(struct outbound *c)
     /* Whatever followed the 220 in clear can only be an injection. */
     c->in_off = c->in_len = 0;
     if (!c->cred.valid) {
-        SECURITY_STATUS st = tls_cred_client(&c->cred, NULL);
+        SECURITY_STATUS st = tls_cred_for_peer(&c->cred, c->host_w, NULL);
         if (st != SEC_E_OK) {
             status_text(st, st_text, sizeof st_text);
             snprintf(why, sizeof why, "AcquireCredentialsHandle (Schannel) failed: %s", st_text);

@@ -28,6 +28,7 @@
 #include "cert.h"
 #include "eventlog.h"
 #include "location.h"
+#include "tlscache.h"
 
 #define TLS_HEADER        5u                       /* record header bytes */
 #define TLS_CONTENT_ALERT 21u                      /* record content type */
@@ -642,8 +643,11 @@ SECURITY_STATUS tls_cred_client(struct tls_cred *c, const struct tls_policy *pol
 
 void tls_cred_free(struct tls_cred *c)
 {
-    if (c->valid)
+    if (c->entry) {
+        tls_cache_release(c);
+    } else if (c->valid) {
         FreeCredentialsHandle(&c->h);
+    }
     memset(c, 0, sizeof *c);
 }
 

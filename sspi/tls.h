@@ -110,6 +110,8 @@ enum tls_cred_form {
     TLS_CRED_LEGACY, /* SCHANNEL_CRED: grbitEnabledProtocols, dwMinimumCipherStrength */
 };
 
+struct tls_cache_entry;
+
 /* Credentials, shared by any number of streams; free after the last one. */
 struct tls_cred {
     CredHandle h;
@@ -119,6 +121,7 @@ struct tls_cred {
     DWORD protocols;  /* SP_PROT_* the credentials allow, as Schannel reports them
                          (SECPKG_ATTR_SUPPORTED_PROTOCOLS; 0 if it cannot say) */
     int suites_set;   /* cipher restrictions (CRYPTO_SETTINGS) are in the credentials */
+    struct tls_cache_entry *entry; /* from tls_cred_for_peer (tlscache.h) */
 };
 /* Server: the certificate must have a private key (cert.h loads one).
  * Client: no client certificate; the server's is checked by the stream.
@@ -129,6 +132,7 @@ struct tls_cred {
 SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert,
                                 const struct tls_policy *policy);
 SECURITY_STATUS tls_cred_client(struct tls_cred *c, const struct tls_policy *policy);
+/* Frees the credentials, or gives a cached one back (tlscache.h). */
 void tls_cred_free(struct tls_cred *c);
 /* "SCHANNEL_CRED, TLS 1.2 (server)" and the like, for tests and reports. */
 void tls_cred_describe(const struct tls_cred *c, char *text, size_t cap);

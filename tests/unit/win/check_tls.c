@@ -9,7 +9,8 @@
  * the negotiated-strength policy, certificates (self-signed, store, check).
  * TLS decided at the handshake: the policy in the credentials (protocols,
  * and suites where the platform can), the AEAD-only policy, a client's
- * renegotiation refused by the server and the renegotiation bounds. A minimal
+ * renegotiation refused by the server and the renegotiation bounds, and
+ * outbound credentials kept per destination (sspi/tlscache.c). A minimal
  * TLS 1.2 client over CNG (tls_raw_peer.h) plays the peers Schannel's own
  * client cannot under Wine.
  */
@@ -25,6 +26,7 @@
 #include "evt.h"
 #include "location.h"
 #include "tls.h"
+#include "tlscache.h"
 #include "tls_raw_peer.h"
 #include "tls_test_pfx.h"
 
@@ -1000,6 +1002,103 @@ START_TEST(renegotiation_bounds)
 }
 END_TEST
 
+/* Outbound credentials: one per destination and policy, shared while held,
+ * reused after release, freed when idle, bounded. */
+START_TEST(cache_per_destination)
+{
+    need_creds();
+    tls_cache_shutdown();
+    tls_cache_configure(3, 60000);
+    struct tls_cache_stats st0, st;
+    tls_cache_stats(&st0);
+    struct tls_cred a, a2, b, c;
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    ck_assert_int_eq(tls_cred_for_peer(&a2, L"MX1.Example", NULL), SEC_E_OK);
+    ck_assert_ptr_nonnull(a.entry);
+    ck_assert_ptr_eq(a.entry, a2.entry);
+    ck_assert(a.h.dwLower == a2.h.dwLower && a.h.dwUpper == a2.h.dwUpper);
+    static const struct tls_policy aead = { TLS_V1_2, 128, 1 };
+    ck_assert_int_eq(tls_cred_for_peer(&b, L"mx1.example", &aead), SEC_E_OK);
+    ck_assert_ptr_ne(b.entry, a.entry);
+    ck_assert_int_eq(tls_cred_for_peer(&c, L"mx2.example", NULL), SEC_E_OK);
+    ck_assert_ptr_ne(c.entry, a.entry);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.held, 3);
+    ck_assert_uint_eq(st.hits - st0.hits, 1);
+    ck_assert_uint_eq(st.misses - st0.misses, 3);
+
+    /* Full of held entries: the fourth destination gets its own. */
+    struct tls_cred d;
+    ck_assert_int_eq(tls_cred_for_peer(&d, L"mx3.example", NULL), SEC_E_OK);
+    ck_assert_ptr_null(d.entry);
+    ck_assert_int_eq(d.valid, 1);
+    tls_cred_free(&d);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.uncached - st0.uncached, 1);
+    ck_assert_uint_eq(st.entries, 3);
+
+    /* A held credential serves handshakes; released, it is kept. Whether
+     * the second session resumes is the platform's business: printed (the
+     * ClientHello's session id, the server's first flight). */
+    struct pair p;
+    struct tls_config cc = { NULL, L"localhost", TLS_TRUST_ANY };
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tls_new(&p.c, &a, &cc), SEC_E_OK);
+        ck_assert_int_eq(tls_new(&p.s, &g_scred, NULL), SEC_E_OK);
+        size_t hello, flight;
+        const unsigned char *h = tls_out_buf(p.c, &hello);
+        ck_assert_uint_gt(hello, 44);
+        unsigned sid = h[43];
+        move(p.c, p.s);
+        tls_out_buf(p.s, &flight);
+        fprintf(stderr, "check_tls: cached credential, session %d: ClientHello session id %u bytes, "
+                        "server's first flight %zu bytes\n", round + 1, sid, flight);
+        handshake(&p);
+        pair_free(&p);
+    }
+    CredHandle kept = a.h;
+    tls_cred_free(&a2);
+    tls_cred_free(&a);
+    ck_assert_int_eq(a.valid, 0);
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    ck_assert(a.h.dwLower == kept.dwLower && a.h.dwUpper == kept.dwUpper);
+    tls_cred_free(&a);
+
+    /* Room for a new destination comes from the least recently used
+     * entry nobody holds. */
+    ck_assert_int_eq(tls_cred_for_peer(&d, L"mx4.example", NULL), SEC_E_OK);
+    ck_assert_ptr_nonnull(d.entry);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.freed - st0.freed, 1);
+
+    /* Shut down while held: the holder keeps a working credential, freed
+     * at its release. */
+    tls_cache_shutdown();
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 0);
+    ck_assert_int_eq(tls_new(&p.c, &d, &cc), SEC_E_OK);
+    ck_assert_int_eq(tls_new(&p.s, &g_scred, NULL), SEC_E_OK);
+    handshake(&p);
+    pair_free(&p);
+    unsigned long before = st.freed;
+    tls_cred_free(&d);
+    tls_cred_free(&b);
+    tls_cred_free(&c);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.freed - before, 3);
+
+    /* Idle time 0: released entries go at the next use. */
+    tls_cache_configure(3, 0);
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    tls_cred_free(&a);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 0);
+    tls_cache_configure(TLS_CACHE_MAX_DEFAULT, TLS_CACHE_IDLE_DEFAULT);
+}
+END_TEST
+
 Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -1028,6 +1127,7 @@ Suite *tls_suite(void)
     tcase_add_test(th, aead_only_refuses_cbc);
     tcase_add_test(th, client_renegotiation_refused);
     tcase_add_test(th, renegotiation_bounds);
+    tcase_add_test(th, cache_per_destination);
     suite_add_tcase(s, th);
     TCase *tcert = tcase_create("cert");
     tcase_set_timeout(tcert, 120);
