@@ -76,8 +76,8 @@ int main(void)
     DWORD rc = cert_new(L"CN=localhost", CERT_NEW_NO_STORE | CERT_NEW_USER_KEYSET, &cert, NULL);
     if (rc) die("cert_new", rc);
     struct tls_cred sc, cc;
-    if ((rc = (DWORD)tls_cred_server(&sc, cert)) != 0) die("server credentials", rc);
-    if ((rc = (DWORD)tls_cred_client(&cc)) != 0) die("client credentials", rc);
+    if ((rc = (DWORD)tls_cred_server(&sc, cert, NULL)) != 0) die("server credentials", rc);
+    if ((rc = (DWORD)tls_cred_client(&cc, NULL)) != 0) die("client credentials", rc);
     static unsigned char plain[BENCH_RECORD];
     for (unsigned i = 0; i < sizeof plain; i++)
         plain[i] = (unsigned char)(i * 131u + 7u);
@@ -131,7 +131,7 @@ int main(void)
     char text[320] = "";
     struct tls_policy pol = TLS_POLICY_DEFAULT;
     if (tls_connection_info(s1, &ci) == SEC_E_OK)
-        tls_policy_check(&pol, &ci, text, sizeof text);
+        tls_policy_check(&pol, &ci, NULL, text, sizeof text);
     printf("session: %s\n", text);
     printf("records: %u x %u bytes (%.1f MiB plaintext each way)\n", BENCH_RECORDS, BENCH_RECORD,
            BENCH_RECORDS * (double)BENCH_RECORD / 1048576.0);

@@ -103,5 +103,8 @@
 #define LOC_SSPI_TLS_CRED       LOC(LOCMOD_SSPI, 0x0109) /* AcquireCredentialsHandle (Schannel) */
 #define LOC_SSPI_CERT_LOAD      LOC(LOCMOD_SSPI, 0x010A) /* server certificate: PFX or store */
 #define LOC_SSPI_CERT_NEW       LOC(LOCMOD_SSPI, 0x010B) /* imsvc cert new */
+/* TLS decided at the handshake: renegotiation bounds */
+#define LOC_SSPI_RENEGOTIATE_REFUSED LOC(LOCMOD_SSPI, 0x0110) /* server: client-initiated renegotiation */
+#define LOC_SSPI_RENEGOTIATE_LIMIT   LOC(LOCMOD_SSPI, 0x0111) /* renegotiations/post-handshake messages beyond the bound */
 
 #endif

@@ -73,6 +73,7 @@ static const struct cfg_entry config_table[] = {
     { L"CertificatePasswordFile", CFG_STR, FIELD(certificate_password_file), 0, 0, check_opt_path },
     { L"TlsMinVersion",  CFG_DWORD, DWFIELD(tls_min_version), 10, 13,    NULL },
     { L"TlsMinCipherBits", CFG_DWORD, DWFIELD(tls_min_cipher_bits), 40, 512, NULL },
+    { L"TlsAeadOnly",    CFG_DWORD, DWFIELD(tls_aead_only),  0, 1,       NULL },
     { L"NtlmMinKeyBits", CFG_DWORD, DWFIELD(ntlm_min_key_bits), 40, 256, NULL },
     { L"SmartHost",      CFG_STR,   FIELD(smart_host),       0, 0,       check_smart_host },
     { L"SmartHostTls",   CFG_DWORD, DWFIELD(smart_host_tls), 0, 2,       NULL },

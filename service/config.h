@@ -45,6 +45,7 @@ struct imsvc_config {
     wchar_t certificate_password_file[MAX_PATH]; /* CertificatePasswordFile: the PFX password */
     DWORD tls_min_version;             /* TlsMinVersion: 12 = TLS 1.2, 13 = TLS 1.3 */
     DWORD tls_min_cipher_bits;         /* TlsMinCipherBits */
+    DWORD tls_aead_only;               /* TlsAeadOnly: 1 = GCM/CCM/ChaCha20-Poly1305 suites only */
     DWORD ntlm_min_key_bits;           /* NtlmMinKeyBits */
     /* delivery */
     wchar_t smart_host[300];           /* SmartHost: "host[:port]" or "[addr][:port]"; empty: MX */

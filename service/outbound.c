@@ -32,6 +32,7 @@
 #include "channel.h"
 #include "ioengine.h"
 #include "ntlm.h"
+#include "tlscache.h"
 #include "utf.h"
 
 #define OUT_CONNECT_TIMEOUT   60u     /* seconds for a connection to be made */
@@ -297,7 +298,7 @@ static void start_tls(struct outbound *c)
 {
     char why[OUT_WHY_MAX], st_text[96];
     if (!c->cred.valid) {
-        SECURITY_STATUS st = tls_cred_client(&c->cred);
+        SECURITY_STATUS st = tls_cred_for_peer(&c->cred, c->host_w, NULL);
         if (st != SEC_E_OK) {
             status_text(st, st_text, sizeof st_text);
             snprintf(why, sizeof why, "AcquireCredentialsHandle (Schannel) failed: %s", st_text);

@@ -18,6 +18,7 @@
 #include "queue.h"
 #include "ioengine.h"
 #include "smtp_server.h"
+#include "tlscache.h"
 #include "version.h"
 
 #define WAIT_HINT_START_MS 10000
@@ -323,6 +324,7 @@ static int service_loop(void)
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
     smtp_server_stop(WAIT_HINT_STOP_MS / 2);
     queue_stop(WAIT_HINT_STOP_MS / 2);
+    tls_cache_shutdown();   /* outbound credentials kept per destination */
     io_engine_stop();
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
                  LOC_SVC_STOP, 0, 1, (const wchar_t *[]){ mode_name() });

@@ -1023,7 +1023,7 @@ static DWORD load_certificate(const struct imsvc_config *cfg)
         what = cfg->certificate;
     }
     if (rc == ERROR_SUCCESS) {
-        SECURITY_STATUS st = tls_cred_server(&srv.tls_cred, cert);
+        SECURITY_STATUS st = tls_cred_server(&srv.tls_cred, cert, &srv.tls_policy);
         CertFreeCertificateContext(cert);
         if (st == SEC_E_OK)
             return ERROR_SUCCESS;
@@ -1074,6 +1074,7 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
                                  cfg->tls_min_version == 11 ? TLS_V1_1 :
                                  cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;
     srv.tls_policy.min_cipher_bits = cfg->tls_min_cipher_bits;
+    srv.tls_policy.aead_only = cfg->tls_aead_only != 0;
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
         srv.engine.options |= SMTPD_OPT_STARTTLS;

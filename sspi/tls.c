@@ -3,10 +3,22 @@
  * See tls.h for the contract. The engine is process(): it runs whenever
  * ciphertext arrives and consumes every complete record it holds, handshake
  * or application data, following each SECBUFFER_EXTRA, before it returns to
- * ask for more. It must never drop a byte it was given, and never call an
- * SSPI function with a buffer Schannel could misread (fewer than a record
- * header's five bytes, or fewer than SECBUFFER_MISSING asked for).
+ * ask for more. It must never drop a byte it was given, never call an SSPI
+ * function with a buffer Schannel could misread (fewer than a record
+ * header's five bytes, or fewer than SECBUFFER_MISSING asked for), and never
+ * loop without progress: every turn consumes input, or waits, or counts
+ * against a renegotiation bound.
+ *
+ * Credentials carry the policy (protocols, strength, suites): the new
+ * SCH_CREDENTIALS form first, kept only if Schannel shows that it honoured
+ * it; the legacy SCHANNEL_CRED otherwise (docs/tls.md says what each
+ * platform measured did).
  */
+#define SCHANNEL_USE_BLACKLISTS /* SCH_CREDENTIALS, TLS_PARAMETERS, CRYPTO_SETTINGS */
+#include <windows.h>
+#include <subauth.h>            /* UNICODE_STRING, which they use */
+#include <bcrypt.h>             /* CNG algorithm and chaining mode names */
+
 #include "tls.h"
 
 #include <stdio.h>
@@ -16,6 +28,7 @@
 #include "cert.h"
 #include "eventlog.h"
 #include "location.h"
+#include "tlscache.h"
 
 #define TLS_HEADER        5u                       /* record header bytes */
 #define TLS_CONTENT_ALERT 21u                      /* record content type */
@@ -53,11 +66,15 @@ struct tls_stream {
     int close_sent;
     int renegotiating;
     unsigned handshakes;
+    unsigned renegotiations;     /* TLS 1.2 and older, after the first handshake */
+    unsigned post_handshake;     /* TLS 1.3 post-handshake messages */
     size_t need;                 /* pending input needed before the next call */
 
     SecPkgContext_StreamSizes sizes;
     SecPkgContext_ConnectionInfo info;
     int have_info;
+    SecPkgContext_CipherInfo suite;
+    int have_suite;
     char policy_text[TLS_TEXT_MAX];
 
     struct buf in, out, app, pending;
@@ -211,6 +228,11 @@ static void handshake_done(struct tls_stream *s)
         return;
     }
     s->have_info = 1;
+    /* The suite's name says its mode (CBC or AEAD), which CONNECTION_INFO
+     * does not; a platform without it leaves an AEAD-only policy unmet. */
+    memset(&s->suite, 0, sizeof s->suite);
+    s->suite.dwVersion = SECPKGCONTEXT_CIPHERINFO_V1;
+    s->have_suite = QueryContextAttributesW(&s->ctx, SECPKG_ATTR_CIPHER_INFO, &s->suite) == SEC_E_OK;
     if (!s->server && s->trust != TLS_TRUST_ANY) {
         PCCERT_CONTEXT peer = NULL;
         st = QueryContextAttributesW(&s->ctx, SECPKG_ATTR_REMOTE_CERT_CONTEXT, &peer);
@@ -225,7 +247,8 @@ static void handshake_done(struct tls_stream *s)
             return;
         }
     }
-    if (!tls_policy_check(&s->policy, &s->info, s->policy_text, sizeof s->policy_text)) {
+    if (!tls_policy_check(&s->policy, &s->info, s->have_suite ? &s->suite : NULL, s->policy_text,
+                          sizeof s->policy_text)) {
         s->state = TLS_ST_REFUSED;
         s->status = SEC_E_ALGORITHM_MISMATCH;
         s->fail_loc = LOC_SSPI_POLICY;
@@ -283,11 +306,51 @@ static int step_handshake(struct tls_stream *s)
         size_t extra = ib[1].BufferType == SECBUFFER_EXTRA ? ib[1].cbBuffer : 0;
         if (extra > avail)
             extra = avail;
+        if (st == SEC_I_CONTINUE_NEEDED && extra == avail) {
+            /* Nothing taken: calling again with the same bytes would loop. */
+            s->need = avail + 1;
+            return 0;
+        }
         buf_consume(&s->in, avail - extra);
         s->need = 0;
         if (st == SEC_E_OK)
             handshake_done(s);
         return s->state != TLS_ST_FAILED;
+    }
+}
+
+/* Queue an alert for the peer (SCHANNEL_ALERT, then one handshake call
+ * whose output token carries it). Best effort: the stream is ending. */
+static void queue_alert(struct tls_stream *s, DWORD type, DWORD number)
+{
+    SCHANNEL_ALERT_TOKEN t = { SCHANNEL_ALERT, type, number };
+    SecBuffer tb = { sizeof t, SECBUFFER_TOKEN, &t };
+    SecBufferDesc td = { SECBUFFER_VERSION, 1, &tb };
+    if (ApplyControlToken(&s->ctx, &td) == SEC_E_OK)
+        handshake_call(s, NULL);
+}
+
+/* SEC_I_RENEGOTIATE arrived: may the stream go back to the handshake?
+ * TLS 1.3 has no renegotiation, only post-handshake messages (tickets, key
+ * updates): those are followed up to a bound. Before TLS 1.3 it is a new
+ * handshake: a server refuses the client's (a peer that renegotiates at will
+ * makes the server do public-key work at will, and the SMTP session gains
+ * nothing); a client follows a server's request at most
+ * TLS_RENEGOTIATIONS_MAX times. A refusal fails the stream with the status
+ * seen (SEC_I_RENEGOTIATE), so the owner ends the session and reports it. */
+static int renegotiation_allowed(struct tls_stream *s)
+{
+    unsigned v = s->have_info ? tls_protocol_version(s->info.dwProtocol) : 0;
+    switch (tls_renegotiation_verdict(s->server, v, &s->renegotiations, &s->post_handshake)) {
+    case TLS_RENEG_FOLLOW:
+        return 1;
+    case TLS_RENEG_REFUSE:
+        queue_alert(s, TLS1_ALERT_WARNING, TLS1_ALERT_NO_RENEGOTIATION);
+        fail(s, LOC_SSPI_RENEGOTIATE_REFUSED, SEC_I_RENEGOTIATE);
+        return 0;
+    default:
+        fail(s, LOC_SSPI_RENEGOTIATE_LIMIT, SEC_I_RENEGOTIATE);
+        return 0;
     }
 }
 
@@ -341,9 +404,16 @@ static int step_decrypt(struct tls_stream *s)
     size_t rest = extra ? extra->cbBuffer : 0;
     if (rest > avail)
         rest = avail;
+    if (st == SEC_E_OK && rest == avail) {
+        /* Success that took nothing would be asked again forever. */
+        fail(s, LOC_SSPI_DECRYPT, SEC_E_INTERNAL_ERROR);
+        return 0;
+    }
     buf_consume(&s->in, avail - rest);
     s->need = 0;
     if (st == SEC_I_RENEGOTIATE) {
+        if (!renegotiation_allowed(s))
+            return 0;
         /* The bytes that follow are handshake messages (TLS 1.3 tickets and
          * key updates come this way): they go to the handshake function. */
         s->state = TLS_ST_HANDSHAKE;
@@ -439,43 +509,174 @@ static void flush_pending(struct tls_stream *s)
 
 /* Public: credentials ------------------------------------------------------ */
 
-static SECURITY_STATUS acquire(struct tls_cred *c, ULONG use, SCHANNEL_CRED *sc)
+/* Bulk ciphers no session may use, whatever the policy. */
+static const wchar_t *const never_ciphers[] = { L"RC4", L"DES", L"3DES", L"3DES_112", L"RC2" };
+#define CRED_CRYPTO_MAX 10u
+
+/* Everything SCH_CREDENTIALS points to, in one place that outlives the call. */
+struct sch_build {
+    UNICODE_STRING alg[CRED_CRYPTO_MAX];
+    UNICODE_STRING cbc;
+    CRYPTO_SETTINGS crypto[CRED_CRYPTO_MAX];
+    TLS_PARAMETERS tp;
+    SCH_CREDENTIALS sc;
+};
+
+static void ustr(UNICODE_STRING *u, const wchar_t *text)
+{
+    u->Length = (USHORT)(wcslen(text) * sizeof(wchar_t));
+    u->MaximumLength = (USHORT)(u->Length + sizeof(wchar_t));
+    u->Buffer = (PWSTR)text;
+}
+
+static void add_crypto(struct sch_build *b, const wchar_t *alg, DWORD min_bits, int cbc_only)
+{
+    DWORD i = b->tp.cDisabledCrypto;
+    if (i >= CRED_CRYPTO_MAX)
+        return;
+    ustr(&b->alg[i], alg);
+    b->crypto[i].eAlgorithmUsage = TlsParametersCngAlgUsageCipher;
+    b->crypto[i].strCngAlgId = b->alg[i];
+    if (cbc_only) {
+        b->crypto[i].cChainingModes = 1;
+        b->crypto[i].rgstrChainingModes = &b->cbc;
+    }
+    /* A minimum bit length disables the algorithm's shorter keys only. */
+    b->crypto[i].dwMinBitLength = min_bits;
+    b->tp.cDisabledCrypto = i + 1;
+}
+
+static void sch_fill(struct sch_build *b, const struct tls_policy *p, int server,
+                     PCCERT_CONTEXT *cert, DWORD flags)
+{
+    memset(b, 0, sizeof *b);
+    ustr(&b->cbc, BCRYPT_CHAIN_MODE_CBC);
+    for (size_t i = 0; i < ARRAYSIZE(never_ciphers); i++)
+        add_crypto(b, never_ciphers[i], 0, 0);
+    if (p->min_cipher_bits > 128)
+        add_crypto(b, BCRYPT_AES_ALGORITHM, p->min_cipher_bits, 0);
+    if (p->min_cipher_bits > 256)
+        add_crypto(b, L"CHACHA20_POLY1305", 0, 0);
+    if (p->aead_only)
+        add_crypto(b, BCRYPT_AES_ALGORITHM, 0, 1);
+    b->tp.grbitDisabledProtocols = tls_policy_disabled_protocols(p, server);
+    b->tp.pDisabledCrypto = b->crypto;
+    b->sc.dwVersion = SCH_CREDENTIALS_VERSION;
+    b->sc.cCreds = cert ? 1 : 0;
+    b->sc.paCred = cert;
+    b->sc.dwFlags = flags;
+    b->sc.cTlsParameters = 1;
+    b->sc.pTlsParameters = &b->tp;
+}
+
+static SECURITY_STATUS acquire(struct tls_cred *c, ULONG use, void *auth)
 {
     TimeStamp ts;
     memset(c, 0, sizeof *c);
-    SECURITY_STATUS st = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, sc,
+    SECURITY_STATUS st = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, auth,
                                                    NULL, NULL, &c->h, &ts);
     if (st == SEC_E_OK) {
         c->valid = 1;
         c->server = use == SECPKG_CRED_INBOUND;
+        SecPkgCred_SupportedProtocols sp = { 0 };
+        if (QueryCredentialsAttributesW(&c->h, SECPKG_ATTR_SUPPORTED_PROTOCOLS, &sp) == SEC_E_OK)
+            c->protocols = sp.grbitProtocol;
     }
     return st;
 }
 
-SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert)
+/* The new form where Schannel takes it and shows it honoured the protocol
+ * floor (a Schannel that accepts SCH_CREDENTIALS but ignores TLS_PARAMETERS,
+ * as Wine 10's does, still reports the versions it would offer); else the
+ * legacy form, whose protocol mask and minimum strength every Schannel
+ * reads. Either way the stream checks every handshake again. */
+static SECURITY_STATUS cred_make(struct tls_cred *c, ULONG use, PCCERT_CONTEXT cert,
+                                 const struct tls_policy *policy, DWORD flags)
 {
+    static const struct tls_policy def = TLS_POLICY_DEFAULT;
+    const struct tls_policy *p = policy ? policy : &def;
+    int server = use == SECPKG_CRED_INBOUND;
+    PCCERT_CONTEXT certs[1] = { cert };
+
+    struct sch_build *b = calloc(1, sizeof *b);
+    if (!b)
+        return SEC_E_INSUFFICIENT_MEMORY;
+    sch_fill(b, p, server, cert ? certs : NULL, flags | SCH_USE_STRONG_CRYPTO);
+    SECURITY_STATUS st = acquire(c, use, &b->sc);
+    DWORD suites = b->tp.cDisabledCrypto;
+    free(b);
+    if (st == SEC_E_OK) {
+        if (!(c->protocols & tls_policy_disabled_protocols(p, server))) {
+            c->form = TLS_CRED_SCH;
+            c->suites_set = suites > 0;
+            return SEC_E_OK;
+        }
+        tls_cred_free(c); /* TLS_PARAMETERS ignored: offered versions below policy */
+    }
+
     SCHANNEL_CRED sc = { 0 };
     sc.dwVersion = SCHANNEL_CRED_VERSION;
-    sc.cCreds = 1;
-    sc.paCred = &cert;
-    return acquire(c, SECPKG_CRED_INBOUND, &sc);
+    sc.cCreds = cert ? 1 : 0;
+    sc.paCred = cert ? certs : NULL;
+    sc.grbitEnabledProtocols = tls_policy_protocols(p, server);
+    sc.dwMinimumCipherStrength = p->min_cipher_bits;
+    sc.dwFlags = flags | SCH_USE_STRONG_CRYPTO;
+    st = acquire(c, use, &sc);
+    if (st == SEC_E_OK)
+        c->form = TLS_CRED_LEGACY;
+    return st;
 }
 
-SECURITY_STATUS tls_cred_client(struct tls_cred *c)
+SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert,
+                                const struct tls_policy *policy)
 {
-    SCHANNEL_CRED sc = { 0 };
-    sc.dwVersion = SCHANNEL_CRED_VERSION;
+    return cred_make(c, SECPKG_CRED_INBOUND, cert, policy, 0);
+}
+
+SECURITY_STATUS tls_cred_client(struct tls_cred *c, const struct tls_policy *policy)
+{
     /* The stream validates the server itself (cert_verify_server), so that
      * the trust choice is per destination and the failure has its status. */
-    sc.dwFlags = SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS;
-    return acquire(c, SECPKG_CRED_OUTBOUND, &sc);
+    return cred_make(c, SECPKG_CRED_OUTBOUND, NULL, policy,
+                     SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS);
 }
 
 void tls_cred_free(struct tls_cred *c)
 {
-    if (c->valid)
+    if (c->entry) {
+        tls_cache_release(c);
+    } else if (c->valid) {
         FreeCredentialsHandle(&c->h);
+    }
     memset(c, 0, sizeof *c);
+}
+
+void tls_cred_describe(const struct tls_cred *c, char *text, size_t cap)
+{
+    static const struct { DWORD bits; const char *name; } names[] = {
+        { SP_PROT_SSL2_SERVER | SP_PROT_SSL2_CLIENT, "SSL 2.0" },
+        { SP_PROT_SSL3_SERVER | SP_PROT_SSL3_CLIENT, "SSL 3.0" },
+        { SP_PROT_TLS1_0_SERVER | SP_PROT_TLS1_0_CLIENT, "TLS 1.0" },
+        { SP_PROT_TLS1_1_SERVER | SP_PROT_TLS1_1_CLIENT, "TLS 1.1" },
+        { SP_PROT_TLS1_2_SERVER | SP_PROT_TLS1_2_CLIENT, "TLS 1.2" },
+        { SP_PROT_TLS1_3_SERVER | SP_PROT_TLS1_3_CLIENT, "TLS 1.3" },
+    };
+    char vers[96] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < ARRAYSIZE(names); i++)
+        if (c->protocols & names[i].bits) {
+            int n = snprintf(vers + used, sizeof vers - used, "%s%s", used ? ", " : "", names[i].name);
+            if (n < 0 || (size_t)n >= sizeof vers - used)
+                break;
+            used += (size_t)n;
+        }
+    int n = snprintf(text, cap, "%s, %s (%s)%s",
+                     c->form == TLS_CRED_SCH ? "SCH_CREDENTIALS" :
+                     c->form == TLS_CRED_LEGACY ? "SCHANNEL_CRED" : "no credentials",
+                     used ? vers : "versions not reported", c->server ? "server" : "client",
+                     c->suites_set ? ", suites restricted in the credentials" : "");
+    if (cap && (n < 0 || (size_t)n >= cap))
+        text[cap - 1] = 0;
 }
 
 /* Public: the stream ------------------------------------------------------- */
@@ -665,6 +866,14 @@ SECURITY_STATUS tls_connection_info(const struct tls_stream *s, SecPkgContext_Co
     return SEC_E_OK;
 }
 
+SECURITY_STATUS tls_cipher_info(const struct tls_stream *s, SecPkgContext_CipherInfo *suite)
+{
+    if (!s->have_suite)
+        return SEC_E_INVALID_HANDLE;
+    *suite = s->suite;
+    return SEC_E_OK;
+}
+
 const char *tls_policy_text(const struct tls_stream *s)
 {
     return s->policy_text;
@@ -699,6 +908,8 @@ static const char *site_name(DWORD loc)
     case LOC_SSPI_DECRYPT: return "DecryptMessage";
     case LOC_SSPI_HANDSHAKE: return "the TLS handshake";
     case LOC_SSPI_RENEGOTIATE: return "the TLS renegotiation";
+    case LOC_SSPI_RENEGOTIATE_REFUSED: return "a renegotiation the client asked for (refused)";
+    case LOC_SSPI_RENEGOTIATE_LIMIT: return "a renegotiation beyond the limit (refused)";
     case LOC_SSPI_ENCRYPT: return "EncryptMessage";
     case LOC_SSPI_SHUTDOWN: return "the TLS shutdown";
     case LOC_SSPI_ATTRIBUTES: return "QueryContextAttributes";

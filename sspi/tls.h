@@ -21,10 +21,21 @@
  * SECURITY_STATUS seen and the stream is dead from then on: its owner closes
  * that session only (and may call tls_report_failure()).
  *
- * After every handshake the negotiated protocol and strength are checked
- * against a policy (tls_policy_check()); a session below policy is refused:
+ * The policy is decided first in the credentials (tls_cred_server/client:
+ * protocols, cipher strength and, where the platform can, suites), so that a
+ * peer or a scanner is never offered what policy refuses. After every
+ * handshake the negotiated protocol, strength and suite are checked again
+ * (tls_policy_check()), as a second line of defence and for what the
+ * platform's credentials cannot express; a session below policy is refused:
  * it delivers no plaintext, but can still write (the 454 reply) and shut down.
  * A client stream also checks the server's certificate (TLS_TRUST_VERIFY).
+ *
+ * Renegotiation is bounded: a server stream refuses a client-initiated
+ * renegotiation (TLS 1.2 and older) with a no_renegotiation alert and fails
+ * (LOC_SSPI_RENEGOTIATE_REFUSED); a client stream follows at most
+ * TLS_RENEGOTIATIONS_MAX server requests, and either side at most
+ * TLS_POST_HANDSHAKE_MAX TLS 1.3 post-handshake messages (tickets, key
+ * updates), beyond which it fails (LOC_SSPI_RENEGOTIATE_LIMIT).
  *
  * This module never touches a socket, never reads a clock, and never logs on
  * its own: the caller owns I/O and decides what to report.
@@ -51,32 +62,80 @@
 struct tls_policy {
     unsigned min_version;     /* TLS_V1_2 */
     unsigned min_cipher_bits; /* 128 */
+    int aead_only;            /* 0; 1: GCM, CCM or ChaCha20-Poly1305 suites only */
 };
-#define TLS_POLICY_DEFAULT { TLS_V1_2, 128 }
+#define TLS_POLICY_DEFAULT { TLS_V1_2, 128, 0 }
+
+/* Renegotiation bounds (see the top of this file). */
+#define TLS_RENEGOTIATIONS_MAX 1u  /* server-requested, on a client stream */
+#define TLS_POST_HANDSHAKE_MAX 32u /* TLS 1.3 tickets and key updates */
+
+/* SEC_I_RENEGOTIATE arrived on a stream that negotiated version (0 if
+ * unknown): follow it, refuse it (a server, before TLS 1.3), or refuse it as
+ * beyond the bound. Counts it in *renegotiations (before TLS 1.3) or
+ * *post_handshake (TLS 1.3). */
+enum tls_reneg { TLS_RENEG_FOLLOW = 0, TLS_RENEG_REFUSE, TLS_RENEG_LIMIT };
+enum tls_reneg tls_renegotiation_verdict(int server, unsigned version, unsigned *renegotiations,
+                                         unsigned *post_handshake);
 
 /* Map SecPkgContext_ConnectionInfo.dwProtocol (SP_PROT_*) to a wire version;
  * 0 when unknown. */
 unsigned tls_protocol_version(DWORD sp_prot);
 
+/* The SP_PROT_* bits of the versions the policy accepts (enabled) and of
+ * those it refuses (disabled, SSL 2.0 and 3.0 always), for a server or a
+ * client credential. */
+DWORD tls_policy_protocols(const struct tls_policy *p, int server);
+DWORD tls_policy_disabled_protocols(const struct tls_policy *p, int server);
+
+/* Is the suite an AEAD one (GCM, CCM, ChaCha20-Poly1305; every TLS 1.3
+ * suite)? From SECPKG_ATTR_CIPHER_INFO: the IANA number when the platform
+ * gives one, else the suite's name. -1 when it cannot tell. */
+int tls_suite_is_aead(const SecPkgContext_CipherInfo *suite);
+
 /* Does the negotiated connection fit the policy? Returns 1 if so, 0 if not.
- * In both cases text (when cap > 0) receives, NUL-terminated, what was
- * negotiated and what the policy requires, e.g.
+ * suite (SECPKG_ATTR_CIPHER_INFO) may be NULL when the platform has none;
+ * then an AEAD-only policy cannot be met. In both cases text (when cap > 0)
+ * receives, NUL-terminated, what was negotiated and what the policy
+ * requires, e.g.
  *   "negotiated TLS 1.2, AES 256-bit, hash SHA-384, exchange ECDHE 256-bit;
  *    policy requires TLS 1.3 or newer, 128-bit or stronger cipher" */
 int tls_policy_check(const struct tls_policy *p, const SecPkgContext_ConnectionInfo *ci,
-                     char *text, size_t cap);
+                     const SecPkgContext_CipherInfo *suite, char *text, size_t cap);
+
+/* Which structure the credentials were made with. */
+enum tls_cred_form {
+    TLS_CRED_NONE = 0,
+    TLS_CRED_SCH,    /* SCH_CREDENTIALS + TLS_PARAMETERS (Windows 10 1809+) */
+    TLS_CRED_LEGACY, /* SCHANNEL_CRED: grbitEnabledProtocols, dwMinimumCipherStrength */
+};
+
+struct tls_cache_entry;
 
 /* Credentials, shared by any number of streams; free after the last one. */
 struct tls_cred {
     CredHandle h;
     int server;
     int valid;
+    enum tls_cred_form form;
+    DWORD protocols;  /* SP_PROT_* the credentials allow, as Schannel reports them
+                         (SECPKG_ATTR_SUPPORTED_PROTOCOLS; 0 if it cannot say) */
+    int suites_set;   /* cipher restrictions (CRYPTO_SETTINGS) are in the credentials */
+    struct tls_cache_entry *entry; /* from tls_cred_for_peer (tlscache.h) */
 };
-/* Server: the certificate must have a private key (cert.h loads one). */
-SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert);
-/* Client: no client certificate; the server's is checked by the stream. */
-SECURITY_STATUS tls_cred_client(struct tls_cred *c);
+/* Server: the certificate must have a private key (cert.h loads one).
+ * Client: no client certificate; the server's is checked by the stream.
+ * Both take the policy (NULL: TLS_POLICY_DEFAULT) into the credentials:
+ * SCH_CREDENTIALS with TLS_PARAMETERS where Schannel honours it, else
+ * SCHANNEL_CRED; a platform that offers none of the versions the policy
+ * accepts fails here (SEC_E_ALGORITHM_MISMATCH or similar). */
+SECURITY_STATUS tls_cred_server(struct tls_cred *c, PCCERT_CONTEXT cert,
+                                const struct tls_policy *policy);
+SECURITY_STATUS tls_cred_client(struct tls_cred *c, const struct tls_policy *policy);
+/* Frees the credentials, or gives a cached one back (tlscache.h). */
 void tls_cred_free(struct tls_cred *c);
+/* "SCHANNEL_CRED, TLS 1.2 (server)" and the like, for tests and reports. */
+void tls_cred_describe(const struct tls_cred *c, char *text, size_t cap);
 
 enum tls_trust {
     TLS_TRUST_VERIFY = 0, /* chain to a trusted root, SSL policy, host name */
@@ -138,6 +197,9 @@ unsigned tls_handshakes(const struct tls_stream *s);
 int tls_close_sent(const struct tls_stream *s);
 /* What the last handshake negotiated; SEC_E_INVALID_HANDLE before one. */
 SECURITY_STATUS tls_connection_info(const struct tls_stream *s, SecPkgContext_ConnectionInfo *ci);
+/* The suite the last handshake negotiated (SECPKG_ATTR_CIPHER_INFO);
+ * SEC_E_INVALID_HANDLE before one or when the platform does not say. */
+SECURITY_STATUS tls_cipher_info(const struct tls_stream *s, SecPkgContext_CipherInfo *suite);
 /* The policy verdict text of the last handshake ("" before one). */
 const char *tls_policy_text(const struct tls_stream *s);
 /* The peer's certificate (free with CertFreeCertificateContext). */

@@ -7,6 +7,12 @@
  * delivered is identical. Also: close_notify, a truncated record, a flipped
  * bit (4131 with f3 03 15 00 0f 03 09 80), records cut at cbMaximumMessage,
  * the negotiated-strength policy, certificates (self-signed, store, check).
+ * TLS decided at the handshake: the policy in the credentials (protocols,
+ * and suites where the platform can), the AEAD-only policy, a client's
+ * renegotiation refused by the server and the renegotiation bounds, and
+ * outbound credentials kept per destination (sspi/tlscache.c). A minimal
+ * TLS 1.2 client over CNG (tls_raw_peer.h) plays the peers Schannel's own
+ * client cannot under Wine.
  */
 #include <check.h>
 #include <windows.h>
@@ -20,6 +26,8 @@
 #include "evt.h"
 #include "location.h"
 #include "tls.h"
+#include "tlscache.h"
+#include "tls_raw_peer.h"
 #include "tls_test_pfx.h"
 
 #define SEGMENTATIONS 1000
@@ -42,9 +50,9 @@ static void need_creds(void)
         return;
     DWORD rc = cert_new(L"CN=localhost", CERT_NEW_NO_STORE | CERT_NEW_USER_KEYSET, &g_cert, NULL);
     ck_assert_msg(rc == ERROR_SUCCESS, "cert_new: 0x%08lx", (unsigned long)rc);
-    SECURITY_STATUS st = tls_cred_server(&g_scred, g_cert);
+    SECURITY_STATUS st = tls_cred_server(&g_scred, g_cert, NULL);
     ck_assert_msg(st == SEC_E_OK, "tls_cred_server: 0x%08lx", (unsigned long)st);
-    st = tls_cred_client(&g_ccred);
+    st = tls_cred_client(&g_ccred, NULL);
     ck_assert_msg(st == SEC_E_OK, "tls_cred_client: 0x%08lx", (unsigned long)st);
 
     for (size_t i = 0; i < ARRAYSIZE(SIZES); i++)
@@ -517,21 +525,21 @@ START_TEST(policy_text_names_both_sides)
     ci.dwExchStrength = 256;
     char text[256];
     struct tls_policy def = TLS_POLICY_DEFAULT;
-    ck_assert_int_eq(tls_policy_check(&def, &ci, text, sizeof text), 1);
+    ck_assert_int_eq(tls_policy_check(&def, &ci, NULL, text, sizeof text), 1);
     ck_assert_str_eq(text, "negotiated TLS 1.2, AES 256-bit, hash SHA-384, exchange ECDHE 256-bit; "
                            "policy requires TLS 1.2 or newer, 128-bit or stronger cipher");
-    struct tls_policy v13 = { TLS_V1_3, 128 };
-    ck_assert_int_eq(tls_policy_check(&v13, &ci, text, sizeof text), 0);
-    struct tls_policy b512 = { TLS_V1_2, 512 };
-    ck_assert_int_eq(tls_policy_check(&b512, &ci, text, sizeof text), 0);
+    struct tls_policy v13 = { TLS_V1_3, 128, 0 };
+    ck_assert_int_eq(tls_policy_check(&v13, &ci, NULL, text, sizeof text), 0);
+    struct tls_policy b512 = { TLS_V1_2, 512, 0 };
+    ck_assert_int_eq(tls_policy_check(&b512, &ci, NULL, text, sizeof text), 0);
     ck_assert_ptr_nonnull(strstr(text, "512-bit or stronger"));
     ci.dwProtocol = SP_PROT_TLS1_0_CLIENT;
     ci.aiCipher = CALG_RC4;
     ci.dwCipherStrength = 40;
-    ck_assert_int_eq(tls_policy_check(&def, &ci, text, sizeof text), 0);
+    ck_assert_int_eq(tls_policy_check(&def, &ci, NULL, text, sizeof text), 0);
     ck_assert_ptr_nonnull(strstr(text, "negotiated TLS 1.0, RC4 40-bit"));
     char small[16];
-    tls_policy_check(&def, &ci, small, sizeof small); /* truncates, stays terminated */
+    tls_policy_check(&def, &ci, NULL, small, sizeof small); /* truncates, stays terminated */
     ck_assert_uint_eq(strlen(small), sizeof small - 1);
 }
 END_TEST
@@ -540,7 +548,7 @@ END_TEST
  * sides, and can still say so to the client before closing. */
 START_TEST(policy_below_minimum_refused)
 {
-    static const struct tls_policy pols[2] = { { TLS_V1_3, 128 }, { TLS_V1_2, 512 } };
+    static const struct tls_policy pols[2] = { { TLS_V1_3, 128, 0 }, { TLS_V1_2, 512, 0 } };
     static const char *const want[2] = { "policy requires TLS 1.3 or newer", "512-bit or stronger" };
     for (int i = 0; i < 2; i++) {
         struct pair p;
@@ -612,7 +620,7 @@ START_TEST(cert_new_in_machine_store)
     ck_assert_uint_eq(cert_find(L"MY", CERT_SYSTEM_STORE_LOCAL_MACHINE, L"mail.imsvc.test", &f),
                       ERROR_SUCCESS);
     struct tls_cred cr;
-    SECURITY_STATUS st = tls_cred_server(&cr, f);
+    SECURITY_STATUS st = tls_cred_server(&cr, f, NULL);
     ck_assert_msg(st == SEC_E_OK, "tls_cred_server: 0x%08lx", (unsigned long)st);
     tls_cred_free(&cr);
     CertFreeCertificateContext(f);
@@ -651,7 +659,7 @@ START_TEST(pfx_file_serves)
 
     need_creds();
     struct tls_cred sc;
-    SECURITY_STATUS st = tls_cred_server(&sc, c);
+    SECURITY_STATUS st = tls_cred_server(&sc, c, NULL);
     ck_assert_msg(st == SEC_E_OK, "tls_cred_server: 0x%08lx", (unsigned long)st);
     struct tls_config cc = { NULL, L"pfx.imsvc.test", TLS_TRUST_ANY };
     struct pair p;
@@ -667,6 +675,427 @@ START_TEST(pfx_file_serves)
     pair_free(&p);
     tls_cred_free(&sc);
     CertFreeCertificateContext(c);
+}
+END_TEST
+
+/* TLS decided at the handshake --------------------------------------------- */
+
+/* A server stream on creds with policy pol, and the raw client: run the
+ * handshake, shuttling whole flights, at most 16 rounds. */
+static void raw_handshake(struct raw_peer *r, struct tls_stream *s)
+{
+    for (int i = 0; i < 16 && !r->error; i++) {
+        if (r->outlen) {
+            tls_feed(s, r->out, r->outlen);
+            r->outlen = 0;
+        }
+        size_t n;
+        const unsigned char *b = tls_out_buf(s, &n);
+        if (n) {
+            raw_feed(r, b, n);
+            tls_out_done(s, n);
+        }
+        if (tls_state(s) != TLS_ST_HANDSHAKE && !r->outlen)
+            break;
+    }
+}
+
+static void suite_name(const struct tls_stream *s, char *out, size_t cap)
+{
+    SecPkgContext_CipherInfo ci;
+    out[0] = 0;
+    if (tls_cipher_info(s, &ci) == SEC_E_OK)
+        WideCharToMultiByte(CP_UTF8, 0, ci.szCipherSuite, -1, out, (int)cap, NULL, NULL);
+}
+
+/* The policy is in the credentials: Schannel reports only the versions the
+ * policy accepts. Wine 10 takes SCH_CREDENTIALS but ignores TLS_PARAMETERS
+ * (it reports TLS 1.0 to 1.2 for them), so the legacy form is used there. */
+START_TEST(credentials_carry_policy)
+{
+    need_creds();
+    static const struct tls_policy pols[] = { TLS_POLICY_DEFAULT, { TLS_V1_0, 128, 0 },
+                                              { TLS_V1_2, 256, 1 } };
+    const DWORD old_bits = SP_PROT_SSL2 | SP_PROT_SSL3 | SP_PROT_TLS1_0 | SP_PROT_TLS1_1;
+    for (size_t i = 0; i < ARRAYSIZE(pols); i++)
+        for (int server = 0; server < 2; server++) {
+            struct tls_cred c;
+            SECURITY_STATUS st = server ? tls_cred_server(&c, g_cert, &pols[i])
+                                        : tls_cred_client(&c, &pols[i]);
+            ck_assert_msg(st == SEC_E_OK, "policy %zu side %d: 0x%08lx", i, server, (unsigned long)st);
+            char d[160];
+            tls_cred_describe(&c, d, sizeof d);
+            fprintf(stderr, "check_tls: policy TLS 0x%04x+ %u-bit%s: %s\n", pols[i].min_version,
+                    pols[i].min_cipher_bits, pols[i].aead_only ? " AEAD" : "", d);
+            ck_assert_int_eq(c.server, server);
+            ck_assert(c.form == TLS_CRED_SCH || c.form == TLS_CRED_LEGACY);
+            if (running_on_wine()) {
+                ck_assert_int_eq(c.form, TLS_CRED_LEGACY);
+                ck_assert_int_eq(c.suites_set, 0);
+            }
+            ck_assert_msg(c.protocols, "Schannel did not report the versions: %s", d);
+            DWORD v12 = server ? SP_PROT_TLS1_2_SERVER : SP_PROT_TLS1_2_CLIENT;
+            DWORD v10 = server ? SP_PROT_TLS1_0_SERVER : SP_PROT_TLS1_0_CLIENT;
+            ck_assert_msg(c.protocols & v12, "%s", d);
+            if (pols[i].min_version == TLS_V1_0)
+                ck_assert_msg(c.protocols & v10, "%s", d);
+            else
+                ck_assert_msg(!(c.protocols & old_bits), "%s", d);
+            tls_cred_free(&c);
+            ck_assert_int_eq(c.valid, 0);
+        }
+    /* A floor no version of this Schannel reaches fails at once. */
+    struct tls_cred c;
+    static const struct tls_policy v13 = { TLS_V1_3, 128, 0 };
+    SECURITY_STATUS st = tls_cred_server(&c, g_cert, &v13);
+    if (running_on_wine())
+        ck_assert_msg(st == SEC_E_ALGORITHM_MISMATCH, "TLS 1.3 only under Wine 10: 0x%08lx",
+                      (unsigned long)st);
+    if (st == SEC_E_OK)
+        tls_cred_free(&c);
+}
+END_TEST
+
+/* A client limited to TLS 1.0 meets a server whose credentials carry the
+ * default policy: the handshake itself fails; with TlsMinVersion=10 in the
+ * credentials and the policy it is served. */
+START_TEST(old_protocol_refused_in_handshake)
+{
+    need_creds();
+    SCHANNEL_CRED old = { 0 };
+    old.dwVersion = SCHANNEL_CRED_VERSION;
+    old.grbitEnabledProtocols = SP_PROT_TLS1_0_CLIENT;
+    old.dwFlags = SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS;
+    struct tls_cred oc = { 0 };
+    TimeStamp ts;
+    ck_assert_int_eq(AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, SECPKG_CRED_OUTBOUND,
+                                               NULL, &old, NULL, NULL, &oc.h, &ts), SEC_E_OK);
+    oc.valid = 1;
+    static const struct tls_policy v10 = { TLS_V1_0, 128, 0 };
+    for (int allow = 0; allow < 2; allow++) {
+        struct tls_cred sc;
+        ck_assert_int_eq(tls_cred_server(&sc, g_cert, allow ? &v10 : NULL), SEC_E_OK);
+        struct tls_config scfg = { allow ? &v10 : NULL, NULL, TLS_TRUST_ANY };
+        struct tls_config ccfg = { &v10, L"localhost", TLS_TRUST_ANY };
+        struct pair p;
+        ck_assert_int_eq(tls_new(&p.c, &oc, &ccfg), SEC_E_OK);
+        ck_assert_int_eq(tls_new(&p.s, &sc, &scfg), SEC_E_OK);
+        for (int j = 0; j < 8; j++) {
+            move(p.c, p.s);
+            move(p.s, p.c);
+        }
+        if (allow) {
+            ck_assert_int_eq(tls_state(p.s), TLS_ST_OPEN);
+            SecPkgContext_ConnectionInfo ci;
+            ck_assert_int_eq(tls_connection_info(p.s, &ci), SEC_E_OK);
+            ck_assert_uint_eq(tls_protocol_version(ci.dwProtocol), TLS_V1_0);
+        } else {
+            /* Refused by Schannel in the handshake, not by the check after it. */
+            ck_assert_msg(tls_state(p.s) == TLS_ST_FAILED, "server state %d", tls_state(p.s));
+            ck_assert_uint_eq(tls_fail_location(p.s), LOC_SSPI_HANDSHAKE);
+            ck_assert_uint_eq(tls_handshakes(p.s), 0);
+            ck_assert_int_ne(tls_state(p.c), TLS_ST_OPEN);
+        }
+        pair_free(&p);
+        tls_cred_free(&sc);
+    }
+    FreeCredentialsHandle(&oc.h);
+}
+END_TEST
+
+START_TEST(aead_suite_names)
+{
+    SecPkgContext_CipherInfo ci = { 0 };
+    static const struct { const wchar_t *name; DWORD number; int aead; } cases[] = {
+        { L"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 0, 1 },    /* as Wine 10 names it */
+        { L"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", 0, 0 },
+        { L"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", 0, 0 },
+        { L"TLS_AES_128_GCM_SHA256", 0x1301, 1 },
+        { L"TLS_CHACHA20_POLY1305_SHA256", 0x1303, 1 },
+        { L"TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", 0, 1 },
+        { L"TLS_RSA_WITH_RC4_128_SHA", 0, 0 },
+        { L"", 0xC02F, 1 },                                    /* the number alone */
+        { L"", 0xC013, 0 },
+        { L"TLS_ECDHE_RSA_WITH_<unknown>_256_<unknown>_SHA384", 0, -1 },
+    };
+    wcscpy(ci.szHash, L"SHA384"); /* as for a suite with a MAC */
+    ci.dwHashLen = 384;
+    for (size_t i = 0; i < ARRAYSIZE(cases); i++) {
+        wcscpy(ci.szCipherSuite, cases[i].name);
+        ci.dwCipherSuite = cases[i].number;
+        ck_assert_msg(tls_suite_is_aead(&ci) == cases[i].aead, "case %zu", i);
+    }
+    ck_assert_int_eq(tls_suite_is_aead(NULL), -1);
+    /* Wine 10's ChaCha20-Poly1305: no name for the cipher, and no MAC hash. */
+    wcscpy(ci.szCipherSuite, L"TLS_ECDHE_RSA_WITH_<unknown>_0_<unknown>_SHA384");
+    ci.dwCipherSuite = 0;
+    ci.szHash[0] = 0;
+    ci.dwHashLen = 0;
+    ck_assert_int_eq(tls_suite_is_aead(&ci), 1);
+    wcscpy(ci.szHash, L"SHA1");
+    ci.dwHashLen = 160;
+    ck_assert_int_eq(tls_suite_is_aead(&ci), -1);
+    memset(&ci, 0, sizeof ci); /* a platform that filled nothing */
+    ck_assert_int_eq(tls_suite_is_aead(&ci), -1);
+
+    SecPkgContext_ConnectionInfo conn = { 0 };
+    conn.dwProtocol = SP_PROT_TLS1_2_SERVER;
+    conn.aiCipher = CALG_AES_256;
+    conn.dwCipherStrength = 256;
+    struct tls_policy aead = { TLS_V1_2, 128, 1 };
+    char text[320];
+    wcscpy(ci.szCipherSuite, L"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384");
+    ci.dwCipherSuite = 0;
+    ck_assert_int_eq(tls_policy_check(&aead, &conn, &ci, text, sizeof text), 0);
+    ck_assert_msg(strstr(text, "suite TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384") &&
+                  strstr(text, "stronger AEAD (GCM, CCM or ChaCha20-Poly1305) cipher"), "%s", text);
+    ck_assert_int_eq(tls_policy_check(&aead, &conn, NULL, text, sizeof text), 0); /* cannot tell */
+    wcscpy(ci.szCipherSuite, L"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+    ck_assert_int_eq(tls_policy_check(&aead, &conn, &ci, text, sizeof text), 1);
+    struct tls_policy def = TLS_POLICY_DEFAULT;
+    wcscpy(ci.szCipherSuite, L"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384");
+    ck_assert_int_eq(tls_policy_check(&def, &conn, &ci, text, sizeof text), 1);
+}
+END_TEST
+
+/* AEAD only: a client offering nothing but a CBC suite is not served; a
+ * GCM one is. Where the credentials can carry the restriction (Windows'
+ * CRYPTO_SETTINGS), the handshake fails; where they cannot (Wine 10), the
+ * check after it refuses the session, naming the suite. */
+START_TEST(aead_only_refuses_cbc)
+{
+    need_creds();
+    static const struct tls_policy aead = { TLS_V1_2, 128, 1 };
+    struct tls_cred sc;
+    ck_assert_int_eq(tls_cred_server(&sc, g_cert, &aead), SEC_E_OK);
+    struct tls_config scfg = { &aead, NULL, TLS_TRUST_ANY };
+    char name[SZ_ALG_MAX_SIZE * 3];
+
+    /* The same CBC client against the default policy is served. */
+    struct raw_peer r;
+    struct tls_stream *s;
+    ck_assert_int_eq(raw_new(&r, RAW_SUITE_CBC), 0);
+    ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
+    raw_handshake(&r, s);
+    ck_assert_msg(!r.error && r.established, "raw CBC client: error %d established %d", r.error,
+                  r.established);
+    ck_assert_int_eq(tls_state(s), TLS_ST_OPEN);
+    suite_name(s, name, sizeof name);
+    fprintf(stderr, "check_tls: a CBC-only client negotiated %s\n", name);
+    SecPkgContext_CipherInfo ci;
+    ck_assert_int_eq(tls_cipher_info(s, &ci), SEC_E_OK);
+    ck_assert_int_eq(tls_suite_is_aead(&ci), 0);
+    raw_write(&r, "NOOP\r\n", 6);
+    tls_feed(s, r.out, r.outlen), r.outlen = 0;
+    size_t n;
+    const unsigned char *b = tls_app_buf(s, &n);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(memcmp(b, "NOOP\r\n", 6), 0);
+    tls_free(s);
+    raw_free(&r);
+
+    ck_assert_int_eq(raw_new(&r, RAW_SUITE_CBC), 0);
+    ck_assert_int_eq(tls_new(&s, &sc, &scfg), SEC_E_OK);
+    raw_handshake(&r, s);
+    if (sc.suites_set) {
+        ck_assert_int_eq(tls_state(s), TLS_ST_FAILED);
+        ck_assert_uint_eq(tls_handshakes(s), 0);
+    } else {
+        ck_assert_msg(tls_state(s) == TLS_ST_REFUSED, "state %d status 0x%08lx", tls_state(s),
+                      (unsigned long)tls_status(s));
+        ck_assert_uint_eq(tls_fail_location(s), LOC_SSPI_POLICY);
+        const char *t = tls_policy_text(s);
+        ck_assert_msg(strstr(t, "_CBC_") && strstr(t, "AEAD"), "text: %s", t);
+        raw_write(&r, "MAIL FROM:<a@b>\r\n", 17);
+        tls_feed(s, r.out, r.outlen), r.outlen = 0;
+        ck_assert_ptr_null(tls_app_buf(s, &n));
+    }
+    tls_free(s);
+    raw_free(&r);
+
+    ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
+    ck_assert_int_eq(tls_new(&s, &sc, &scfg), SEC_E_OK);
+    raw_handshake(&r, s);
+    ck_assert_msg(!r.error && r.established, "raw GCM client: error %d", r.error);
+    ck_assert_msg(tls_state(s) == TLS_ST_OPEN, "state %d: %s", tls_state(s), tls_policy_text(s));
+    suite_name(s, name, sizeof name);
+    ck_assert_msg(strstr(name, "GCM"), "suite %s", name);
+    tls_free(s);
+    raw_free(&r);
+
+    /* Schannel's own client (Wine: AES-256-GCM) is served under AEAD only. */
+    struct pair p;
+    pair_new(&p, &aead, TLS_TRUST_ANY);
+    handshake(&p);
+    pair_free(&p);
+    tls_cred_free(&sc);
+}
+END_TEST
+
+/* A client that renegotiates (RFC 5746, inside the session) is refused at
+ * once with a no_renegotiation alert; the stream fails with a location of
+ * its own and the status seen, and what came before is kept. Before, the
+ * server stream went back to the handshake and waited for ever. */
+START_TEST(client_renegotiation_refused)
+{
+    need_creds();
+    struct raw_peer r;
+    struct tls_stream *s;
+    ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
+    ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
+    raw_handshake(&r, s);
+    ck_assert_msg(!r.error && r.established, "raw client: error %d", r.error);
+    ck_assert_int_eq(tls_state(s), TLS_ST_OPEN);
+
+    raw_write(&r, "EHLO client\r\n", 13);
+    raw_hello(&r); /* the renegotiation, encrypted, in the same read */
+    raw_write(&r, "after\r\n", 7);
+    SECURITY_STATUS st = tls_feed(s, r.out, r.outlen);
+    r.outlen = 0;
+    ck_assert_msg(st == SEC_I_RENEGOTIATE, "status 0x%08lx", (unsigned long)st);
+    ck_assert_int_eq(tls_state(s), TLS_ST_FAILED);
+    ck_assert_uint_eq(tls_fail_location(s), LOC_SSPI_RENEGOTIATE_REFUSED);
+    ck_assert_uint_eq(tls_handshakes(s), 1);
+    size_t n;
+    const unsigned char *b = tls_app_buf(s, &n);
+    ck_assert_uint_eq(n, 13);
+    ck_assert_int_eq(memcmp(b, "EHLO client\r\n", 13), 0);
+    b = tls_out_buf(s, &n);
+    ck_assert_msg(n > 0, "no alert for the client");
+    raw_feed(&r, b, n);
+    ck_assert_int_eq(r.error, 0);
+    ck_assert_int_eq(r.alerts, 1);
+    ck_assert_uint_eq(r.alert[0], TLS1_ALERT_WARNING);
+    ck_assert_uint_eq(r.alert[1], TLS1_ALERT_NO_RENEGOTIATION);
+    ck_assert_int_eq(tls_feed(s, "x", 1), SEC_I_RENEGOTIATE); /* dead stays dead */
+
+    unsigned char data[8];
+    tls_event_data(tls_fail_location(s), (DWORD)tls_status(s), data);
+    static const unsigned char want[8] = { 0x10, 0x01, 0x15, 0x00, 0x21, 0x03, 0x09, 0x00 };
+    ck_assert_int_eq(memcmp(data, want, 8), 0);
+    tls_free(s);
+    raw_free(&r);
+}
+END_TEST
+
+/* The bounds themselves: a server refuses every renegotiation before
+ * TLS 1.3, a client follows TLS_RENEGOTIATIONS_MAX, either side follows
+ * TLS_POST_HANDSHAKE_MAX TLS 1.3 post-handshake messages; then no more. */
+START_TEST(renegotiation_bounds)
+{
+    unsigned reneg = 0, post = 0;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(1, TLS_V1_2, &reneg, &post), TLS_RENEG_REFUSE);
+    ck_assert_int_eq(tls_renegotiation_verdict(1, 0, &reneg, &post), TLS_RENEG_REFUSE);
+    for (unsigned i = 0; i < TLS_RENEGOTIATIONS_MAX; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(0, TLS_V1_2, &reneg, &post), TLS_RENEG_FOLLOW);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tls_renegotiation_verdict(0, TLS_V1_2, &reneg, &post), TLS_RENEG_LIMIT);
+    for (int server = 0; server < 2; server++) {
+        reneg = post = 0;
+        for (unsigned i = 0; i < TLS_POST_HANDSHAKE_MAX; i++)
+            ck_assert_int_eq(tls_renegotiation_verdict(server, TLS_V1_3, &reneg, &post),
+                             TLS_RENEG_FOLLOW);
+        ck_assert_int_eq(tls_renegotiation_verdict(server, TLS_V1_3, &reneg, &post), TLS_RENEG_LIMIT);
+        ck_assert_uint_eq(reneg, 0);
+    }
+}
+END_TEST
+
+/* Outbound credentials: one per destination and policy, shared while held,
+ * reused after release, freed when idle, bounded. */
+START_TEST(cache_per_destination)
+{
+    need_creds();
+    tls_cache_shutdown();
+    tls_cache_configure(3, 60000);
+    struct tls_cache_stats st0, st;
+    tls_cache_stats(&st0);
+    struct tls_cred a, a2, b, c;
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    ck_assert_int_eq(tls_cred_for_peer(&a2, L"MX1.Example", NULL), SEC_E_OK);
+    ck_assert_ptr_nonnull(a.entry);
+    ck_assert_ptr_eq(a.entry, a2.entry);
+    ck_assert(a.h.dwLower == a2.h.dwLower && a.h.dwUpper == a2.h.dwUpper);
+    static const struct tls_policy aead = { TLS_V1_2, 128, 1 };
+    ck_assert_int_eq(tls_cred_for_peer(&b, L"mx1.example", &aead), SEC_E_OK);
+    ck_assert_ptr_ne(b.entry, a.entry);
+    ck_assert_int_eq(tls_cred_for_peer(&c, L"mx2.example", NULL), SEC_E_OK);
+    ck_assert_ptr_ne(c.entry, a.entry);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.held, 3);
+    ck_assert_uint_eq(st.hits - st0.hits, 1);
+    ck_assert_uint_eq(st.misses - st0.misses, 3);
+
+    /* Full of held entries: the fourth destination gets its own. */
+    struct tls_cred d;
+    ck_assert_int_eq(tls_cred_for_peer(&d, L"mx3.example", NULL), SEC_E_OK);
+    ck_assert_ptr_null(d.entry);
+    ck_assert_int_eq(d.valid, 1);
+    tls_cred_free(&d);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.uncached - st0.uncached, 1);
+    ck_assert_uint_eq(st.entries, 3);
+
+    /* A held credential serves handshakes; released, it is kept. Whether
+     * the second session resumes is the platform's business: printed (the
+     * ClientHello's session id, the server's first flight). */
+    struct pair p;
+    struct tls_config cc = { NULL, L"localhost", TLS_TRUST_ANY };
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(tls_new(&p.c, &a, &cc), SEC_E_OK);
+        ck_assert_int_eq(tls_new(&p.s, &g_scred, NULL), SEC_E_OK);
+        size_t hello, flight;
+        const unsigned char *h = tls_out_buf(p.c, &hello);
+        ck_assert_uint_gt(hello, 44);
+        unsigned sid = h[43];
+        move(p.c, p.s);
+        tls_out_buf(p.s, &flight);
+        fprintf(stderr, "check_tls: cached credential, session %d: ClientHello session id %u bytes, "
+                        "server's first flight %zu bytes\n", round + 1, sid, flight);
+        handshake(&p);
+        pair_free(&p);
+    }
+    CredHandle kept = a.h;
+    tls_cred_free(&a2);
+    tls_cred_free(&a);
+    ck_assert_int_eq(a.valid, 0);
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    ck_assert(a.h.dwLower == kept.dwLower && a.h.dwUpper == kept.dwUpper);
+    tls_cred_free(&a);
+
+    /* Room for a new destination comes from the least recently used
+     * entry nobody holds. */
+    ck_assert_int_eq(tls_cred_for_peer(&d, L"mx4.example", NULL), SEC_E_OK);
+    ck_assert_ptr_nonnull(d.entry);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.freed - st0.freed, 1);
+
+    /* Shut down while held: the holder keeps a working credential, freed
+     * at its release. */
+    tls_cache_shutdown();
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 0);
+    ck_assert_int_eq(tls_new(&p.c, &d, &cc), SEC_E_OK);
+    ck_assert_int_eq(tls_new(&p.s, &g_scred, NULL), SEC_E_OK);
+    handshake(&p);
+    pair_free(&p);
+    unsigned long before = st.freed;
+    tls_cred_free(&d);
+    tls_cred_free(&b);
+    tls_cred_free(&c);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.freed - before, 3);
+
+    /* Idle time 0: released entries go at the next use. */
+    tls_cache_configure(3, 0);
+    ck_assert_int_eq(tls_cred_for_peer(&a, L"mx1.example", NULL), SEC_E_OK);
+    tls_cred_free(&a);
+    tls_cache_stats(&st);
+    ck_assert_uint_eq(st.entries, 0);
+    tls_cache_configure(TLS_CACHE_MAX_DEFAULT, TLS_CACHE_IDLE_DEFAULT);
 }
 END_TEST
 
@@ -690,6 +1119,16 @@ Suite *tls_suite(void)
     tcase_add_test(tp, policy_text_names_both_sides);
     tcase_add_test(tp, policy_below_minimum_refused);
     suite_add_tcase(s, tp);
+    TCase *th = tcase_create("handshake policy");
+    tcase_set_timeout(th, 300);
+    tcase_add_test(th, credentials_carry_policy);
+    tcase_add_test(th, old_protocol_refused_in_handshake);
+    tcase_add_test(th, aead_suite_names);
+    tcase_add_test(th, aead_only_refuses_cbc);
+    tcase_add_test(th, client_renegotiation_refused);
+    tcase_add_test(th, renegotiation_bounds);
+    tcase_add_test(th, cache_per_destination);
+    suite_add_tcase(s, th);
     TCase *tcert = tcase_create("cert");
     tcase_set_timeout(tcert, 120);
     tcase_add_test(tcert, verify_rejects_untrusted);
