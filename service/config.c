@@ -15,6 +15,7 @@
 #include "acl.h"
 #include "config.h"
 #include "retry.h"
+#include "tls.h"
 #include "route.h"
 #include "secret.h"
 
@@ -671,4 +672,13 @@ DWORD config_make_data_dir(const struct imsvc_config *cfg)
     if (rc == ERROR_SUCCESS || rc == ERROR_ALREADY_EXISTS || rc == ERROR_FILE_EXISTS)
         return ERROR_SUCCESS;
     return (DWORD)rc;
+}
+
+void config_tls_policy(const struct imsvc_config *cfg, struct tls_policy *p)
+{
+    p->min_version = cfg->tls_min_version == 13 ? TLS_V1_3 :
+                     cfg->tls_min_version == 11 ? TLS_V1_1 :
+                     cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;
+    p->min_cipher_bits = cfg->tls_min_cipher_bits;
+    p->aead_only = cfg->tls_aead_only != 0;
 }

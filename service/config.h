@@ -121,4 +121,9 @@ void config_journal_path(const struct imsvc_config *cfg, wchar_t *out, size_t ou
 /* Create the data directory (and its parents). Returns a Win32 error. */
 DWORD config_make_data_dir(const struct imsvc_config *cfg);
 
+/* The TLS policy (TlsMinVersion, TlsMinCipherBits, TlsAeadOnly) for the
+ * server's and the smart host's secure streams (sspi/tls.h). */
+struct tls_policy;
+void config_tls_policy(const struct imsvc_config *cfg, struct tls_policy *p);
+
 #endif

@@ -66,6 +66,7 @@ struct outbound {
     int msg_asked;                   /* outbound_send: begin the message now */
     int msg_done;                    /* ... and it has been answered (or could not begin) */
     enum tls_trust trust;
+    struct tls_policy policy;        /* copied: the options need not outlive outbound_open */
     struct smtpc_config cfg;         /* outlives the session, as smtpc_new asks */
     struct smtpc *s;
     struct tls_cred cred;
@@ -298,7 +299,7 @@ static void start_tls(struct outbound *c)
 {
     char why[OUT_WHY_MAX], st_text[96];
     if (!c->cred.valid) {
-        SECURITY_STATUS st = tls_cred_for_peer(&c->cred, c->host_w, NULL);
+        SECURITY_STATUS st = tls_cred_for_peer(&c->cred, c->host_w, &c->policy);
         if (st != SEC_E_OK) {
             status_text(st, st_text, sizeof st_text);
             snprintf(why, sizeof why, "AcquireCredentialsHandle (Schannel) failed: %s", st_text);
@@ -307,7 +308,7 @@ static void start_tls(struct outbound *c)
             return;
         }
     }
-    struct tls_config cfg = { NULL, c->host_w, c->trust };
+    struct tls_config cfg = { &c->policy, c->host_w, c->trust };
     /* Whatever followed the 220 in clear can only be an injection: the
      * channel drops it. */
     SECURITY_STATUS st = chan_start_tls(&c->ch, &c->cred, &cfg, LOC_SMTPC_TLS_START);
@@ -842,6 +843,10 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
     }
     c->verbose = o->verbose;
     c->trust = o->trust;
+    if (o->policy)
+        c->policy = *o->policy;
+    else
+        c->policy = (struct tls_policy)TLS_POLICY_DEFAULT;
     snprintf(c->peer, sizeof c->peer, strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
     utf8_to_wide(c->peer, c->peer_w, ARRAYSIZE(c->peer_w));
     utf8_to_wide(o->host, c->host_w, ARRAYSIZE(c->host_w));

@@ -40,6 +40,7 @@ struct outbound_opts {
     const char *helo;            /* our EHLO name; NULL (or ""): the computer's DNS name, else "localhost" */
     enum smtpc_tls_policy tls;
     enum tls_trust trust;
+    const struct tls_policy *policy; /* NULL: TLS_POLICY_DEFAULT; set in the credentials and checked after the handshake */
     enum smtpc_auth_policy auth;
     enum smtpc_policy_class tls_missing, auth_missing;   /* passed to the engine; SMTPC_CLASS_DEFAULT normally */
     const wchar_t *domain;       /* explicit NTLM credentials (domain may be NULL or L""), */

@@ -94,6 +94,7 @@ struct settings {
     char helo[256];
     wchar_t sh_domain[128], sh_user[256], sh_password[QUEUE_PASSWORD_MAX + 1];
     wchar_t drop_dir[MAX_PATH], badmail_dir[MAX_PATH], status_path[MAX_PATH];
+    struct tls_policy tls_policy;      /* the smart host's, from TlsMinVersion and the rest */
 };
 
 static struct settings *volatile current;
@@ -507,6 +508,7 @@ static void outbound_options(const struct route *rt, char *port, size_t port_len
         o->tls = SET->cfg.smart_host_tls == 0 ? SMTPC_TLS_OFF
                : SET->cfg.smart_host_tls == 2 ? SMTPC_TLS_REQUIRED : SMTPC_TLS_OPPORTUNISTIC;
         o->trust = SET->cfg.smart_host_trust ? TLS_TRUST_ANY : TLS_TRUST_VERIFY;
+        o->policy = &SET->tls_policy;
         o->auth = SET->cfg.smart_host_auth == 0 ? SMTPC_AUTH_NONE
                 : SET->cfg.smart_host_auth == 2 ? SMTPC_AUTH_REQUIRED : SMTPC_AUTH_IF_OFFERED;
         if (SET->sh_user[0]) {
@@ -1308,6 +1310,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     ns->rc.smarthost_default_port = 25;
     ns->rc.outbound_port = cfg->outbound_port;
     wide_to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
+    config_tls_policy(cfg, &ns->tls_policy);
     load_smart_host_credentials(ns);
     config_drop_dir(cfg, ns->drop_dir, MAX_PATH);
     config_badmail_dir(cfg, ns->badmail_dir, MAX_PATH);

@@ -1070,11 +1070,7 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     srv.engine.local_domains = srv.domains;
     srv.engine.n_local_domains = nd;
     srv.engine.options = (cfg->xauth ? SMTPD_OPT_XAUTH : 0) | (cfg->xauth == 2 ? SMTPD_OPT_NO_AUTH : 0);
-    srv.tls_policy.min_version = cfg->tls_min_version == 13 ? TLS_V1_3 :
-                                 cfg->tls_min_version == 11 ? TLS_V1_1 :
-                                 cfg->tls_min_version == 10 ? TLS_V1_0 : TLS_V1_2;
-    srv.tls_policy.min_cipher_bits = cfg->tls_min_cipher_bits;
-    srv.tls_policy.aead_only = cfg->tls_aead_only != 0;
+    config_tls_policy(cfg, &srv.tls_policy);
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
         srv.engine.options |= SMTPD_OPT_STARTTLS;
