@@ -19,6 +19,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,17 +93,10 @@ struct smtpd {
     unsigned max_errors;          /* errors before 421 and close */
     unsigned auth_failures;
 
-    /* input */
-    unsigned char in[SMTPD_INBUF_MAX];
-    size_t in_off, in_len;
 
-    /* output */
-    unsigned char out[SMTPD_OUTBUF_MAX];
-    size_t out_off, out_len;
 
     /* the command line being read */
-    char line[SMTPD_AUTH_LINE_MAX + 1];
-    size_t line_len;
+
     unsigned line_bad;
     int line_cr;
 
@@ -124,8 +118,7 @@ struct smtpd {
     int dheader;                  /* still in the message's header section */
     unsigned dhops;               /* Received fields in it */
     char dfield[9];               /* the current line's first octets, for "Received:" */
-    unsigned char chunk[SMTPD_CHUNK_MAX];
-    size_t chunk_len;
+
     int chunk_given;              /* chunk was handed out: clear on next call */
 
     /* AUTH */
@@ -133,14 +126,28 @@ struct smtpd {
     enum auth_step step;
     int auth_xauth;
     int auth_first;               /* the next NTLM token starts a context */
-    unsigned char token[SMTPD_TOKEN_IN_MAX];
-    size_t token_len;
-    char login_user[SMTPD_USER_MAX + 1];
-    char secret[SMTPD_TOKEN_IN_MAX + 1];  /* password or PLAIN response */
 
     /* events */
     struct smtpd_event ev;
     enum smtpd_event_type pending;
+
+    /* Lengths of the buffers below, which are not zeroed when a session is
+     * made: each is written before it is read, so an idle session keeps
+     * only the pages it has touched (thousands of sessions may be open). */
+    size_t in_off, in_len;
+    size_t out_off, out_len;
+    size_t line_len;
+    size_t chunk_len;
+    size_t token_len;
+    size_t login_used, secret_used;  /* octets to wipe */
+
+    unsigned char in[SMTPD_INBUF_MAX];
+    unsigned char out[SMTPD_OUTBUF_MAX];
+    char line[SMTPD_AUTH_LINE_MAX + 1];   /* the command line being read */
+    unsigned char chunk[SMTPD_CHUNK_MAX];
+    unsigned char token[SMTPD_TOKEN_IN_MAX];
+    char login_user[SMTPD_USER_MAX + 1];
+    char secret[SMTPD_TOKEN_IN_MAX + 1];  /* password or PLAIN response */
 };
 
 /* What EHLO offers, as policy. */
@@ -270,9 +277,10 @@ static void line_reset(struct smtpd *s)
 
 static void auth_clear(struct smtpd *s)
 {
-    wipe(s->secret, sizeof s->secret);
-    wipe(s->token, sizeof s->token);
-    wipe(s->login_user, sizeof s->login_user);
+    wipe(s->secret, s->secret_used);
+    wipe(s->token, s->token_len);
+    wipe(s->login_user, s->login_used);
+    s->secret_used = s->login_used = 0;
     s->token_len = 0;
     s->mech = MECH_NONE;
     s->auth_first = 0;
@@ -705,6 +713,7 @@ static void auth_step(struct smtpd *s)
         return;
     case MECH_PLAIN:
         memcpy(s->secret, s->token, s->token_len);
+        s->secret_used = s->token_len + 1;
         auth_plain(s, s->token_len);
         return;
     case MECH_LOGIN:
@@ -717,6 +726,7 @@ static void auth_step(struct smtpd *s)
         if (s->step == STEP_USER) {
             memcpy(s->login_user, s->token, s->token_len);
             s->login_user[s->token_len] = '\0';
+            s->login_used = s->token_len + 1;
             s->step = STEP_PASS;
             s->state = ST_AUTH_INPUT;
             reply(s, "334 UGFzc3dvcmQ6");   /* "Password:" */
@@ -724,6 +734,7 @@ static void auth_step(struct smtpd *s)
         }
         memcpy(s->secret, s->token, s->token_len);
         s->secret[s->token_len] = '\0';
+        s->secret_used = s->token_len + 1;
         auth_password_event(s, "LOGIN", "", s->login_user, s->secret);
         return;
     case MECH_NONE:
@@ -1135,9 +1146,12 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
 {
     if (!cfg || !cfg->hostname || !cfg->hostname[0])
         return NULL;
-    struct smtpd *s = calloc(1, sizeof *s);
+    /* Only the state is zeroed: the buffers at the end stay untouched
+     * until a session uses them. */
+    struct smtpd *s = malloc(sizeof *s);
     if (!s)
         return NULL;
+    memset(s, 0, offsetof(struct smtpd, in));
     s->cfg = cfg;
     s->relay_allowed = relay_allowed != 0;
     /* Only local_domains decide what is accepted: the smart host and the

@@ -1089,7 +1089,9 @@ DWORD smtp_server_start(const struct imsvc_config *cfg)
     srv.inactivity_ms = cfg->inactivity_timeout * 1000u;
     srv.data_ms = cfg->data_timeout * 1000u;
     srv.min_data_rate = cfg->min_data_rate;
-    srv.engine.max_errors = cfg->max_protocol_errors;
+    /* MaxProtocolErrors errors are allowed; the engine closes at its count,
+     * so the one beyond them (as Postfix's smtpd_hard_error_limit). */
+    srv.engine.max_errors = cfg->max_protocol_errors + 1;
     if (cfg->auth_requires_tls)
         srv.engine.options |= SMTPD_OPT_AUTH_NEEDS_TLS;
     if (InterlockedExchange(&penalty_ready, 1) == 0) {   /* kept across restarts */

@@ -5,11 +5,12 @@
 # The service runs under Wine's SCM with winbindd serving NTLM. A client
 # sends `AUTH NTLM <garbage>` again and again on one session: each gets 454
 # (AcceptSecurityContext refuses the token) and counts toward
-# MaxProtocolErrors (5 here), after which the session is closed with
-# 421 4.7.0. Three such sessions from one address write event 4131 once in
+# MaxProtocolErrors (5 here): the sixth is followed by 421 4.7.0 and the
+# session is closed. Three such sessions from one address write event 4131 once in
 # the minute, and the next one after the minute says how many were not
 # logged. The journal still holds the service's start event. With
 # AuthRequiresTls, AUTH NTLM is not offered in clear and gets 530 5.7.0.
+# AUTH PLAIN and LOGIN with overlong names or passwords get 535.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/wineprefix.sh
@@ -66,8 +67,8 @@ PY
 }
 
 run flood
-expect_out_re "^454 4.7.0 454 4.7.0 454 4.7.0 454 4.7.0 (454 4.7.0 )?421 4.7.0" \
-    "garbage AUTH tokens get 454 until the error limit, then 421 4.7.0"
+expect_out_re "^(454 4\.7\.0 ){6}421 4\.7\.0" \
+    "garbage AUTH tokens get 454, five allowed, the sixth followed by 421 4.7.0"
 expect_out "closed" "the session is closed after the error limit"
 run flood
 run flood
@@ -96,6 +97,25 @@ expect_out_re "^530 5\.7\.0" "AUTH NTLM in clear gets 530 5.7.0 with AuthRequire
 run swaks --server 127.0.0.1:$PORT --tls --quit-after AUTH --auth NTLM --auth-user "$IMSVC_NTLM_USER" \
     --auth-password "$IMSVC_NTLM_PASSWORD" --auth-extra domain="$IMSVC_NTLM_DOMAIN"
 expect_out_re "<~ +235 2\.7\.0" "AUTH NTLM inside TLS still works"
+
+# AUTH PLAIN and LOGIN (inside TLS) with a user name or password longer than
+# any account takes: refused as a failed attempt, the session goes on.
+run python3 - "$PORT" <<'PY'
+import base64, smtplib, ssl, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
+s.starttls(context=ssl._create_unverified_context())
+s.ehlo()
+plain = base64.b64encode(b"\0" + b"u" * 10 + b"\0" + b"p" * 300).decode()
+print("plain", *s.docmd("AUTH PLAIN", plain))
+print("login-user", *s.docmd("AUTH LOGIN", base64.b64encode(b"u" * 400).decode()))
+print("login2-user", *s.docmd("AUTH LOGIN", base64.b64encode(b"u" * 10).decode()))
+print("login2-pass", *s.docmd(base64.b64encode(b"p" * 400).decode()))
+print("noop", *s.docmd("NOOP"))
+PY
+expect_out_re "^plain 535 " "AUTH PLAIN with a 300-octet password is refused with 535"
+expect_out_re "^login-user 501 5\.5\.2" "AUTH LOGIN with a 400-octet user name is refused with 501 5.5.2"
+expect_out_re "^login2-pass 535 " "AUTH LOGIN with a 400-octet password is refused with 535"
+expect_out_re "^noop 250 " "the session goes on after all three"
 
 run imsvc stop
 expect_status 0 "stop"
