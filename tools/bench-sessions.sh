@@ -155,7 +155,7 @@ sleep 3
 RSS1=$(status_kb "$SVC" VmRSS) SRV1=$(status_kb "$WP_SERVER_PID" VmRSS) THR1=$(status_kb "$SVC" Threads)
 GREETED=$(awk '$1 == "greeted" { print $2 }' "$WORK/idle.out")
 GREET_S=$(awk '$1 == "greet_s" { print $2 }' "$WORK/idle.out")
-STATUS_HELD=$(imsvc status | grep -E '^(Sessions|Refused|Closed):' || true)
+STATUS_HELD=$(imsvc status | grep -E '^(Sessions|I/O|Refused|Closed):' || true)
 kill "$HOLD_PID"; wait "$HOLD_PID" 2>/dev/null || true
 HOLD_PID=
 sleep 5
@@ -189,7 +189,7 @@ for n in $LEVELS; do
     wait_sink "$WORK/sink-b.out" "$SENT_B"
     log "postfix: $n sessions, ${RATE_B[$n]} msg/s accepted"
 done
-STATUS_END=$(imsvc status | grep -E '^(Sessions|Refused|Closed):' || true)
+STATUS_END=$(imsvc status | grep -E '^(Sessions|I/O|Refused|Closed):' || true)
 imsvc stop >/dev/null || true
 
 echo
@@ -202,7 +202,7 @@ printf '%-28s %14s %14s %14s %14s\n' "wineserver VmRSS" "$(mib "$SRV0")" "$(mib 
     "$(per "$SRV0" "$SRV1" "$GREETED")" "$(mib "$SRV2")"
 printf '%-28s %14s %14s %14s %14s\n' "service threads" "${THR0:-?}" "${THR1:-?}" "" "${THR2:-?}"
 echo "idle sessions greeted: ${GREETED:-?} of $IDLE in ${GREET_S:-?} s (per session: the difference over those greeted; target at most 64 KiB)"
-[ -n "$STATUS_HELD" ] && printf '  %s\n' "imsvc status while held:" "$STATUS_HELD"
+[ -n "$STATUS_HELD" ] && { echo "imsvc status while they were held:"; sed 's/^/  /' <<<"$STATUS_HELD"; }
 echo
 echo "accepted msg/s, smtp-source -l $SIZE, one connection per message; imsvc then Postfix at each level"
 printf '%-9s %9s %10s %10s %9s %15s\n' sessions messages imsvc postfix imsvc/pf "imsvc threads"
@@ -211,5 +211,5 @@ for n in $LEVELS; do
     printf '%-9s %9s %10s %10s %9s %15s\n' "$n" "${COUNT[$n]}" "${RATE_A[$n]}" "${RATE_B[$n]}" "$ratio" "${PEAK_THR[$n]}"
 done
 echo "(imsvc threads: the peak of /proc Threads of the service's Wine process during its run)"
-[ -n "$STATUS_END" ] && printf '%s\n' "imsvc status at the end:" "$STATUS_END"
+[ -n "$STATUS_END" ] && { echo "imsvc status at the end:"; sed 's/^/  /' <<<"$STATUS_END"; }
 exit 0

@@ -203,7 +203,7 @@ grep -qE '^ended [0-9.]+ 250 ' <<<"$OUT" && pass "a 12 s pause inside DATA is no
     fail "a 12 s pause inside DATA: $(tr '\n' ';' <<<"$OUT")"
 OUT=$(cat "$T/silent.out")
 s=$(field closed_after)
-grep -qE '^closed_after [0-9.]+ 421 4\.4\.2 ' <<<"$OUT" && ge "$s" 20 && le "$s" 27 &&
+grep -qE '^closed_after [0-9.]+ 421 4\.4\.2 ' <<<"$OUT" && ge "$s" 19.5 && le "$s" 27 &&
     pass "DataTimeout 20: a DATA silent for 20 s gets 421 4.4.2 ($s s after the 354)" ||
     fail "DataTimeout 20: a silent DATA: $(tr '\n' ';' <<<"$OUT") (wanted 421 4.4.2 20 to 27 s after the 354)"
 expect_eq "$(field eof)" yes "the silent DATA session is closed"
