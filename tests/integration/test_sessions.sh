@@ -63,18 +63,26 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 <= b + 0) }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'; }
 
 # expect_status_value LINE KEY WANT WHAT: N from "LINE: ... KEY N" in imsvc
-# status. The status file is rewritten every two seconds, so wait up to 8 s
-# for the value (not when the line is missing altogether) before judging it.
+# status. The status file is rewritten every two seconds: wait up to 8 s for
+# the value (not when the line is missing altogether), then see it again
+# after the next rewrite, so that a count still rising does not pass.
+status_text() { imsvc status 2>/dev/null | tr -d '\r' || true; }
+status_pick() { sed -n "s|^$1:.*[ ,]$2 \([0-9][0-9]*\).*|\1|p" | head -1; }
 expect_status_value() {
-    local v='' i
+    local v='' i text
     for i in $(seq 1 16); do
-        OUT=$(imsvc status 2>/dev/null | tr -d '\r')
-        v=$(sed -n "s|^$1:.*[ ,]$2 \([0-9][0-9]*\).*|\1|p" <<<"$OUT" | head -1)
-        [ "$v" = "$3" ] && break
-        grep -q "^$1:" <<<"$OUT" || break
+        text=$(status_text)
+        v=$(status_pick "$1" "$2" <<<"$text")
+        if [ "$v" = "$3" ]; then
+            sleep 2.2
+            text=$(status_text)
+            v=$(status_pick "$1" "$2" <<<"$text")
+            break
+        fi
+        grep -q "^$1:" <<<"$text" || break
         sleep 0.5
     done
-    OUT=$(grep -E '^(Sessions|Refused|Closed):' <<<"$OUT" || echo "no $1 line in imsvc status")
+    OUT=$(grep -E '^(Sessions|I/O|Refused|Closed):' <<<"$text" || echo "no $1 line in imsvc status")
     expect_eq "$v" "$3" "$4 (imsvc status: $1 $2)"
 }
 config() {
