@@ -54,7 +54,10 @@ drop="$WINEPREFIX/drive_c/ProgramData/IMSvc/Drop"
 mkdir -p "$exe_dir"
 cp "${B:-build}/imsvc.exe" "$exe_dir/"
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null; }
-probe() { python3 tests/integration/session_probe.py "$PORT" "$@"; }
+# Called directly, not through a function, where it runs in the background:
+# $! is then the probe's own PID, which the EXIT trap can stop.
+PROBE=(python3 tests/integration/session_probe.py "$PORT")
+probe() { "${PROBE[@]}" "$@"; }
 
 # field KEY [N]: the Nth word (default 2) of OUT's first line starting with KEY.
 field() { awk -v k="$1" -v n="${2:-2}" '$1 == k { print $n; exit }' <<<"$OUT"; }
@@ -104,7 +107,7 @@ expect_status 0 "start"
 SVC=$(wp_service_pid) || SVC=
 
 # (a) ------------------------------------------------------------------------
-probe idle 1000 --addrs 100 --message --hold >"$T/idle.out" 2>&1 &
+"${PROBE[@]}" idle 1000 --addrs 100 --message --hold >"$T/idle.out" 2>&1 &
 IDLE=$!
 BG+=("$IDLE")
 for _ in $(seq 1 600); do
@@ -157,7 +160,7 @@ sleep 1
 spawn() {   # spawn NAME PROBE-ARGS...: a probe in the background, its output in $T/NAME.out
     local name=$1
     shift
-    probe "$@" >"$T/$name.out" 2>&1 &
+    "${PROBE[@]}" "$@" >"$T/$name.out" 2>&1 &
     BG+=($!)
 }
 spawn trickle data --src 127.0.1.20 --plan 10x50 --subject "trickle 10 bytes a second"
