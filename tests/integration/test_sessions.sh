@@ -70,7 +70,13 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'; }
 # the value (not when the line is missing altogether), then see it again
 # after the next rewrite, so that a count still rising does not pass.
 status_text() { imsvc status 2>/dev/null | tr -d '\r' || true; }
-status_pick() { sed -n "s|^$1:.*[ ,]$2 \([0-9][0-9]*\).*|\1|p" | head -1; }
+# "Refused:      max-sessions N, ..." (name then number) or
+# "Sessions:     N inbound, ..." and "I/O:          N threads" (number then name).
+status_pick() {
+    sed -n -e "s|^$1:.*[ ,]$2 \([0-9][0-9]*\).*|\1|p" \
+           -e "s|^$1: *\([0-9][0-9]*\) $2.*|\1|p" \
+           -e "s|^$1:.*[ ,]\([0-9][0-9]*\) $2.*|\1|p" | head -1
+}
 expect_status_value() {
     local v='' i text
     for i in $(seq 1 16); do
@@ -124,7 +130,7 @@ le "$ms" 2.0 && pass "a new client sent a whole message in $ms s beside 1,000 id
 grep -q '^message_reply 250 ' <<<"$OUT" && pass "that message got 250 after DATA" ||
     fail "that message was not accepted: $(grep '^message_reply' <<<"$OUT")"
 expect_status_value Sessions inbound 1000 "1,000 inbound sessions open"
-expect_status_value Sessions "I/O threads" 3 "IoThreads 3 worker threads"
+expect_status_value I/O threads 3 "IoThreads 3 worker threads"
 threads=$( [ -n "$SVC" ] && awk '$1 == "Threads:" { print $2 }' "/proc/$SVC/status" 2>/dev/null || true)
 le "$threads" 100 && pass "the service's Wine process has $threads threads with 1,000 sessions open" ||
     fail "the service's Wine process has ${threads:-?} threads with 1,000 sessions open"
