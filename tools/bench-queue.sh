@@ -52,54 +52,19 @@ PF_DIR='' PF_PID=''
 SAMPLER_PID=
 WP_SERVER_PID=
 
+BENCH_NAME=bench-queue
 . tests/lib/wineprefix.sh
+. tools/lib/bench.sh
 
 cleanup() {
     set +e
     [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null && wait "$SAMPLER_PID" 2>/dev/null
-    for p in "${SINK_PIDS[@]}"; do
-        kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
-    done
-    if [ -n "$PF_DIR" ]; then
-        postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1
-        if [ -n "$PF_PID" ]; then
-            for _ in $(seq 1 50); do kill -0 "$PF_PID" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$PF_PID" 2>/dev/null
-        fi
-    fi
+    bench_stop_sinks
+    bench_stop_postfix
     wp_destroy
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-log() { printf 'bench-queue: %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
-
-# smtp-sink -c writes "\r...mesg=N" after each message: the last N.
-sink_count() {
-    tail -c 300 "$1" | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2 | grep . || echo 0
-}
-
-# sink_start PORT OUTFILE: an smtp-sink on 127.0.0.1:PORT counting messages.
-sink_start() {
-    smtp-sink -u nobody -c -m 512 "127.0.0.1:$1" 1024 >"$2" 2>&1 </dev/null &
-    SINK_PIDS+=($!)
-    for _ in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "smtp-sink did not listen on $1"; return 1
-}
-
-# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s).
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "nothing listens on 127.0.0.1:$1"; return 1
-}
 
 # drive PORT SINKOUT NAME: the load into PORT; sets ACCEPT_S and DELIVER_S.
 drive() {
@@ -131,23 +96,6 @@ drive() {
     log "$name: all $MESSAGES at the sink after $DELIVER_S s"
 }
 
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-
-# The Linux PID of this prefix's service process: Wine shows the Windows
-# command line, and the prefix is in its environment.
-svc_pid() {
-    local f p c
-    for f in $(grep -laF imsvc.exe /proc/[0-9]*/cmdline 2>/dev/null); do
-        p=${f%/cmdline}
-        c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
-        case $c in *imsvc.exe*service*) ;; *) continue ;; esac
-        tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "WINEPREFIX=$WINEPREFIX" || continue
-        echo "${p#/proc/}"
-        return 0
-    done
-    return 1
-}
-
 run_imsvc() {
     make -s -f Makefile.mingw B="$B" "$B/imsvc.exe" >"$WORK/build.log" 2>&1 ||
         { tail -20 "$WORK/build.log" >&2; return 1; }
@@ -165,7 +113,7 @@ run_imsvc() {
     sink_start "$SINK_A" "$WORK/sink-a.out"
     imsvc start >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     wait_port "$SVC_PORT"
-    pid=$(svc_pid) || { log "no service process found"; return 1; }
+    pid=$(wp_service_pid) || { log "no service process found"; return 1; }
     # VmHWM is a peak already; sampling keeps the last value seen should the
     # process end before it is read at the end.
     (
@@ -193,35 +141,8 @@ run_imsvc() {
 }
 
 run_postfix() {
-    PF_DIR=$WORK/postfix
-    mkdir -p "$PF_DIR/etc" "$PF_DIR/queue" "$PF_DIR/data"
-    chown postfix "$PF_DIR/data"
-    cp /etc/postfix/dynamicmaps.cf "$PF_DIR/etc/" 2>/dev/null || true
-    cat >"$PF_DIR/etc/main.cf" <<EOF
-compatibility_level = 3.10
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = /tmp
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.bench.test
-mydomain = bench.test
-mydestination =
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$SINK_B
-smtputf8_enable = no
-EOF
-    # The stock master.cf, no chroot, smtpd on our port only.
-    awk -v p="$PF_PORT" '
-        /^#/ || NF < 8 { print; next }
-        $1 == "smtp" && $2 == "inet" { $5 = "n"; $1 = "127.0.0.1:" p; print; next }
-        $2 == "inet" { next }
-        { $5 = "n"; print }' /etc/postfix/master.cf >"$PF_DIR/etc/master.cf"
     sink_start "$SINK_B" "$WORK/sink-b.out"
-    postfix -c "$PF_DIR/etc" start >/dev/null 2>&1 || { cat "$PF_DIR/maillog" >&2 2>/dev/null; return 1; }
-    PF_PID=$(tr -d ' ' <"$PF_DIR/queue/pid/master.pid")
-    wait_port "$PF_PORT"
+    pf_start "$PF_PORT" "$SINK_B"
     drive "$PF_PORT" "$WORK/sink-b.out" postfix
     B_ACCEPT=$ACCEPT_S B_DELIVER=$DELIVER_S
     B_SINK=$(sink_count "$WORK/sink-b.out")

@@ -5,6 +5,7 @@
 # starts `wineserver -p -f` in the background so services survive between
 # commands; wp_destroy stops that wineserver by its PID and removes the copy.
 # Tests call wp_destroy from an EXIT trap so nothing outlives them.
+# wp_service_pid finds the service process, for /proc figures.
 
 wp_create() {
     WP_DIR=$(mktemp -d /tmp/imsvc-wine.XXXXXX)
@@ -36,4 +37,19 @@ wp_destroy() {
     wait "$WP_SERVER_PID" 2>/dev/null || true
     WP_SERVER_PID=
     rm -rf "$WP_DIR"
+}
+
+# wp_service_pid: the Linux PID of this prefix's imsvc service process. Wine
+# shows the Windows command line, and the prefix is in its environment.
+wp_service_pid() {
+    local f p c
+    for f in $(grep -laF imsvc.exe /proc/[0-9]*/cmdline 2>/dev/null); do
+        p=${f%/cmdline}
+        c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
+        case $c in *imsvc.exe*service*) ;; *) continue ;; esac
+        tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "WINEPREFIX=$WINEPREFIX" || continue
+        echo "${p#/proc/}"
+        return 0
+    done
+    return 1
 }
