@@ -215,7 +215,10 @@ static int pump(struct io_conn *c)
                 struct linger lg = { 1, 0 };   /* abortive: reset, no TIME_WAIT */
                 setsockopt(c->s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
             }
-            closesocket(c->s);   /* ends any operation still pending */
+            /* A send the peer never takes would keep the socket alive past
+             * closesocket (measured under Wine): cancel what is pending. */
+            CancelIoEx((HANDLE)c->s, NULL);
+            closesocket(c->s);
             c->sock_closed = 1;
             list_remove(c);      /* before the owner's reference goes */
         }

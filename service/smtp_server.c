@@ -217,7 +217,6 @@ struct session {
     struct session *prev, *next;
     int eof;                        /* the client closed its side */
     int told_shutdown;
-    int flushed_for_stall;          /* replies sent once to unblock the engine */
     int handshaking;                /* TLS handshake under way: its own deadline */
     /* handed-off work */
     enum work work;
@@ -801,11 +800,12 @@ static void run(struct session *s)
         if (took > 0)
             continue;
         if (avail > 0 && took == 0) {
-            /* The engine's replies may be what holds it: send them first. */
+            /* The engine stops when its reply buffer is full: hand the
+             * replies to the connection (which queues them, and stops
+             * reading while too many wait) and go on. */
             size_t pending;
             smtpd_output(s->engine, &pending);
-            if (pending && !s->flushed_for_stall) {
-                s->flushed_for_stall = 1;
+            if (pending) {
                 if (flush_replies(s) != 0) {
                     chan_close(&s->ch, 0);
                     return;
@@ -818,7 +818,6 @@ static void run(struct session *s)
             session_close(s, 0);
             return;
         }
-        s->flushed_for_stall = 0;
         break;
     }
     if (flush_replies(s) != 0) {
