@@ -26,6 +26,7 @@
 #include "ntlm.h"
 #include "smtp_server.h"
 #include "smtpd.h"
+#include "storage.h"
 #include "tls.h"
 #include "utf.h"
 
@@ -319,10 +320,13 @@ static void spool_commit_session(struct session *s)
     }
     env_free(&e);
     if (s->failure) {
+        struct storage_reply rp; /* a full disk: 452 4.3.1, reported once by the spool */
+        storage_reply(s->failure, &rp);
         spool_discard(s);
-        report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
-                             "cannot store a message in the queue");
-        smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
+        if (!rp.full)
+            report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
+                                 "cannot store a message in the queue");
+        smtpd_message_refused(s->engine, rp.code, rp.status, rp.text);
         return;
     }
     smtpd_message_stored(s->engine, qid);
