@@ -9,6 +9,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 
 #define EOF_SIG1 0x11111111u
 #define EOF_SIG2 0x22222222u
@@ -379,9 +384,14 @@ int evt_reader_init(struct evt_reader *r, const unsigned char *buf, size_t len)
     int rc = evt_header_decode(buf, len, &r->h);
     if (rc)
         return rc;
+    const struct evt_header *h = &r->h;
+    /* A file that never wrapped may carry free space after its end-of-file
+     * record (reserved, or a write that failed past it): only a wrapped file
+     * must be exactly its ring. */
+    if (!(h->flags & EVT_FLAG_WRAP))
+        len &= ~(size_t)3u;
     if (len > EVT_MAX_FILE || len % 4u)
         return len % 4u ? EVT_E_TRUNCATED : EVT_E_CORRUPT;
-    const struct evt_header *h = &r->h;
     if (h->start_offset < EVT_HEADER_SIZE || h->end_offset < EVT_HEADER_SIZE ||
         h->start_offset % 4u || h->end_offset % 4u)
         return EVT_E_CORRUPT;
@@ -399,12 +409,40 @@ int evt_reader_init(struct evt_reader *r, const unsigned char *buf, size_t len)
     return EVT_OK;
 }
 
-int evt_reader_next(struct evt_reader *r, struct evt_view *v)
+int evt_reader_init_flags(struct evt_reader *r, const unsigned char *buf, size_t len,
+                          unsigned flags)
 {
-    if (!r || !v || !r->buf)
+    if (!(flags & EVT_READ_SKIP_DAMAGED))
+        return evt_reader_init(r, buf, len);
+    if (!r || (!buf && len))
         return EVT_E_ARG;
-    if (r->done)
-        return 0;
+    memset(r, 0, sizeof *r);
+    int rc = evt_header_decode(buf, len, &r->h);
+    if (rc)
+        return rc;
+    if (len > EVT_MAX_FILE)
+        return EVT_E_CORRUPT;
+    len &= ~(size_t)3u;
+    const struct evt_header *h = &r->h;
+    uint32_t start = h->start_offset;
+    int start_ok = start >= EVT_HEADER_SIZE && start % 4u == 0 && start < len;
+    if (!start_ok) {
+        /* Records of a file that never wrapped begin after the header; in a
+         * wrapped one nothing says where the oldest record is. */
+        if (h->flags & EVT_FLAG_WRAP)
+            return EVT_E_CORRUPT;
+        start = EVT_HEADER_SIZE;
+    }
+    r->buf = buf;
+    r->len = len;
+    r->pos = start;
+    r->flags = flags;
+    r->expect = h->oldest_record ? h->oldest_record : h->current_record;
+    return EVT_OK;
+}
+
+static int next_strict(struct evt_reader *r, struct evt_view *v)
+{
     const struct evt_header *h = &r->h;
     size_t region = r->len - EVT_HEADER_SIZE;
     unsigned char head[EVT_EOF_SIZE];
@@ -423,6 +461,7 @@ int evt_reader_next(struct evt_reader *r, struct evt_view *v)
              e.current_record != h->current_record || e.oldest_record != h->oldest_record))
             return EVT_E_CORRUPT;
         r->done = 1;
+        r->eof_found = 1;
         return 0;
     }
     if (r->pos == h->end_offset)
@@ -456,6 +495,138 @@ int evt_reader_next(struct evt_reader *r, struct evt_view *v)
     return 1;
 }
 
+/* Damage-skipping walk: what lies at the current position, within room
+ * bytes: 1 a record that parses and is not older than one already read (*v,
+ * its length in *n), 2 an end-of-file record (*e), 0 neither, <0 no memory. */
+static int probe(struct evt_reader *r, uint64_t room, struct evt_view *v, uint32_t *n,
+                 struct evt_header *e)
+{
+    unsigned char head[EVT_EOF_SIZE];
+    if (room < 8)
+        return 0;
+    ring_copy(r->buf, r->len, r->pos, head, 8);
+    if (get32(head) == EVT_EOF_SIZE && get32(head + 4) == EOF_SIG1) {
+        if (room < EVT_EOF_SIZE)
+            return 0;
+        ring_copy(r->buf, r->len, r->pos, head, EVT_EOF_SIZE);
+        return evt_eof_decode(head, sizeof head, e) == EVT_OK ? 2 : 0;
+    }
+    uint32_t length = get32(head);
+    if (get32(head + 4) != EVT_SIGNATURE || length < EVT_RECORD_FIXED + 8u || length % 4u ||
+        length > EVT_RECORD_MAX || length > room)
+        return 0;
+    const unsigned char *rec;
+    if ((size_t)r->pos + length <= r->len) {
+        rec = r->buf + r->pos;
+    } else {
+        if (r->scratch_cap < length) {
+            unsigned char *p = realloc(r->scratch, length);
+            if (!p)
+                return EVT_E_NOMEM;
+            r->scratch = p;
+            r->scratch_cap = length;
+        }
+        ring_copy(r->buf, r->len, r->pos, r->scratch, length);
+        rec = r->scratch;
+    }
+    if (evt_record_parse(rec, length, v) != EVT_OK)
+        return 0;
+    /* Stale: left over from before, not part of this log (nothing follows
+     * a record numbered 0xFFFFFFFF, where expect wrapped to 0). */
+    if (r->yielded && (v->record_number < r->expect || r->expect == 0))
+        return 0;
+    *n = length;
+    return 1;
+}
+
+/* A damaged stretch of bytes ended where record number next (when known)
+ * was found: count what the numbering says is missing when that is
+ * plausible for the bytes lost, else one record. */
+static void note_damage(struct evt_reader *r, uint32_t next, int known, uint64_t bytes)
+{
+    uint64_t bound = bytes / (EVT_RECORD_FIXED + 8u) + 1u;
+    uint32_t missing = 1;
+    if (known && next > r->expect && next - r->expect <= bound)
+        missing = next - r->expect;
+    r->skipped += missing;
+    r->stretches++;
+}
+
+/* The walk ran out of file without an end-of-file record: the records the
+ * header counts beyond the last one read are lost (as far as a file of its
+ * size could hold them), and a damaged tail is at least one record. */
+static void note_end(struct evt_reader *r, uint64_t lost)
+{
+    uint64_t size = r->h.max_size > r->len ? r->h.max_size : r->len;
+    if (size > EVT_MAX_FILE)
+        size = EVT_MAX_FILE;
+    uint64_t bound = size / (EVT_RECORD_FIXED + 8u);
+    uint32_t missing = lost ? 1 : 0;
+    if (r->h.current_record > r->expect && r->h.current_record - r->expect <= bound &&
+        r->h.current_record - r->expect > missing)
+        missing = r->h.current_record - r->expect;
+    if (missing || lost) {
+        r->skipped += missing;
+        r->stretches++;
+    }
+    r->done = 1;
+}
+
+static void advance(struct evt_reader *r, uint32_t n)
+{
+    r->walked += n;
+    if (r->h.flags & EVT_FLAG_WRAP)
+        r->pos = (uint32_t)(EVT_HEADER_SIZE + (r->pos - EVT_HEADER_SIZE + (size_t)n) %
+                                                  (r->len - EVT_HEADER_SIZE));
+    else
+        r->pos += n;
+}
+
+static int next_skipping(struct evt_reader *r, struct evt_view *v)
+{
+    int wrapped = (r->h.flags & EVT_FLAG_WRAP) != 0;
+    uint64_t region = r->len - EVT_HEADER_SIZE, lost = 0;
+    for (;;) {
+        /* A wrapped file is walked around at most once. */
+        uint64_t room = wrapped ? region - r->walked : r->len - r->pos;
+        struct evt_header e;
+        uint32_t n = 0;
+        int k = probe(r, room, v, &n, &e);
+        if (k < 0)
+            return k;
+        if (k == 1) {
+            if (lost)
+                note_damage(r, v->record_number, 1, lost);
+            r->expect = v->record_number + 1u;
+            r->yielded = 1;
+            advance(r, n);
+            return 1;
+        }
+        if (k == 2) {
+            if (lost)
+                note_damage(r, e.current_record, 1, lost);
+            r->eof_found = 1;
+            r->done = 1;
+            return 0;
+        }
+        if (room < 4) {
+            note_end(r, lost + room);
+            return 0;
+        }
+        advance(r, 4);
+        lost += 4;
+    }
+}
+
+int evt_reader_next(struct evt_reader *r, struct evt_view *v)
+{
+    if (!r || !v || !r->buf)
+        return EVT_E_ARG;
+    if (r->done)
+        return 0;
+    return (r->flags & EVT_READ_SKIP_DAMAGED) ? next_skipping(r, v) : next_strict(r, v);
+}
+
 void evt_reader_free(struct evt_reader *r)
 {
     if (!r)
@@ -486,6 +657,82 @@ int evt_validate(const unsigned char *buf, size_t len, uint32_t *count)
     return rc;
 }
 
+int evt_rebuild(const unsigned char *buf, size_t len, unsigned char **out, size_t *out_len,
+                struct evt_scan *scan)
+{
+    if (!out || !out_len)
+        return EVT_E_ARG;
+    *out = NULL;
+    *out_len = 0;
+    struct evt_scan sc = { 0 };
+    sc.clean = evt_validate(buf, len, NULL) == EVT_OK;
+
+    /* Two walks: the size, then the copy (a split record's view is only
+     * valid until the next call). */
+    struct evt_reader r;
+    struct evt_view v;
+    uint64_t total = EVT_HEADER_SIZE + EVT_EOF_SIZE;
+    int rc = evt_reader_init_flags(&r, buf, len, EVT_READ_SKIP_DAMAGED);
+    if (rc)
+        return rc;
+    while ((rc = evt_reader_next(&r, &v)) == 1)
+        total += v.length;
+    evt_reader_free(&r);
+    if (rc < 0)
+        return rc;
+    if (total > EVT_MAX_FILE)
+        return EVT_E_CORRUPT;
+    unsigned char *img = malloc((size_t)total);
+    if (!img)
+        return EVT_E_NOMEM;
+
+    evt_reader_init_flags(&r, buf, len, EVT_READ_SKIP_DAMAGED);
+    size_t at = EVT_HEADER_SIZE;
+    uint32_t first = 0, last = 0;
+    while ((rc = evt_reader_next(&r, &v)) == 1) {
+        if (at + v.length > total - EVT_EOF_SIZE) { /* the walks disagree: cannot happen */
+            rc = EVT_E_CORRUPT;
+            break;
+        }
+        memcpy(img + at, v.raw, v.length);
+        at += v.length;
+        if (!sc.records)
+            first = v.record_number;
+        last = v.record_number;
+        sc.records++;
+    }
+    sc.skipped = r.skipped;
+    sc.stretches = r.stretches;
+    sc.eof_found = r.eof_found;
+    struct evt_header h = r.h;
+    evt_reader_free(&r);
+    if (rc < 0) {
+        free(img);
+        return rc;
+    }
+    struct evt_header nh = { 0 };
+    nh.start_offset = EVT_HEADER_SIZE;
+    nh.end_offset = (uint32_t)at;
+    nh.current_record = h.current_record;
+    if (sc.records && last + 1u > nh.current_record)
+        nh.current_record = last + 1u;
+    if (nh.current_record == 0)
+        nh.current_record = 1;
+    nh.oldest_record = sc.records ? first : 0;
+    nh.max_size = h.max_size > EVT_MAX_FILE ? EVT_MAX_FILE : h.max_size & ~3u;
+    if (nh.max_size < at + EVT_EOF_SIZE)
+        nh.max_size = (uint32_t)(at + EVT_EOF_SIZE);
+    nh.flags = 0;
+    nh.retention = h.retention;
+    evt_header_encode(&nh, img);
+    evt_eof_encode(&nh, img + at);
+    *out = img;
+    *out_len = at + EVT_EOF_SIZE;
+    if (scan)
+        *scan = sc;
+    return EVT_OK;
+}
+
 int evt_slurp(FILE *f, unsigned char **buf, size_t *len)
 {
     if (!f || !buf || !len)
@@ -511,28 +758,124 @@ int evt_slurp(FILE *f, unsigned char **buf, size_t *len)
     return EVT_OK;
 }
 
+/* The stdio store ---------------------------------------------------------------- */
+
+static unsigned long stdio_error(FILE *f)
+{
+    unsigned long e = errno ? (unsigned long)errno : (unsigned long)EIO;
+    clearerr(f); /* the next call starts afresh */
+    return e;
+}
+
+static unsigned long stdio_read_at(void *ctx, uint32_t off, void *buf, size_t n)
+{
+    FILE *f = ctx;
+    errno = 0;
+    if (fseek(f, (long)off, SEEK_SET) != 0 || (n && fread(buf, 1, n, f) != n))
+        return stdio_error(f);
+    return 0;
+}
+
+static unsigned long stdio_write_at(void *ctx, uint32_t off, const void *buf, size_t n)
+{
+    FILE *f = ctx;
+    errno = 0;
+    if (fseek(f, (long)off, SEEK_SET) != 0 || (n && fwrite(buf, 1, n, f) != n) || fflush(f) != 0)
+        return stdio_error(f);
+    return 0;
+}
+
+static unsigned long stdio_get_size(void *ctx, uint64_t *size)
+{
+    FILE *f = ctx;
+    errno = 0;
+    if (fseek(f, 0, SEEK_END) != 0)
+        return stdio_error(f);
+    long n = ftell(f);
+    if (n < 0)
+        return stdio_error(f);
+    *size = (uint64_t)n;
+    return 0;
+}
+
+static unsigned long stdio_set_size(void *ctx, uint32_t size)
+{
+    FILE *f = ctx;
+    if (fflush(f) != 0)
+        return stdio_error(f);
+#ifdef _WIN32
+    if (_chsize(_fileno(f), (long)size) != 0)
+        return (unsigned long)errno;
+#else
+    if (ftruncate(fileno(f), (off_t)size) != 0)
+        return (unsigned long)errno;
+#endif
+    return 0;
+}
+
+void evt_store_stdio(struct evt_store *s, FILE *f)
+{
+    if (!s)
+        return;
+    if (f)
+        setvbuf(f, NULL, _IONBF, 0);
+    s->ctx = f;
+    s->read_at = stdio_read_at;
+    s->write_at = stdio_write_at;
+    s->get_size = stdio_get_size;
+    s->set_size = stdio_set_size;
+}
+
 /* Journal --------------------------------------------------------------------- */
 
-static int write_at(FILE *f, uint32_t off, const void *p, size_t n)
+static int io_fail(struct evt_journal *j, unsigned long err)
 {
-    if (fseek(f, (long)off, SEEK_SET) != 0)
-        return EVT_E_IO;
-    if (n && fwrite(p, 1, n, f) != n)
-        return EVT_E_IO;
+    j->error = err ? err : (unsigned long)EIO;
+    return EVT_E_IO;
+}
+
+static int write_at(struct evt_journal *j, uint32_t off, const void *p, size_t n)
+{
+    unsigned long e = n ? j->io.write_at(j->io.ctx, off, p, n) : 0;
+    return e ? io_fail(j, e) : EVT_OK;
+}
+
+static int zero_at(struct evt_journal *j, uint32_t off, size_t n)
+{
+    static const unsigned char zeros[4096];
+    while (n) {
+        size_t k = n < sizeof zeros ? n : sizeof zeros;
+        int rc = write_at(j, off, zeros, k);
+        if (rc)
+            return rc;
+        off += (uint32_t)k;
+        n -= k;
+    }
     return EVT_OK;
 }
 
-static int zero_at(FILE *f, uint32_t off, size_t n)
+/* Cut the file back to old_size after a write that may have grown it and
+ * failed, so a full disk keeps no half-written tail; the write's error is
+ * what the caller hears of. */
+static void cut_back(struct evt_journal *j, uint32_t old_size)
 {
-    static const unsigned char zeros[4096];
-    if (fseek(f, (long)off, SEEK_SET) != 0)
-        return EVT_E_IO;
-    while (n) {
-        size_t k = n < sizeof zeros ? n : sizeof zeros;
-        if (fwrite(zeros, 1, k, f) != k)
-            return EVT_E_IO;
-        n -= k;
+    if (j->io.set_size)
+        j->io.set_size(j->io.ctx, old_size);
+    j->file_size = old_size;
+}
+
+/* Write (src NULL: zeros) at off, where the file may have to grow. */
+static int grow_write(struct evt_journal *j, uint32_t off, const unsigned char *src, size_t n)
+{
+    uint32_t old = j->file_size;
+    int rc = src ? write_at(j, off, src, n) : zero_at(j, off, n);
+    if (rc) {
+        if ((uint64_t)off + n > old)
+            cut_back(j, old);
+        return rc;
     }
+    if ((uint64_t)off + n > j->file_size)
+        j->file_size = off + (uint32_t)n;
     return EVT_OK;
 }
 
@@ -540,21 +883,32 @@ static int zero_at(FILE *f, uint32_t off, size_t n)
 static int ring_write(struct evt_journal *j, uint32_t pos, const unsigned char *src, size_t n)
 {
     size_t first = j->file_size - pos < n ? j->file_size - pos : n;
-    int rc = src ? write_at(j->f, pos, src, first) : zero_at(j->f, pos, first);
+    int rc = src ? write_at(j, pos, src, first) : zero_at(j, pos, first);
     if (rc == EVT_OK && n > first)
-        rc = src ? write_at(j->f, EVT_HEADER_SIZE, src + first, n - first)
-                 : zero_at(j->f, EVT_HEADER_SIZE, n - first);
+        rc = src ? write_at(j, EVT_HEADER_SIZE, src + first, n - first)
+                 : zero_at(j, EVT_HEADER_SIZE, n - first);
     return rc;
 }
 
-static int write_header(struct evt_journal *j)
+static int write_header(struct evt_journal *j, const struct evt_header *h)
 {
     unsigned char hb[EVT_HEADER_SIZE];
-    evt_header_encode(&j->h, hb);
-    int rc = write_at(j->f, 0, hb, sizeof hb);
-    if (rc == EVT_OK && fflush(j->f) != 0)
-        rc = EVT_E_IO;
-    return rc;
+    evt_header_encode(h, hb);
+    return write_at(j, 0, hb, sizeof hb);
+}
+
+/* After a failed in-place write: put the end-of-file record the header on
+ * disk names back where it was (best effort; the header was not touched). */
+static void restore_eof(struct evt_journal *j)
+{
+    unsigned char eof[EVT_EOF_SIZE];
+    unsigned long keep = j->error;
+    evt_eof_encode(&j->h, eof);
+    if (j->h.flags & EVT_FLAG_WRAP)
+        ring_write(j, j->h.end_offset, eof, sizeof eof);
+    else
+        write_at(j, j->h.end_offset, eof, sizeof eof);
+    j->error = keep;
 }
 
 static uint32_t journal_max(uint32_t max_size)
@@ -563,51 +917,121 @@ static uint32_t journal_max(uint32_t max_size)
     return max_size < EVT_MIN_SIZE ? EVT_MIN_SIZE : max_size;
 }
 
-int evt_journal_open_fp(struct evt_journal *j, FILE *f, uint32_t max_size)
+/* Rewrite a damaged file in place from what survives: records and the
+ * end-of-file record first, the header last, then clear what is left. */
+static int journal_repair(struct evt_journal *j, const unsigned char *buf, size_t len)
 {
-    if (!j || !f)
-        return EVT_E_ARG;
-    memset(j, 0, sizeof *j);
-    unsigned char *buf;
-    size_t len;
-    int rc = evt_slurp(f, &buf, &len);
+    unsigned char *img;
+    size_t img_len;
+    struct evt_scan scan;
+    int rc = evt_rebuild(buf, len, &img, &img_len, &scan);
     if (rc)
         return rc;
-    j->f = f;
-    if (len == 0) {
-        free(buf);
+    rc = grow_write(j, EVT_HEADER_SIZE, img + EVT_HEADER_SIZE, img_len - EVT_HEADER_SIZE);
+    if (rc == EVT_OK)
+        rc = write_at(j, 0, img, EVT_HEADER_SIZE);
+    if (rc == EVT_OK) {
+        evt_header_decode(img, img_len, &j->h);
+        if (j->file_size > img_len) { /* stale bytes must not come back as records */
+            unsigned long keep = j->error;
+            zero_at(j, (uint32_t)img_len, j->file_size - img_len); /* best effort */
+            j->error = keep;
+        }
+        j->repaired = 1;
+        j->repair = scan;
+    }
+    free(img);
+    return rc;
+}
+
+int evt_journal_open_store(struct evt_journal *j, const struct evt_store *io, uint32_t max_size)
+{
+    if (!j || !io || !io->read_at || !io->write_at || !io->get_size)
+        return EVT_E_ARG;
+    memset(j, 0, sizeof *j);
+    j->io = *io;
+    uint64_t size = 0;
+    unsigned long e = io->get_size(io->ctx, &size);
+    if (e)
+        return io_fail(j, e);
+    if (size > EVT_MAX_FILE)
+        return EVT_E_CORRUPT;
+    int rc = EVT_OK;
+    if (size == 0) {
         j->h.start_offset = EVT_HEADER_SIZE;
         j->h.end_offset = EVT_HEADER_SIZE;
         j->h.current_record = 1;
         j->h.oldest_record = 0;
         j->h.max_size = journal_max(max_size);
-        j->file_size = EVT_HEADER_SIZE + EVT_EOF_SIZE;
-        unsigned char eof[EVT_EOF_SIZE];
-        evt_eof_encode(&j->h, eof);
-        rc = write_at(f, EVT_HEADER_SIZE, eof, sizeof eof);
-        if (rc == EVT_OK)
-            rc = write_header(j);
+        unsigned char first[EVT_HEADER_SIZE + EVT_EOF_SIZE];
+        evt_header_encode(&j->h, first);
+        evt_eof_encode(&j->h, first + EVT_HEADER_SIZE);
+        rc = grow_write(j, 0, first, sizeof first);
     } else {
-        rc = evt_validate(buf, len, NULL);
-        if (rc == EVT_OK) {
-            evt_header_decode(buf, len, &j->h);
-            j->h.flags &= ~EVT_FLAG_DIRTY;
-            if (j->h.flags & EVT_FLAG_WRAP) {
-                j->file_size = (uint32_t)len;
-                if (j->h.max_size != len)
-                    j->h.max_size = (uint32_t)len;
-            } else {
-                /* Still growing: the new bound applies, never below what is in use. */
-                j->file_size = j->h.end_offset + EVT_EOF_SIZE;
-                j->h.max_size = journal_max(max_size);
-                if (j->h.max_size < j->file_size)
-                    j->h.max_size = j->file_size;
-            }
+        unsigned char *buf = malloc((size_t)size);
+        if (!buf)
+            return EVT_E_NOMEM;
+        e = io->read_at(io->ctx, 0, buf, (size_t)size);
+        if (e) {
+            free(buf);
+            return io_fail(j, e);
         }
+        j->file_size = (uint32_t)size;
+        rc = evt_validate(buf, (size_t)size, NULL);
+        if (rc == EVT_OK)
+            evt_header_decode(buf, (size_t)size, &j->h);
+        else
+            rc = journal_repair(j, buf, (size_t)size);
         free(buf);
     }
-    if (rc)
+    if (rc == EVT_OK) {
+        j->h.flags &= ~EVT_FLAG_DIRTY;
+        if (j->h.flags & EVT_FLAG_WRAP) {
+            j->h.max_size = j->file_size; /* a wrapped ring keeps its size */
+        } else {
+            /* Still growing: the new bound applies, never below what is in use;
+             * free space past a lower bound is given back. */
+            uint32_t used = j->h.end_offset + EVT_EOF_SIZE;
+            j->h.max_size = journal_max(max_size);
+            if (j->h.max_size < used)
+                j->h.max_size = used;
+            if (j->file_size > j->h.max_size) {
+                if (j->io.set_size && j->io.set_size(j->io.ctx, j->h.max_size) == 0)
+                    j->file_size = j->h.max_size;
+                else
+                    j->h.max_size = j->file_size & ~3u;
+            }
+        }
+        rc = write_header(j, &j->h);
+    }
+    if (rc == EVT_OK) {
+        /* Reserve the space up to MaxSize now, as the classic logs were, so a
+         * disk that fills later cannot stop the journal; where the disk has
+         * no room now, the journal grows record by record instead. */
+        if (!(j->h.flags & EVT_FLAG_WRAP) && j->file_size < j->h.max_size) {
+            /* On failure j->error says why (a full disk); the open stands. */
+            j->reserved = grow_write(j, j->file_size, NULL, j->h.max_size - j->file_size) == EVT_OK;
+        } else {
+            j->reserved = 1;
+        }
+    }
+    if (rc) {
+        unsigned long err = j->error;
         memset(j, 0, sizeof *j);
+        j->error = err;
+    }
+    return rc;
+}
+
+int evt_journal_open_fp(struct evt_journal *j, FILE *f, uint32_t max_size)
+{
+    if (!j || !f)
+        return EVT_E_ARG;
+    struct evt_store s;
+    evt_store_stdio(&s, f);
+    int rc = evt_journal_open_store(j, &s, max_size);
+    if (rc == EVT_OK)
+        j->f = f;
     return rc;
 }
 
@@ -626,74 +1050,68 @@ int evt_journal_open(struct evt_journal *j, const char *path, uint32_t max_size)
     return rc;
 }
 
-int evt_journal_append_raw(struct evt_journal *j, unsigned char *rec, size_t len, uint32_t *number)
+/* Growing: the record goes after the last one. Its bytes past the current
+ * end-of-file record, and the new end-of-file record, are written first:
+ * they lie in free space, so if the disk is full nothing the file holds has
+ * changed (and what was written is cut off again). Only then is the old
+ * end-of-file record overwritten by the record's head, in place, and the
+ * header updated. */
+static int append_linear(struct evt_journal *j, const unsigned char *rec, size_t len,
+                         struct evt_header *h)
 {
-    if (!j || !j->f || !rec || len < EVT_RECORD_FIXED + 8u || len % 4u)
-        return EVT_E_ARG;
-    if ((uint64_t)len + EVT_EOF_SIZE > (uint64_t)j->h.max_size - EVT_HEADER_SIZE)
-        return EVT_E_TOO_LARGE;
-    struct evt_header h = j->h;
-    uint32_t num = h.current_record;
-    put32(rec + 0x08, num);
-
-    uint32_t end = h.end_offset;
-    uint32_t new_end;
+    uint32_t end = h->end_offset, new_end = end + (uint32_t)len, old_size = j->file_size;
     unsigned char eof[EVT_EOF_SIZE];
-    int rc;
-
-    if (!(h.flags & EVT_FLAG_WRAP) && (uint64_t)end + len + EVT_EOF_SIZE <= h.max_size) {
-        /* Growing: append after the last record. */
-        new_end = end + (uint32_t)len;
-        if (h.oldest_record == 0)
-            h.oldest_record = num;
-        h.current_record = num + 1;
-        h.end_offset = new_end;
-        evt_eof_encode(&h, eof);
-        rc = write_at(j->f, end, rec, len);
-        if (rc == EVT_OK)
-            rc = write_at(j->f, new_end, eof, sizeof eof);
-        if (rc == EVT_OK) {
-            j->file_size = new_end + EVT_EOF_SIZE;
-            j->h = h;
-            rc = write_header(j);
-        }
-        if (rc == EVT_OK && number)
-            *number = num;
+    if (h->oldest_record == 0)
+        h->oldest_record = h->current_record;
+    h->current_record++;
+    h->end_offset = new_end;
+    evt_eof_encode(h, eof);
+    int rc = grow_write(j, end + EVT_EOF_SIZE, rec + EVT_EOF_SIZE, len - EVT_EOF_SIZE);
+    if (rc == EVT_OK) {
+        rc = grow_write(j, new_end, eof, sizeof eof);
+        if (rc && j->file_size > old_size)
+            cut_back(j, old_size);
+    }
+    if (rc)
         return rc;
-    }
+    rc = write_at(j, end, rec, EVT_EOF_SIZE);
+    if (rc == EVT_OK)
+        rc = write_header(j, h);
+    if (rc)
+        restore_eof(j);
+    return rc;
+}
 
-    if (!(h.flags & EVT_FLAG_WRAP)) {
-        /* Full for the first time: the file takes its maximum size and the
-         * region after the header becomes circular. */
-        rc = zero_at(j->f, j->file_size, h.max_size - j->file_size);
-        if (rc)
-            return rc;
-        j->file_size = h.max_size;
-        h.flags |= EVT_FLAG_WRAP;
-    }
+/* Wrapped: every write is in place in a file of its full size. */
+static int append_ring(struct evt_journal *j, const unsigned char *rec, size_t len,
+                       struct evt_header *h)
+{
     uint32_t cap = j->file_size - EVT_HEADER_SIZE;
-    uint32_t used = (end + cap - h.start_offset) % cap;
+    uint32_t end = h->end_offset, num = h->current_record;
+    uint32_t used = (end + cap - h->start_offset) % cap;
     while ((uint64_t)used + len + EVT_EOF_SIZE > cap) {
         unsigned char lb[4];
-        uint32_t pos = h.start_offset;
+        uint32_t pos = h->start_offset;
         if (used == 0)
             return EVT_E_TOO_LARGE;
-        if (fseek(j->f, (long)pos, SEEK_SET) != 0 || fread(lb, 1, 4, j->f) != 4)
-            return EVT_E_IO;
+        unsigned long e = j->io.read_at(j->io.ctx, pos, lb, 4);
+        if (e)
+            return io_fail(j, e);
         uint32_t old = get32(lb);
         if (old < EVT_RECORD_FIXED + 8u || old % 4u || old > used)
             return EVT_E_CORRUPT;
-        h.start_offset = EVT_HEADER_SIZE + (pos - EVT_HEADER_SIZE + old) % cap;
+        h->start_offset = EVT_HEADER_SIZE + (pos - EVT_HEADER_SIZE + old) % cap;
         used -= old;
-        h.oldest_record++;
+        h->oldest_record++;
     }
     if (used == 0)
-        h.oldest_record = num;
-    new_end = EVT_HEADER_SIZE + (uint32_t)((end - EVT_HEADER_SIZE + (uint64_t)len) % cap);
-    h.current_record = num + 1;
-    h.end_offset = new_end;
-    evt_eof_encode(&h, eof);
-    rc = ring_write(j, end, rec, len);
+        h->oldest_record = num;
+    uint32_t new_end = EVT_HEADER_SIZE + (uint32_t)((end - EVT_HEADER_SIZE + (uint64_t)len) % cap);
+    h->current_record = num + 1;
+    h->end_offset = new_end;
+    unsigned char eof[EVT_EOF_SIZE];
+    evt_eof_encode(h, eof);
+    int rc = ring_write(j, end, rec, len);
     if (rc == EVT_OK)
         rc = ring_write(j, new_end, eof, sizeof eof);
     if (rc == EVT_OK) {
@@ -702,18 +1120,51 @@ int evt_journal_append_raw(struct evt_journal *j, unsigned char *rec, size_t len
         uint32_t gap = cap - used - (uint32_t)len - EVT_EOF_SIZE;
         rc = ring_write(j, gap_at, NULL, gap);
     }
-    if (rc == EVT_OK) {
-        j->h = h;
-        rc = write_header(j);
-    }
-    if (rc == EVT_OK && number)
-        *number = num;
+    if (rc == EVT_OK)
+        rc = write_header(j, h);
+    if (rc)
+        restore_eof(j);
     return rc;
+}
+
+int evt_journal_append_raw(struct evt_journal *j, unsigned char *rec, size_t len, uint32_t *number)
+{
+    if (!j || !j->io.write_at || !rec || len < EVT_RECORD_FIXED + 8u || len % 4u)
+        return EVT_E_ARG;
+    if ((uint64_t)len + EVT_EOF_SIZE > (uint64_t)j->h.max_size - EVT_HEADER_SIZE)
+        return EVT_E_TOO_LARGE;
+    struct evt_header h = j->h;
+    uint32_t num = h.current_record;
+    put32(rec + 0x08, num);
+    int rc;
+    if (!(h.flags & EVT_FLAG_WRAP) && (uint64_t)h.end_offset + len + EVT_EOF_SIZE <= h.max_size) {
+        rc = append_linear(j, rec, len, &h);
+    } else {
+        if (!(h.flags & EVT_FLAG_WRAP)) {
+            /* Full for the first time: the file takes its maximum size (if it
+             * was not reserved) and the region after the header becomes
+             * circular. */
+            if (j->file_size < h.max_size) {
+                rc = grow_write(j, j->file_size, NULL, h.max_size - j->file_size);
+                if (rc)
+                    return rc;
+            }
+            j->reserved = 1;
+            h.flags |= EVT_FLAG_WRAP;
+        }
+        rc = append_ring(j, rec, len, &h);
+    }
+    if (rc)
+        return rc;
+    j->h = h;
+    if (number)
+        *number = num;
+    return EVT_OK;
 }
 
 int evt_journal_append(struct evt_journal *j, const struct evt_event *ev, uint32_t *number)
 {
-    if (!j || !j->f)
+    if (!j || !j->io.write_at)
         return EVT_E_ARG;
     size_t len = evt_record_size(ev);
     if (len == 0)
@@ -729,10 +1180,8 @@ int evt_journal_append(struct evt_journal *j, const struct evt_event *ev, uint32
 
 void evt_journal_close(struct evt_journal *j)
 {
-    if (j && j->f) {
-        fflush(j->f);
+    if (j && j->f)
         fclose(j->f);
-    }
     if (j)
         memset(j, 0, sizeof *j);
 }

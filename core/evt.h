@@ -10,9 +10,13 @@
  *   - records: build one EVENTLOGRECORD into a buffer; parse one, checking
  *     every offset and length against the record's own size;
  *   - reader: iterate the records of a whole file held in memory, oldest to
- *     newest, rejecting a truncated or corrupt file with an error code;
- *   - journal: append records to a FILE *, keeping header and end-of-file
- *     record consistent after every append, wrapping when full.
+ *     newest; strict (any damage is an error code) or skipping damaged
+ *     records and counting them; rebuild a clean file from what survives;
+ *   - journal: append records through a store (positioned reads and
+ *     writes), keeping header and end-of-file record consistent after every
+ *     append, wrapping when full. Its space is reserved up to MaxSize when
+ *     it can be; where it cannot, a record is written so that a failed write
+ *     (a full disk) leaves the file exactly as it was.
  * This module never reads the clock (times come from the caller), never
  * includes windows.h, and never trusts a length it read.
  */
@@ -127,45 +131,114 @@ int evt_view_string(const struct evt_view *v, unsigned idx,
 size_t evt_utf16le_to_utf8(const unsigned char *le, size_t units, char *out, size_t cap);
 
 /* Reader over a whole file in memory. */
+#define EVT_READ_SKIP_DAMAGED 0x1u /* pass over damage instead of failing */
+
 struct evt_reader {
     const unsigned char *buf;
-    size_t len;
+    size_t len;            /* bytes of the file the walk may use */
     struct evt_header h;
     uint32_t pos;          /* offset of the next record */
     uint64_t walked;       /* bytes walked, bounds the loop */
     int done;
+    unsigned flags;
     unsigned char *scratch; /* holds a record split across the end */
     size_t scratch_cap;
+    /* With EVT_READ_SKIP_DAMAGED, what the walk met (final once it ends): */
+    uint32_t expect;       /* the record number expected next */
+    int yielded;           /* a record has been returned */
+    uint32_t skipped;      /* damaged records passed over (from the numbering
+                              where it is plausible, else one per stretch) */
+    uint32_t stretches;    /* damaged stretches passed over */
+    int eof_found;         /* the walk ended at an end-of-file record */
 };
-/* Checks the header and the file's size against it. */
+/* Checks the header and the file's size against it (strict). */
 int evt_reader_init(struct evt_reader *r, const unsigned char *buf, size_t len);
+/* flags EVT_READ_SKIP_DAMAGED: only the header must be sound (and, for a
+ * wrapped file, its start offset); the header's end offset is a hint, the
+ * end is the end-of-file record the walk reaches; a record that does not
+ * parse is passed over by scanning for the next record or end-of-file
+ * record, and counted in skipped. */
+int evt_reader_init_flags(struct evt_reader *r, const unsigned char *buf, size_t len,
+                          unsigned flags);
 /* 1: *v holds the next record (valid until the next call); 0: end reached
- * (the end-of-file record matched the header); <0: EVT_E_*. */
+ * (strict: the end-of-file record matched the header); <0: EVT_E_*
+ * (skipping damage, only EVT_E_ARG or EVT_E_NOMEM). */
 int evt_reader_next(struct evt_reader *r, struct evt_view *v);
 void evt_reader_free(struct evt_reader *r);
-/* Walk the whole file; on success *count is the number of records. */
+/* Walk the whole file strictly; on success *count is the number of records. */
 int evt_validate(const unsigned char *buf, size_t len, uint32_t *count);
+
+/* What a walk that skips damage found. */
+struct evt_scan {
+    uint32_t records;      /* records read */
+    uint32_t skipped;      /* damaged records passed over */
+    uint32_t stretches;    /* damaged stretches */
+    int eof_found;         /* ended at an end-of-file record */
+    int clean;             /* the strict reader accepts the file as is */
+};
+/* A clean, unwrapped journal image of the records a damage-skipping walk of
+ * buf reads, in order, with their numbers, ending with an end-of-file record
+ * (out_len = 0x30 + records + 0x28); the header keeps buf's MaxSize (raised
+ * to fit) and numbering (the next number is never lower than buf's). *out is
+ * malloc'd. Fails only when buf's header is unusable or memory runs out. */
+int evt_rebuild(const unsigned char *buf, size_t len, unsigned char **out, size_t *out_len,
+                struct evt_scan *scan);
 
 /* Read a whole stream (at most EVT_MAX_FILE bytes) into malloc'd memory. */
 int evt_slurp(FILE *f, unsigned char **buf, size_t *len);
 
+/* A journal's storage: positioned I/O on one file. Each function returns 0
+ * or the platform's error code (an errno value, a Win32 error), which the
+ * journal keeps in its error field for the owner to report. write_at writes
+ * all n bytes or fails (it may have written some); set_size truncates or
+ * extends (extension need not allocate: the journal writes zeros to reserve
+ * space). */
+struct evt_store {
+    void *ctx;
+    unsigned long (*read_at)(void *ctx, uint32_t off, void *buf, size_t n);
+    unsigned long (*write_at)(void *ctx, uint32_t off, const void *buf, size_t n);
+    unsigned long (*get_size)(void *ctx, uint64_t *size);
+    unsigned long (*set_size)(void *ctx, uint32_t size);
+};
+/* The store over a stdio stream (opened "w+b" or "r+b"); the stream is made
+ * unbuffered, so a failed write is seen at once and nothing is left in a
+ * buffer to land later. */
+void evt_store_stdio(struct evt_store *s, FILE *f);
+
 /* Journal: a .evt file open for appending. */
 struct evt_journal {
-    FILE *f;
+    struct evt_store io;
+    FILE *f;             /* the stream, when opened through one (closed by close) */
     struct evt_header h;
     uint32_t file_size;  /* physical size; the wrap point once wrapped */
+    int reserved;        /* the file already spans MaxSize: appends cannot need space */
+    unsigned long error; /* the store's code behind the last EVT_E_IO */
+    /* What open found and did: */
+    int repaired;        /* the file was damaged and rewritten from what survived */
+    struct evt_scan repair; /* the damage-skipping walk behind a repair */
 };
-/* Take over f (opened "w+b" or "r+b"): an empty stream becomes a new journal
- * bounded by max_size (rounded down to a multiple of 4, at least
- * EVT_MIN_SIZE); an existing one is validated and continued. On error f is
- * left open for the caller. */
+/* Take over a store: an empty file becomes a new journal bounded by
+ * max_size (rounded down to a multiple of 4, at least EVT_MIN_SIZE); an
+ * existing one is validated and continued, or, when damaged but its header
+ * is sound, rewritten in place from the records that survive (repaired set,
+ * repair says what was lost). Then the file is extended with zeros to its
+ * MaxSize where the disk allows (reserved set); if not, the journal still
+ * works, growing record by record. EVT_E_CORRUPT/TRUNCATED: the header is
+ * unusable; EVT_E_IO: the store failed (error has its code). */
+int evt_journal_open_store(struct evt_journal *j, const struct evt_store *io, uint32_t max_size);
+/* The same over a stream (opened "w+b" or "r+b"); on error f is left open
+ * for the caller. */
 int evt_journal_open_fp(struct evt_journal *j, FILE *f, uint32_t max_size);
 /* Convenience: fopen the path ("r+b", else "w+b"). */
 int evt_journal_open(struct evt_journal *j, const char *path, uint32_t max_size);
-/* Append one event; returns its record number in *number (may be NULL). */
+/* Append one event; returns its record number in *number (may be NULL).
+ * On any failure the file is left as it was before the call: the header,
+ * the end-of-file record and every record already written are intact, and
+ * the record is not counted. */
 int evt_journal_append(struct evt_journal *j, const struct evt_event *ev, uint32_t *number);
 /* Append an already built record (its number is rewritten). */
 int evt_journal_append_raw(struct evt_journal *j, unsigned char *rec, size_t len, uint32_t *number);
+/* Closes the stream if the journal was opened through one. */
 void evt_journal_close(struct evt_journal *j);
 
 #endif

@@ -46,6 +46,9 @@
 #define LOC_EVL_REPORT          LOC(LOCMOD_EVENTLOG, 0x0001) /* ReportEventW */
 #define LOC_EVL_JOURNAL_OPEN    LOC(LOCMOD_EVENTLOG, 0x0002)
 #define LOC_EVL_JOURNAL_WRITE   LOC(LOCMOD_EVENTLOG, 0x0003)
+/* eventlog/: the journal on a damaged file or a full disk (0x0010-0x001F) */
+#define LOC_EVL_JOURNAL_REPAIR  LOC(LOCMOD_EVENTLOG, 0x0010) /* open found damage and repaired it */
+#define LOC_EVL_JOURNAL_RESERVE LOC(LOCMOD_EVENTLOG, 0x0011) /* reserving JournalMaxKB on the disk */
 
 /* SMTP server sessions (service/smtp_server.c) */
 #define LOC_SMTPD_LISTEN        LOC(LOCMOD_SMTPD, 0x0001) /* bind/listen on the SMTP port */

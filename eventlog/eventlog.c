@@ -6,11 +6,17 @@
  * drops the data of ReportEventW). Both carry the same data payload: the
  * location DWORD then the status DWORD, little-endian.
  *
+ * The journal is written through Win32 file calls (a store for core/evt.c),
+ * so a failed write is seen at once with its Win32 error (ERROR_DISK_FULL)
+ * and the core can leave the file as it was. Its space is reserved up to
+ * JournalMaxKB when it is opened, so a disk that fills later does not stop
+ * it; a journal found damaged is repaired in place, keeping every record
+ * that can still be read (event 4152).
+ *
  * Reporting must never fail or block the caller for long: errors are
  * returned for information, and one lock keeps concurrent reports whole.
  */
 #include <windows.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +34,7 @@ static INIT_ONCE lock_once = INIT_ONCE_STATIC_INIT;
 static CRITICAL_SECTION lock;
 static HANDLE source;           /* RegisterEventSourceW, opened on first use */
 static struct evt_journal journal;
+static HANDLE journal_file = INVALID_HANDLE_VALUE;
 static int journal_open;
 static wchar_t computer[MAX_COMPUTERNAME_LENGTH + 1];
 
@@ -73,20 +80,96 @@ static const wchar_t *computer_name(void)
     return computer;
 }
 
-/* Open (or create) path as a journal; caller holds the lock. */
-static int open_journal_locked(const wchar_t *path, DWORD max_bytes, FILE **out)
+/* The journal's store: positioned Win32 reads and writes on its handle. */
+static unsigned long file_seek(HANDLE h, uint32_t off)
 {
-    FILE *f = _wfopen(path, L"r+b");
-    if (!f && errno == ENOENT)
-        f = _wfopen(path, L"w+b");
-    if (!f)
+    LARGE_INTEGER at;
+    at.QuadPart = off;
+    return SetFilePointerEx(h, at, NULL, FILE_BEGIN) ? 0 : GetLastError();
+}
+
+static unsigned long file_read_at(void *ctx, uint32_t off, void *buf, size_t n)
+{
+    HANDLE h = ctx;
+    unsigned long e = file_seek(h, off);
+    char *p = buf;
+    while (!e && n) {
+        DWORD want = n > 0x10000000u ? 0x10000000u : (DWORD)n, got = 0;
+        if (!ReadFile(h, p, want, &got, NULL))
+            e = GetLastError();
+        else if (got == 0)
+            e = ERROR_HANDLE_EOF;
+        p += got;
+        n -= got;
+    }
+    return e;
+}
+
+static unsigned long file_write_at(void *ctx, uint32_t off, const void *buf, size_t n)
+{
+    HANDLE h = ctx;
+    unsigned long e = file_seek(h, off);
+    const char *p = buf;
+    while (!e && n) {
+        DWORD want = n > 0x10000000u ? 0x10000000u : (DWORD)n, put = 0;
+        if (!WriteFile(h, p, want, &put, NULL))
+            e = GetLastError();
+        else if (put == 0)
+            e = ERROR_DISK_FULL; /* nothing taken and no error: no room */
+        p += put;
+        n -= put;
+    }
+    return e;
+}
+
+static unsigned long file_get_size(void *ctx, uint64_t *size)
+{
+    LARGE_INTEGER n;
+    if (!GetFileSizeEx((HANDLE)ctx, &n))
+        return GetLastError();
+    *size = (uint64_t)n.QuadPart;
+    return 0;
+}
+
+static unsigned long file_set_size(void *ctx, uint32_t size)
+{
+    HANDLE h = ctx;
+    unsigned long e = file_seek(h, size);
+    if (!e && !SetEndOfFile(h))
+        e = GetLastError();
+    return e;
+}
+
+/* Open (or create) path as a journal; caller holds the lock. Returns an
+ * EVT_E_* code; *win32 gets the Win32 error behind EVT_E_IO. */
+static int open_journal_locked(const wchar_t *path, DWORD max_bytes, DWORD *win32)
+{
+    /* Readers (imsvc events) may open it while the service writes. */
+    HANDLE h = CreateFileW(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                           NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        *win32 = GetLastError();
         return EVT_E_IO;
-    int rc = evt_journal_open_fp(&journal, f, max_bytes);
-    if (rc)
-        fclose(f);
-    else
-        *out = f;
+    }
+    struct evt_store io = { h, file_read_at, file_write_at, file_get_size, file_set_size };
+    int rc = evt_journal_open_store(&journal, &io, max_bytes);
+    if (rc) {
+        *win32 = rc == EVT_E_IO ? (DWORD)journal.error : ERROR_SUCCESS;
+        CloseHandle(h);
+    } else {
+        journal_file = h;
+    }
     return rc;
+}
+
+static void close_journal_locked(void)
+{
+    if (journal_open) {
+        evt_journal_close(&journal);
+        CloseHandle(journal_file);
+        journal_file = INVALID_HANDLE_VALUE;
+        journal_open = 0;
+    }
 }
 
 DWORD evlog_open(const wchar_t *journal_path, DWORD max_bytes)
@@ -97,31 +180,31 @@ DWORD evlog_open(const wchar_t *journal_path, DWORD max_bytes)
         max_bytes = EVLOG_JOURNAL_DEFAULT_MAX;
     wchar_t aside[MAX_PATH + 16] = L"";
     int bad = EVT_OK;
-    DWORD result = ERROR_SUCCESS;
-    FILE *f = NULL;
+    DWORD result = ERROR_SUCCESS, win32 = ERROR_SUCCESS;
 
     enter();
-    if (journal_open) {
-        evt_journal_close(&journal);
-        journal_open = 0;
-    }
-    int rc = open_journal_locked(journal_path, max_bytes, &f);
+    close_journal_locked();
+    int rc = open_journal_locked(journal_path, max_bytes, &win32);
     if (rc == EVT_E_CORRUPT || rc == EVT_E_TRUNCATED) {
-        /* Keep the damaged file for examination and start afresh, so that
-         * one bad file never silences the journal for good. */
+        /* Not even its header can be read (a damaged file is repaired by the
+         * open): keep it for examination and start afresh, so that one bad
+         * file never silences the journal for good. */
         bad = rc;
         _snwprintf(aside, ARRAYSIZE(aside), L"%ls.corrupt", journal_path);
         aside[ARRAYSIZE(aside) - 1] = 0;
         if (MoveFileExW(journal_path, aside, MOVEFILE_REPLACE_EXISTING))
-            rc = open_journal_locked(journal_path, max_bytes, &f);
+            rc = open_journal_locked(journal_path, max_bytes, &win32);
         else
             result = GetLastError();
     }
     if (rc == EVT_OK)
         journal_open = 1;
     else if (result == ERROR_SUCCESS)
-        result = rc == EVT_E_IO ? (DWORD)(errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_OPEN_FAILED)
-                                : evt_to_win32(rc);
+        result = rc == EVT_E_IO ? (win32 ? win32 : ERROR_OPEN_FAILED) : evt_to_win32(rc);
+    int repaired = journal_open && journal.repaired, reserved = journal_open && journal.reserved;
+    struct evt_scan scan = journal.repair;
+    DWORD reserve_error = (DWORD)journal.error;
+    uint32_t max_size = journal.h.max_size;
     leave();
 
     if (journal_open && bad) {
@@ -132,16 +215,30 @@ DWORD evlog_open(const wchar_t *journal_path, DWORD max_bytes)
                      LOC_EVL_JOURNAL_OPEN, ERROR_FILE_CORRUPT, 3,
                      (const wchar_t *[]){ journal_path, why, aside });
     }
+    if (repaired) {
+        wchar_t lost[16], kept[16];
+        _snwprintf(lost, ARRAYSIZE(lost), L"%lu", (unsigned long)scan.skipped);
+        _snwprintf(kept, ARRAYSIZE(kept), L"%lu", (unsigned long)scan.records);
+        lost[ARRAYSIZE(lost) - 1] = kept[ARRAYSIZE(kept) - 1] = 0;
+        evlog_report(EVENTLOG_WARNING_TYPE, CAT_INTERNAL_PROCESSING, MSG_JOURNAL_REPAIRED,
+                     LOC_EVL_JOURNAL_REPAIR, ERROR_FILE_CORRUPT, 3,
+                     (const wchar_t *[]){ journal_path, lost, kept });
+    }
+    if (journal_open && !reserved) {
+        wchar_t kb[16];
+        _snwprintf(kb, ARRAYSIZE(kb), L"%lu", (unsigned long)(max_size / 1024u));
+        kb[ARRAYSIZE(kb) - 1] = 0;
+        evlog_report(EVENTLOG_WARNING_TYPE, CAT_INTERNAL_PROCESSING, MSG_JOURNAL_NOT_RESERVED,
+                     LOC_EVL_JOURNAL_RESERVE, reserve_error, 2,
+                     (const wchar_t *[]){ journal_path, kb });
+    }
     return result;
 }
 
 void evlog_close(void)
 {
     enter();
-    if (journal_open) {
-        evt_journal_close(&journal);
-        journal_open = 0;
-    }
+    close_journal_locked();
     if (source) {
         DeregisterEventSource(source);
         source = NULL;
@@ -191,7 +288,7 @@ DWORD evlog_report(WORD type, WORD category, DWORD event_id,
         ev.data_len = sizeof data;
         int rc = evt_journal_append(&journal, &ev, NULL);
         if (rc != EVT_OK && result == ERROR_SUCCESS)
-            result = evt_to_win32(rc);
+            result = rc == EVT_E_IO && journal.error ? (DWORD)journal.error : evt_to_win32(rc);
     }
     leave();
     return result;

@@ -1,8 +1,11 @@
 /* viewer.c - `imsvc events`: print the journal as Event Viewer shows events.
  *
- * Reads the whole journal, checks it with the core reader before printing a
- * line, and formats each record with this executable's own message table.
- * It only reads the journal; --export writes a verified copy elsewhere.
+ * Reads the whole journal and walks it with the core reader that skips
+ * damage: a record that cannot be read is passed over, counted and reported
+ * on stderr (exit status 2), and every other record is shown, formatted with
+ * this executable's own message table. It only reads the journal; --export
+ * writes a checked copy elsewhere (rebuilt from what survives when the
+ * journal is damaged).
  */
 #include <windows.h>
 #include <errno.h>
@@ -345,7 +348,8 @@ static wchar_t *path_wide(const char *u)
     return w;
 }
 
-static int export_copy(const unsigned char *buf, size_t len, const char *dest, uint32_t count)
+static int export_copy(const unsigned char *buf, size_t len, const char *dest, uint32_t count,
+                       uint32_t skipped)
 {
     wchar_t *wdest = path_wide(dest);
     FILE *f = wdest ? _wfopen(wdest, L"wb") : NULL;
@@ -361,7 +365,11 @@ static int export_copy(const unsigned char *buf, size_t len, const char *dest, u
         fprintf(stderr, "imsvc events: cannot write %s: %s\n", dest, strerror(errno));
         return 1;
     }
-    printf("exported %u events to %s\n", (unsigned)count, dest);
+    if (skipped)
+        printf("exported %u events to %s (%u damaged records left out)\n", (unsigned)count, dest,
+               (unsigned)skipped);
+    else
+        printf("exported %u events to %s\n", (unsigned)count, dest);
     return 0;
 }
 
@@ -422,34 +430,68 @@ int evlog_cmd_events(const wchar_t *journal_path, int argc, char **argv)
     size_t len = 0;
     int rc = evt_slurp(f, &buf, &len);
     fclose(f);
+    /* One walk that skips damage: the count, and what was lost. */
+    struct evt_reader r;
+    struct evt_view v;
     uint32_t count = 0;
     if (rc == EVT_OK)
-        rc = evt_validate(buf, len, &count);
+        rc = evt_reader_init_flags(&r, buf, len, EVT_READ_SKIP_DAMAGED);
+    if (rc == EVT_OK) {
+        while ((rc = evt_reader_next(&r, &v)) == 1)
+            count++;
+        evt_reader_free(&r);
+    }
     if (rc != EVT_OK) {
         fprintf(stderr, "imsvc events: cannot read the journal %s: %s\n", shown, evt_strerror(rc));
         free(buf);
         free(jname);
         return 1;
     }
-    free(jname);
-    if (export_to) {
-        int r = export_copy(buf, len, export_to, count);
-        free(buf);
-        return r;
+    uint32_t skipped = r.skipped;
+    int damaged = r.stretches || !r.eof_found;
+    if (damaged) {
+        if (skipped)
+            fprintf(stderr, "imsvc events: the journal %s is damaged: skipped %u record%s that "
+                    "could not be read; %u records read\n", shown, (unsigned)skipped,
+                    skipped == 1 ? "" : "s", (unsigned)count);
+        else
+            fprintf(stderr, "imsvc events: the journal %s ends without its end-of-file record; "
+                    "%u records read\n", shown, (unsigned)count);
     }
+    if (export_to) {
+        int st;
+        if (damaged) {
+            /* A clean copy of what survives, so other tools read it as is. */
+            unsigned char *img;
+            size_t img_len;
+            rc = evt_rebuild(buf, len, &img, &img_len, NULL);
+            if (rc != EVT_OK) {
+                fprintf(stderr, "imsvc events: cannot rebuild the journal %s: %s\n", shown,
+                        evt_strerror(rc));
+                st = 1;
+            } else {
+                st = export_copy(img, img_len, export_to, count, skipped);
+                free(img);
+            }
+        } else {
+            st = export_copy(buf, len, export_to, count, 0);
+        }
+        free(buf);
+        free(jname);
+        return st ? st : damaged ? 2 : 0;
+    }
+    free(jname);
 
     /* Two passes: count the matches, then print the newest `last` of them. */
-    struct evt_reader r;
-    struct evt_view v;
     unsigned long matched = 0, seen = 0;
-    evt_reader_init(&r, buf, len);
+    evt_reader_init_flags(&r, buf, len, EVT_READ_SKIP_DAMAGED);
     while (evt_reader_next(&r, &v) == 1)
         if (!have_id || (v.event_id & 0xffff) == id)
             matched++;
     evt_reader_free(&r);
     unsigned long skip = have_last && matched > last ? matched - last : 0;
     int status = 0, first = 1;
-    evt_reader_init(&r, buf, len);
+    evt_reader_init_flags(&r, buf, len, EVT_READ_SKIP_DAMAGED);
     while (evt_reader_next(&r, &v) == 1) {
         if (have_id && (v.event_id & 0xffff) != id)
             continue;
@@ -471,5 +513,5 @@ int evlog_cmd_events(const wchar_t *journal_path, int argc, char **argv)
     free(buf);
     if (fflush(stdout) != 0)
         status = 1;
-    return status;
+    return status ? status : damaged ? 2 : 0;
 }

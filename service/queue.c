@@ -33,6 +33,7 @@
 #include "secret.h"
 #include "smtp_server.h"
 #include "spool.h"
+#include "storage.h"
 #include "utf.h"
 
 #define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
@@ -320,6 +321,16 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
 
 /* Finishing a message's round ---------------------------------------------- */
 
+/* The drop directory's name as a recipient's remote host. */
+#define DROP_REMOTE "drop directory"
+
+/* Deferred because the data directory's disk is full (deliver_drop's 4.3.1):
+ * event 4150 reports that once for every message. */
+static int deferred_for_space(const struct env_rcpt *r)
+{
+    return strcmp(r->remote, DROP_REMOTE) == 0 && strcmp(r->status, "4.3.1") == 0;
+}
+
 static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum retry_class cls)
 {
     wchar_t wid[ENV_ID_MAX + 1], who[600], why[QUEUE_WHY_MAX], extra[64];
@@ -328,7 +339,8 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
     mailbox_text(&r->addr, a, sizeof a);
     utf8_to_wide(a, who, ARRAYSIZE(who));
     utf8_to_wide(r->why, why, ARRAYSIZE(why));
-    if (cls == RETRY_TRANSIENT && (r->attempts == 1 || r->attempts == SET->policy.n_first + 1)) {
+    if (cls == RETRY_TRANSIENT && (r->attempts == 1 || r->attempts == SET->policy.n_first + 1) &&
+        !deferred_for_space(r)) {
         char when[64];
         clock_rfc5322(r->next_attempt, when, sizeof when);
         wchar_t wn[16], ww[64];
@@ -463,11 +475,19 @@ static void deliver_drop(struct job *j)
          * drop directory never sees half a message. */
         HANDLE h = CreateFileW(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
         DWORD k = 0;
+        size_t done = 0;
         if (h == INVALID_HANDLE_VALUE)
             err = GetLastError();
-        else if (!WriteFile(h, m->content, (DWORD)m->len, &k, NULL) || k != m->len ||
-                 !FlushFileBuffers(h))
-            err = GetLastError() ? GetLastError() : ERROR_WRITE_FAULT;
+        /* A short write (Wine, on a full disk) is followed by one that says why. */
+        while (!err && done < m->len) {
+            if (!WriteFile(h, m->content + done, (DWORD)(m->len - done), &k, NULL))
+                err = GetLastError();
+            else if (k == 0)
+                err = ERROR_WRITE_FAULT;
+            done += k;
+        }
+        if (!err && !FlushFileBuffers(h))
+            err = GetLastError();
         if (h != INVALID_HANDLE_VALUE)
             CloseHandle(h);
         if (!err && !MoveFileExW(tmp, final, MOVEFILE_WRITE_THROUGH))
@@ -478,19 +498,23 @@ static void deliver_drop(struct job *j)
     /* else: written before a crash cut the round short; once is enough */
     if (err) {
         char why[300];
+        struct storage_reply rp; /* a full disk: 4.3.1, reported once by the spool */
+        storage_reply(err, &rp);
         snprintf(why, sizeof why, "cannot write to the drop directory (Win32 error %lu)",
                  (unsigned long)err);
-        local_result(&r, SMTPC_TRANSIENT, "4.3.0", why);
+        local_result(&r, SMTPC_TRANSIENT, rp.status, why);
         wchar_t what[400];
         _snwprintf(what, ARRAYSIZE(what), L"cannot write message %hs to the drop directory %ls",
                    m->id, SET->drop_dir);
         what[ARRAYSIZE(what) - 1] = 0;
-        event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_DROP, err, 1,
-              (const wchar_t *[]){ what });
+        if (!spool_note_failure(err, LOC_QUEUE_DROP, 0, L"writing message %hs to the drop "
+                                L"directory %ls", m->id, SET->drop_dir))
+            event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_DROP, err, 1,
+                  (const wchar_t *[]){ what });
     } else {
         local_result(&r, SMTPC_OK, "2.0.0", "delivered to the drop directory");
     }
-    job_done(j, &r, 1, "drop directory");
+    job_done(j, &r, 1, DROP_REMOTE);
 }
 
 /* Delivery: SMTP ------------------------------------------------------------ */

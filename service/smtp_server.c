@@ -40,6 +40,7 @@
 #include "smtp_server.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "storage.h"
 #include "tls.h"
 #include "utf.h"
 
@@ -416,23 +417,29 @@ static void message_begin_commit(struct session *s)
     /* answered below, as when the work comes back */
 }
 
+/* The message could not be stored: a full disk is 452 4.3.1 and reported
+ * once by the spool; anything else 451 4.3.0 and an event. */
+static void answer_store_failure(struct session *s, DWORD err)
+{
+    struct storage_reply rp;
+    storage_reply(err, &rp);
+    if (!rp.full)
+        report_session_error(s, LOC_SMTPD_SPOOL, err, "cannot store a message in the queue");
+    smtpd_message_refused(s->engine, rp.code, rp.status, rp.text);
+}
+
 /* The message's fate once nothing more runs for it. */
 static void message_answer(struct session *s)
 {
     if (s->failure) {
         spool_discard(s);
-        report_session_error(s, LOC_SMTPD_SPOOL, s->failure,
-                             "cannot store a message in the queue");
-        smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
+        answer_store_failure(s, s->failure);
     } else if (s->work == WORK_COMMIT) {
         s->work = WORK_NONE;
-        if (s->commit_err) {
-            report_session_error(s, LOC_SMTPD_SPOOL, s->commit_err,
-                                 "cannot store a message in the queue");
-            smtpd_message_failed(s->engine, 0, "cannot store the message now; try again later");
-        } else {
+        if (s->commit_err)
+            answer_store_failure(s, s->commit_err);
+        else
             smtpd_message_stored(s->engine, s->qid);
-        }
     }
     if (s->have_env) {
         env_free(&s->env);

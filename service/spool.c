@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "eventlog.h"
 #include "location.h"
+#include "storage.h"
 
 #define SPOOL_ENV_MAX       (4u * 1024u * 1024u)  /* an envelope file, read whole */
 #define SPOOL_LOG_ROTATE    (8u * 1024u * 1024u)  /* start a new log past this size */
@@ -91,6 +93,54 @@ static void report(DWORD location, DWORD err, const wchar_t *fmt, ...)
     what[ARRAYSIZE(what) - 1] = 0;
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, location, err, 1,
                  (const wchar_t *[]){ what });
+}
+
+/* A full disk: one event when it begins (4150), one when messages are
+ * stored again (4151), whatever the number of writes that fail between. */
+static struct {
+    SRWLOCK lock;
+    struct storage_watch w;
+} full = { SRWLOCK_INIT, { 0 } };
+
+int spool_note_failure(DWORD err, DWORD location, int message, const wchar_t *fmt, ...)
+{
+    if (!storage_is_full(err))
+        return 0;
+    AcquireSRWLockExclusive(&full.lock);
+    enum storage_event e = storage_failed(&full.w, err, message, clock_unix());
+    ReleaseSRWLockExclusive(&full.lock);
+    if (e == STORAGE_BEGAN) {
+        wchar_t what[300];
+        va_list ap;
+        va_start(ap, fmt);
+        _vsnwprintf(what, ARRAYSIZE(what), fmt, ap);
+        va_end(ap);
+        what[ARRAYSIZE(what) - 1] = 0;
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_STORAGE_FULL, location, err, 2,
+                     (const wchar_t *[]){ sp.dir, what });
+    }
+    return 1;
+}
+
+/* A message was stored: the end of a full disk, once it has been quiet. */
+static void note_stored(void)
+{
+    AcquireSRWLockExclusive(&full.lock);
+    enum storage_event e = storage_stored(&full.w, clock_unix());
+    struct storage_watch w = full.w;
+    ReleaseSRWLockExclusive(&full.lock);
+    if (e != STORAGE_ENDED)
+        return;
+    char since[64];
+    wchar_t wsince[64], messages[24], failures[24];
+    clock_rfc5322(w.since, since, sizeof since);
+    _snwprintf(wsince, ARRAYSIZE(wsince), L"%hs", since);
+    _snwprintf(messages, ARRAYSIZE(messages), L"%lu", w.messages);
+    _snwprintf(failures, ARRAYSIZE(failures), L"%lu", w.failures);
+    wsince[ARRAYSIZE(wsince) - 1] = messages[ARRAYSIZE(messages) - 1] = 0;
+    failures[ARRAYSIZE(failures) - 1] = 0;
+    evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_STORAGE_AVAILABLE, LOC_SPOOL_COMMIT,
+                 0, 4, (const wchar_t *[]){ sp.dir, wsince, messages, failures });
 }
 
 void spool_counters(unsigned long long *commits, unsigned long long *flushes)
@@ -266,6 +316,7 @@ DWORD spool_create(struct spool_msg **out)
     }
     DWORD err = GetLastError();
     free(m);
+    spool_note_failure(err, LOC_SMTPD_SPOOL, 1, L"creating a message file in %ls", sp.tmp);
     return err;
 }
 
@@ -284,8 +335,11 @@ DWORD spool_write(struct spool_msg *m, const void *p, size_t len)
     if (m->write_error)
         return m->write_error;
     m->write_error = write_all(m->h, p, len);
-    if (m->write_error)
+    if (m->write_error) {
+        spool_note_failure(m->write_error, LOC_SMTPD_SPOOL, 1, L"writing message %hs to %ls",
+                           m->id, sp.tmp);
         return m->write_error;
+    }
     /* Kept in memory as well while it may go into the commit log inline,
      * so the commit need not read the file back. */
     if (!m->spilled && m->size + len > SPOOL_INLINE_MAX) {
@@ -401,6 +455,10 @@ DWORD spool_commit(struct spool_msg *m, const struct envelope *env, int hold)
         SleepConditionVariableCS(&sp.done, &sp.lock, INFINITE);
     LeaveCriticalSection(&sp.lock);
     err = m->result;
+    if (err)
+        spool_note_failure(err, LOC_SPOOL_COMMIT, 1, L"committing message %hs to the queue", m->id);
+    else
+        note_stored();
     msg_free(m);
     return err;
 }
@@ -554,7 +612,7 @@ static DWORD WINAPI committer_main(void *arg)
                 InterlockedIncrement64(&sp.commits);
             if (m->result == ERROR_SUCCESS && !m->hold && sp.notify)
                 sp.notify(m->id);
-            if (m->result != ERROR_SUCCESS)
+            if (m->result != ERROR_SUCCESS && !storage_is_full(m->result))
                 report(LOC_SPOOL_COMMIT, m->result, L"cannot commit message %hs to the queue; "
                        L"the client was told to try again later", m->id);
         }
@@ -1385,7 +1443,8 @@ DWORD spool_update_env(const struct envelope *env)
     spool_path(sp.dir, env->id, 0, L"env", p, MAX_PATH);
     err = replace_file(p, env->id, L"env", text, len, 1);
     free(text);
-    if (err)
+    if (err && !spool_note_failure(err, LOC_SPOOL_UPDATE, 0, L"recording the delivery state "
+                                   L"of message %hs", env->id))
         report(LOC_SPOOL_UPDATE, err, L"cannot record the delivery state of message %hs; it may "
                L"be delivered again", env->id);
     return err;

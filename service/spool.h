@@ -87,6 +87,13 @@ DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id,
 /* The queue directory's subfolders (tmp, log, Hold, ctl), NULL-terminated,
  * for whoever creates or secures them (service/acl.c). */
 extern const wchar_t *const spool_subfolders[];
+/* A write to the data directory failed with err. When err means the disk
+ * is full, the first such failure is reported (event 4150, location and
+ * err as its Data, fmt saying what failed) and later ones are only counted
+ * until a message is stored again after a quiet spell (event 4151); returns
+ * nonzero then, and the caller reports nothing more. message: it was a
+ * message being stored. Other errors: returns 0, the caller reports them. */
+int spool_note_failure(DWORD err, DWORD location, int message, const wchar_t *fmt, ...);
 
 /* Messages committed and log flushes made since spool_open: with group
  * commit, flushes stay below commits when commits arrive together. */

@@ -189,8 +189,7 @@ START_TEST(events_command_rejects_bad_input)
                                       (char *[]){ "events", "--export", "x.evt", "--id", "4131", NULL }), 1);
     ck_assert_int_eq(evlog_cmd_events(journal_path, 3, (char *[]){ "events", "--id", "4131", NULL }), 0);
 
-    /* Export, then truncate the original: the copy stays valid, the
-     * truncated journal is refused. */
+    /* Export: the copy is the whole journal, its space reserved. */
     wchar_t wcopy[MAX_PATH + 8];
     _snwprintf(wcopy, ARRAYSIZE(wcopy), L"%ls.copy", journal_path);
     wcopy[ARRAYSIZE(wcopy) - 1] = 0;
@@ -203,24 +202,72 @@ START_TEST(events_command_rejects_bad_input)
     size_t len;
     ck_assert_int_eq(evt_slurp(f, &buf, &len), EVT_OK);
     fclose(f);
+    ck_assert_uint_eq(len, 0x10000);
     uint32_t n = 0;
     ck_assert_int_eq(evt_validate(buf, len, &n), EVT_OK);
     ck_assert_uint_eq(n, 1);
+
+    /* What the first release's journal left on a full disk: the head of a
+     * second record over the end-of-file record, the rest cut off. The
+     * viewer shows the first record and says one was skipped (status 2);
+     * an export is a clean copy of what survives. */
+    struct evt_header h;
+    ck_assert_int_eq(evt_header_decode(buf, len, &h), EVT_OK);
+    uint32_t rec1 = buf[0x30] | buf[0x31] << 8;
     f = _wfopen(journal_path, L"wb");
     ck_assert_ptr_nonnull(f);
-    fwrite(buf, 1, len - 10, f);
+    fwrite(buf, 1, h.end_offset, f);
+    fwrite(buf + 0x30, 1, rec1 / 2, f);
     fclose(f);
     free(buf);
-    ck_assert_int_eq(evlog_cmd_events(journal_path, 1, (char *[]){ "events", NULL }), 1);
+    ck_assert_int_eq(evlog_cmd_events(journal_path, 1, (char *[]){ "events", NULL }), 2);
+    ck_assert_int_eq(evlog_cmd_events(journal_path, 3, (char *[]){ "events", "--last", "5", NULL }), 2);
+    DeleteFileW(wcopy);
+    ck_assert_int_eq(evlog_cmd_events(journal_path, 3, (char *[]){ "events", "--export", copy, NULL }), 2);
+    f = _wfopen(wcopy, L"rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(evt_slurp(f, &buf, &len), EVT_OK);
+    fclose(f);
+    ck_assert_int_eq(evt_validate(buf, len, &n), EVT_OK);
+    ck_assert_uint_eq(n, 1);
+    free(buf);
     DeleteFileW(wcopy);
 
-    /* Opening the truncated journal sets it aside and starts a new one that
-     * begins by saying so. */
+    /* Opening it repairs it in place: the record stays, event 4152 follows
+     * saying one record was lost, and the space is reserved again. */
     ck_assert_uint_eq(evlog_open(journal_path, 0x10000), ERROR_SUCCESS);
     evlog_close();
     unsigned char *b2 = load(&len);
+    ck_assert_uint_eq(len, 0x10000);
     struct evt_reader r;
     struct evt_view v;
+    ck_assert_int_eq(evt_reader_init(&r, b2, len), EVT_OK);
+    ck_assert_int_eq(evt_reader_next(&r, &v), 1);
+    ck_assert_uint_eq(v.event_id, MSG_UNEXPECTED_ERROR);
+    ck_assert_uint_eq(v.record_number, 1);
+    ck_assert_int_eq(evt_reader_next(&r, &v), 1);
+    ck_assert_uint_eq(v.event_id, MSG_JOURNAL_REPAIRED);
+    ck_assert_uint_eq(v.record_number, 2);
+    char *text = evlog_render_record(&v);
+    ck_assert_ptr_nonnull(strstr(text, ": 1 records could not be read and were dropped. The 1 records"));
+    ck_assert_ptr_nonnull(strstr(text, "0000: 10 00 04 00 70 05 00 00\n")); /* LOC_EVL_JOURNAL_REPAIR, ERROR_FILE_CORRUPT */
+    free(text);
+    ck_assert_int_eq(evt_reader_next(&r, &v), 0);
+    evt_reader_free(&r);
+    free(b2);
+    ck_assert_int_eq(evlog_cmd_events(journal_path, 1, (char *[]){ "events", NULL }), 0);
+
+    /* A file whose header is not a journal's is set aside and a new journal
+     * begins by saying so. */
+    f = _wfopen(journal_path, L"r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 4, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    ck_assert_int_eq(evlog_cmd_events(journal_path, 1, (char *[]){ "events", NULL }), 1);
+    ck_assert_uint_eq(evlog_open(journal_path, 0x10000), ERROR_SUCCESS);
+    evlog_close();
+    b2 = load(&len);
     ck_assert_int_eq(evt_reader_init(&r, b2, len), EVT_OK);
     ck_assert_int_eq(evt_reader_next(&r, &v), 1);
     ck_assert_uint_eq(v.event_id, MSG_JOURNAL_RESET);
