@@ -540,14 +540,17 @@ static void log_rotate(void)
 }
 
 /* One message's part of a batch before the flush: its record. */
-static DWORD commit_prepare(struct spool_msg *m)
+static DWORD commit_prepare(struct spool_msg *m, int *torn)
 {
     unsigned flags = m->hold ? REC_HOLD : 0;
     if (!m->spilled)
         flags |= REC_INLINE;
     else if (!FlushFileBuffers(m->h))
         return GetLastError();
-    return log_append('C', m->id, flags, m->env_text, m->env_len, m->mem, m->size, m->crc);
+    DWORD err = log_append('C', m->id, flags, m->env_text, m->env_len, m->mem, m->size, m->crc);
+    if (err)
+        *torn = 1;   /* part of a record may be in the log */
+    return err;
 }
 
 /* After the flush: into the queue. Content first, envelope last: a queued
@@ -591,9 +594,14 @@ static DWORD WINAPI committer_main(void *arg)
         LeaveCriticalSection(&sp.lock);
         EnterCriticalSection(&sp.log_lock);
         DWORD log_err = sp.log == INVALID_HANDLE_VALUE ? log_start() : ERROR_SUCCESS;
-        int any = 0;
+        int any = 0, torn = 0;
         for (struct spool_msg *m = batch; m; m = m->next) {
-            m->result = log_err ? log_err : commit_prepare(m);
+            m->result = log_err ? log_err : commit_prepare(m, &torn);
+            /* Recovery stops at a torn record: nothing may be acknowledged
+             * from behind one. The rest of the batch fails (the clients try
+             * again) and the log is closed after this batch. */
+            if (torn && !log_err)
+                log_err = m->result;
             any |= m->result == ERROR_SUCCESS;
         }
         LeaveCriticalSection(&sp.log_lock);
@@ -640,7 +648,7 @@ static DWORD WINAPI committer_main(void *arg)
             m = next;
         }
         WakeAllConditionVariable(&sp.done);
-        if (sp.log_size >= SPOOL_LOG_ROTATE)
+        if (sp.log_size >= SPOOL_LOG_ROTATE || torn)
             log_rotate();
     }
     log_rotate();
