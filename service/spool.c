@@ -633,6 +633,11 @@ static DWORD WINAPI committer_main(void *arg)
                 void (*done)(void *, DWORD) = m->on_done;
                 void *arg = m->on_done_arg;
                 DWORD result = m->result;
+                if (result)
+                    spool_note_failure(result, LOC_SPOOL_COMMIT, 1,
+                                       L"committing message %hs to the queue", m->id);
+                else
+                    note_stored();
                 msg_free(m);
                 done(arg, result);
             } else {
