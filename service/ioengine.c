@@ -48,6 +48,7 @@ struct io_conn {
     size_t in_off, in_len;
     unsigned char *out;             /* queued output at [out_off, out_len) */
     size_t out_cap, out_off, out_len;
+    unsigned char *retired;         /* the buffer a send in flight reads, after growth */
     DWORD send_len;                 /* the WSASend in flight */
     unsigned reading : 1, sending : 1, paused : 1, eof : 1, failed : 1, closing : 1,
         graceful : 1, sock_closed : 1, owner_gone : 1, drained_wanted : 1;
@@ -112,6 +113,7 @@ static void conn_release(struct io_conn *c)
     c->fn(c, c->arg, IO_EV_CLOSED, 0);
     free(c->in);
     free(c->out);
+    free(c->retired);
     free(c);
     InterlockedDecrement(&eng.n_conns);
 }
@@ -264,6 +266,8 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
         break;
     case OP_SEND:
         c->sending = 0;
+        free(c->retired);
+        c->retired = NULL;
         if (err) {
             c->failed = 1;
             c->out_off = c->out_len = 0;
@@ -582,7 +586,9 @@ void io_consume(struct io_conn *c, size_t n)
 {
     size_t have = c->in_len - c->in_off;
     c->in_off += n > have ? have : n;
-    if (c->in_off == c->in_len)
+    /* A receive in flight writes at in + in_len as it was posted: the
+     * buffer may only be rewound while none is. */
+    if (c->in_off == c->in_len && !c->reading)
         c->in_off = c->in_len = 0;
 }
 
@@ -604,9 +610,17 @@ int io_write(struct io_conn *c, const void *p, size_t n)
         size_t cap = c->out_cap ? c->out_cap : 1024;
         while (cap < want)
             cap *= 2;
-        unsigned char *q = realloc(c->out, cap);
+        unsigned char *q = malloc(cap);
         if (!q)
             return -1;
+        if (c->out_len)
+            memcpy(q, c->out, c->out_len);
+        /* A send in flight reads the old buffer until it completes: keep it
+         * until then (only the first one can be in flight). */
+        if (c->sending && !c->retired)
+            c->retired = c->out;
+        else
+            free(c->out);
         c->out = q;
         c->out_cap = cap;
     }
