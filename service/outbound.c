@@ -6,16 +6,18 @@
  * channel (and so the secure stream) and the NTLM context; every protocol
  * decision is the engine's. The session runs in the connection's handler
  * (service/ioengine.h), event by event: no call here blocks on a socket.
- * The caller of outbound_open/send/close waits on an event until the
- * handler has reached what it asked for (READY, a message's results, the
- * end); an NTLM step runs on a work thread. After STARTTLS only bytes the
+ * The caller's side is a chain of steps on work threads: each step starts
+ * something and awaits a condition (READY, a message's results, the end);
+ * the handler checks the awaited condition after every change and, once it
+ * holds, submits the next step to the thread pool. The blocking calls wait
+ * for the last step of their chain. An NTLM step runs on a work thread too. After STARTTLS only bytes the
  * stream decrypted reach the engine (whatever followed the 220 in clear is
  * dropped), and plaintext the engine has not taken yet stays in the stream
  * until it does. Each state's timer is the engine's (smtpc_timeout_secs).
  *
  * It must never keep state outside struct outbound (many connections run at
  * once on different threads), never keep the caller's credentials past
- * outbound_open, never print a password or a token, and never write the
+ * the session's READY, never print a password or a token, and never write the
  * journal (the running service owns that file): events go to the event log.
  */
 #include "outbound.h"
@@ -44,12 +46,27 @@
 #define OUT_WHY_MAX           512u    /* a local failure's sentence */
 #define OUT_PEER_MAX          (OUT_HOST_MAX + OUT_PORT_MAX + 4u)
 
+struct outbound;
+typedef void (*out_step)(struct outbound *c);
+
 struct outbound {
     struct io_conn *io;              /* NULL between connections */
     struct chan ch;
-    HANDLE done;                     /* the handler changed something the caller waits on */
+    /* the step awaiting a condition, and the one submitted to run */
+    int (*await_cond)(const struct outbound *);
+    out_step await_next, run_next;
+    volatile LONG await_armed;
+    out_step after_let_go;
+    volatile LONG gone_state;        /* 0; 1 a step awaits IO_EV_CLOSED; 2 it has come */
+    /* the caller's callback for the chain in progress */
+    outbound_open_fn open_done;
+    outbound_send_fn send_done;
+    void (*close_done)(void *);
+    void *arg;
+    struct addrinfo *addrs, *addr;   /* while opening: what getaddrinfo gave, the one tried */
+    int last_err;                    /* ... and the Winsock error of the last attempt */
+    int send_early;                  /* outbound_send_async on a connection not ready */
     int dead;                        /* the connection is gone: drop output */
-    int gone;                        /* the connection's IO_EV_CLOSED came */
     int connected;                   /* IO_EV_CONNECTED without error */
     DWORD connect_err;
     int ready;                       /* the engine said READY: a message may begin */
@@ -73,8 +90,10 @@ struct outbound {
     struct ntlm *ntlm;
     struct smtpc_event ntlm_ev;      /* the NTLM step handed to a work thread */
     unsigned char *ntlm_in;
-    const struct outbound_opts *creds;   /* during outbound_open only */
+    int has_creds;                   /* until READY: the options' credentials, copied */
+    wchar_t *cr_domain, *cr_user, *cr_password;   /* NULL user: the current account */
     char helo[OUT_HOST_MAX];
+    char host[OUT_HOST_MAX], port[OUT_PORT_MAX];
     char peer[OUT_PEER_MAX];         /* "host:port", for messages and events */
     wchar_t peer_w[OUT_PEER_MAX];
     wchar_t host_w[OUT_HOST_MAX];
@@ -254,10 +273,56 @@ static void report_send_failed(const struct outbound *c, enum smtpc_reason reaso
 
 /* The handler's side ----------------------------------------------------------- */
 
-/* Tell the waiting caller to look again at what it waits for. */
+static void CALLBACK step_run(PTP_CALLBACK_INSTANCE inst, void *p)
+{
+    (void)inst;
+    struct outbound *c = p;
+    c->run_next(c);
+}
+
+/* If a step awaits a condition that now holds, submit it (once). Called by
+ * the handler after every change and by await itself: whichever sees the
+ * condition first wins the exchange. */
+static void check_await(struct outbound *c)
+{
+    MemoryBarrier();
+    if (!c->await_armed || !c->await_cond(c))
+        return;
+    if (InterlockedCompareExchange(&c->await_armed, 0, 1) != 1)
+        return;
+    c->run_next = c->await_next;
+    if (!TrySubmitThreadpoolCallback(step_run, c, NULL))
+        c->run_next(c);   /* the pool cannot take it: run it here, rather than never */
+}
+
+/* Run next on a work thread once cond holds. */
+static void await(struct outbound *c, int (*cond)(const struct outbound *), out_step next)
+{
+    c->await_cond = cond;
+    c->await_next = next;
+    InterlockedExchange(&c->await_armed, 1);
+    check_await(c);
+}
+
+static int always(const struct outbound *c) { (void)c; return 1; }
+
+/* The end of the connection, met from both sides: the handler's
+ * IO_EV_CLOSED and the caller's step that awaits it (and then frees c). The
+ * second to arrive submits the step, so the handler never touches c after
+ * the step may have run. */
+static void gone_meet(struct outbound *c, LONG side)
+{
+    if (InterlockedExchange(&c->gone_state, side) == 0)
+        return;   /* first: the other side submits */
+    c->run_next = c->after_let_go;
+    if (!TrySubmitThreadpoolCallback(step_run, c, NULL))
+        c->run_next(c);
+}
+
+/* Tell the caller's side to look again at what it awaits. */
 static void signal_caller(struct outbound *c)
 {
-    SetEvent(c->done);
+    check_await(c);
 }
 
 /* Send the engine's output: through the stream once TLS is up. Once the
@@ -349,9 +414,8 @@ static void tls_finished(struct outbound *c, enum chan_status cs)
     tls_fail(c, why);
 }
 
-/* A work thread: one NTLM step. The credentials are the caller's (c->creds,
- * during outbound_open only): AcquireCredentialsHandle copies them, so
- * nothing here keeps a password. */
+/* A work thread: one NTLM step. The credentials are the copy made at open
+ * (kept until READY): AcquireCredentialsHandle copies them in turn. */
 static void ntlm_step_work(struct outbound *c);
 
 static void ntlm_work(void *arg)
@@ -367,16 +431,15 @@ static void ntlm_step_work(struct outbound *c)
     char why[OUT_WHY_MAX], st_text[96];
     const char *verb = ev->xauth ? "XAUTH NTLM" : "AUTH NTLM";
     SECURITY_STATUS st;
-    const struct outbound_opts *o = c->creds;
     if (ev->first || !c->ntlm) {
         ntlm_free(c->ntlm);
         c->ntlm = NULL;
         wchar_t target[OUT_HOST_MAX + 16];
         _snwprintf(target, ARRAYSIZE(target), L"SMTPSVC/%ls", c->host_w);
         target[ARRAYSIZE(target) - 1] = 0;
-        if (o->user)
-            st = ntlm_client_new(&c->ntlm, o->domain && o->domain[0] ? o->domain : NULL, o->user,
-                                 o->password ? o->password : L"", target);
+        if (c->cr_user)
+            st = ntlm_client_new(&c->ntlm, c->cr_domain && c->cr_domain[0] ? c->cr_domain : NULL,
+                                 c->cr_user, c->cr_password ? c->cr_password : L"", target);
         else
             st = ntlm_client_new(&c->ntlm, NULL, NULL, NULL, target);
         if (st != SEC_E_OK) {
@@ -398,7 +461,7 @@ static void ntlm_step_work(struct outbound *c)
     }
     status_text(st, st_text, sizeof st_text);
     snprintf(why, sizeof why, "InitializeSecurityContext (NTLM) for %s failed: %s%s", verb,
-             st_text, o->user ? "" : " (with the current account; give explicit credentials)");
+             st_text, c->cr_user ? "" : " (with the current account; give explicit credentials)");
     snprintf(c->ntlm_why, sizeof c->ntlm_why, "%s", why);
     report_sspi(c, LOC_SMTPC_NTLM_INIT, st, why);
     ntlm_free(c->ntlm);
@@ -408,7 +471,7 @@ static void ntlm_step_work(struct outbound *c)
 
 static void ntlm_start(struct outbound *c, const struct smtpc_event *ev)
 {
-    if (!c->creds) {
+    if (!c->has_creds) {
         /* the engine authenticates before its first READY: cannot happen */
         smtpc_ntlm_failed(c->s, "NTLM was asked for after the session was set up");
         return;
@@ -693,10 +756,10 @@ static void conn_event(struct io_conn *io, void *arg, enum io_event ev, DWORD er
         drive(c);
         break;
     case IO_EV_CLOSED:
-        /* the caller's reference was the last: it is waiting for this */
+        /* the caller's reference was the last: its step awaits this, and
+         * may free c as soon as it runs */
         chan_free(&c->ch);
-        c->gone = 1;
-        SetEvent(c->done);
+        gone_meet(c, 2);   /* last touch of c */
         break;
     default:
         break;
@@ -705,96 +768,172 @@ static void conn_event(struct io_conn *io, void *arg, enum io_event ev, DWORD er
 
 /* The caller's side ---------------------------------------------------------- */
 
-/* Wait until cond holds; the handler signals c->done after every change. */
-static void wait_until(struct outbound *c, int (*cond)(const struct outbound *))
-{
-    for (;;) {
-        ResetEvent(c->done);
-        MemoryBarrier();
-        if (cond(c))
-            return;
-        WaitForSingleObject(c->done, INFINITE);
-    }
-}
-
 static int is_closed(const struct outbound *c) { return c->closed; }
-static int is_gone(const struct outbound *c) { return c->gone; }
 static int is_ready_or_closed(const struct outbound *c) { return c->ready || c->closed; }
 static int is_msg_done(const struct outbound *c) { return c->msg_done || c->closed; }
 
-/* The connection is over for the caller: have the handler close it if it
- * has not, give back the caller's reference and wait for IO_EV_CLOSED. The
- * caller's reference makes waking the handler always safe. */
-static void let_go(struct outbound *c)
+static void let_go_closed(struct outbound *c)
 {
-    if (!c->io)
-        return;
-    if (!c->closed) {
-        c->quit_asked = 1;   /* QUIT when idle, else close */
-        MemoryBarrier();
-        io_wake(c->io);
-        wait_until(c, is_closed);
-    }
     struct io_conn *io = c->io;
     c->io = NULL;
     io_unref(io);
-    wait_until(c, is_gone);
+    gone_meet(c, 1);
 }
 
-/* Connect to the first address of host:port that answers within the
- * timeout and run the session until READY or its end. Returns 0 when
- * connected (the session may still have failed: c->ready says), or the
- * Winsock error of the last attempt. */
-static int connect_and_greet(struct outbound *c, const char *host, const char *port)
+/* The connection is over for the caller: have the handler close it if it
+ * has not, give back the caller's reference, and run next once
+ * IO_EV_CLOSED has come. The caller's reference makes waking the handler
+ * always safe. */
+static void let_go_then(struct outbound *c, out_step next)
 {
-    struct addrinfo hints = { 0 }, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    int err = getaddrinfo(host, port, &hints, &res);
-    if (err != 0)
-        return err;
-    err = WSAEHOSTUNREACH;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        c->connected = c->gone = c->dead = c->closed = 0;
-        c->connect_err = 0;
-        DWORD cerr = 0;
-        c->io = io_connect(ai->ai_addr, (int)ai->ai_addrlen, OUT_CONNECT_TIMEOUT * 1000u,
-                           conn_event, c, &cerr);
-        if (!c->io) {
-            err = (int)cerr;
-            continue;
-        }
-        io_ref(c->io);   /* the caller's: the connection lives until let_go */
-        chan_init(&c->ch, c->io, c->peer_w);
-        io_connect_start(c->io);
-        wait_until(c, is_ready_or_closed);
-        if (c->connected) {
-            freeaddrinfo(res);
-            return 0;
-        }
-        err = (int)c->connect_err;
-        let_go(c);
+    c->after_let_go = next;
+    if (!c->io) {
+        next(c);
+        return;
     }
-    freeaddrinfo(res);
-    return err;
+    if (c->closed) {
+        let_go_closed(c);
+        return;
+    }
+    c->quit_asked = 1;   /* QUIT when idle, else close */
+    MemoryBarrier();
+    io_wake(c->io);
+    await(c, is_closed, let_go_closed);
 }
 
+static void forget_creds(struct outbound *c)
+{
+    wchar_t **p[3] = { &c->cr_domain, &c->cr_user, &c->cr_password };
+    for (int i = 0; i < 3; i++) {
+        if (*p[i]) {
+            SecureZeroMemory(*p[i], wcslen(*p[i]) * sizeof(wchar_t));
+            free(*p[i]);
+            *p[i] = NULL;
+        }
+    }
+    c->has_creds = 0;
+}
+
+/* Everything but the connection, which is gone by now. */
 static void free_connection(struct outbound *c)
 {
-    let_go(c);
+    if (c->addrs)
+        freeaddrinfo(c->addrs);
+    forget_creds(c);
     ntlm_free(c->ntlm);
     free(c->ntlm_in);
     chan_free(&c->ch);
     if (c->cred.valid)
         tls_cred_free(&c->cred);
     smtpc_free(c->s);
-    if (c->done)
-        CloseHandle(c->done);
     free(c);
 }
 
-/* The interface -------------------------------------------------------------- */
+/* Opening: resolve, then connect to each address in turn until one answers
+ * within the timeout, then run the session until READY or its end. */
+static void open_try(struct outbound *c);
+
+static void open_finish(struct outbound *c, const struct smtpc_result *fail)
+{
+    outbound_open_fn done = c->open_done;
+    void *arg = c->arg;
+    if (fail) {
+        struct smtpc_result f = *fail;
+        free_connection(c);
+        done(arg, NULL, &f);
+        return;
+    }
+    done(arg, c, NULL);
+}
+
+static void open_failed(struct outbound *c)
+{
+    int err = c->last_err;
+    char why[OUT_WHY_MAX];
+    char *msg = NULL;
+    FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
+                   FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)err, 0, (char *)&msg, 0, NULL);
+    if (msg)
+        msg[strcspn(msg, "\r\n")] = 0;
+    snprintf(why, sizeof why, "could not connect to %s: %s (Winsock error %d)", c->peer,
+             msg && msg[0] ? msg : "connection failed", err);
+    LocalFree(msg);
+    struct smtpc_result fail;
+    result_local(&fail, SMTPC_TRANSIENT, SMTPC_R_CONNECTION_LOST, "4.4.1", why);
+    report_send_failed(c, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT, (DWORD)err, why);
+    open_finish(c, &fail);
+}
+
+/* The session ended before it was ready; the connection is gone. */
+static void open_session_failed(struct outbound *c)
+{
+    struct smtpc_result fail;
+    session_result(c, &fail);
+    open_finish(c, &fail);
+}
+
+static void open_next_address(struct outbound *c)
+{
+    c->addr = c->addr->ai_next;
+    open_try(c);
+}
+
+static void open_connected(struct outbound *c)
+{
+    if (!c->connected) {
+        c->last_err = (int)c->connect_err;
+        let_go_then(c, open_next_address);
+        return;
+    }
+    forget_creds(c);
+    if (!c->ready) {
+        let_go_then(c, open_session_failed);
+        return;
+    }
+    ntlm_free(c->ntlm);   /* a context left by the exchange */
+    c->ntlm = NULL;
+    open_finish(c, NULL);
+}
+
+static void open_try(struct outbound *c)
+{
+    for (; c->addr; c->addr = c->addr->ai_next) {
+        c->connected = c->dead = c->closed = 0;
+        c->gone_state = 0;
+        c->connect_err = 0;
+        DWORD cerr = 0;
+        c->io = io_connect(c->addr->ai_addr, (int)c->addr->ai_addrlen,
+                           OUT_CONNECT_TIMEOUT * 1000u, conn_event, c, &cerr);
+        if (!c->io) {
+            c->last_err = (int)cerr;
+            continue;
+        }
+        io_ref(c->io);   /* the caller's: the connection lives until let_go_then */
+        chan_init(&c->ch, c->io, c->peer_w);
+        await(c, is_ready_or_closed, open_connected);
+        io_connect_start(c->io);
+        return;
+    }
+    open_failed(c);
+}
+
+/* A work thread: the name lookup can block. */
+static void open_resolve(struct outbound *c)
+{
+    struct addrinfo hints = { 0 };
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    c->last_err = getaddrinfo(c->host, c->port, &hints, &c->addrs);
+    if (c->last_err != 0) {
+        c->addrs = NULL;
+        open_failed(c);
+        return;
+    }
+    c->last_err = WSAEHOSTUNREACH;
+    c->addr = c->addrs;
+    open_try(c);
+}
 
 /* The session, named by the caller's helo or by the computer's DNS name
  * when that is one the engine takes. */
@@ -819,10 +958,22 @@ static int new_session(struct outbound *c, const char *helo)
     return c->s ? 0 : -1;
 }
 
-int outbound_open(const struct outbound_opts *o, struct outbound **out, struct smtpc_result *fail)
+static wchar_t *dup_secret(const wchar_t *w, int *bad)
+{
+    if (!w)
+        return NULL;
+    wchar_t *p = _wcsdup(w);
+    if (!p)
+        *bad = 1;
+    return p;
+}
+
+/* The interface -------------------------------------------------------------- */
+
+int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, void *arg,
+                        struct smtpc_result *fail)
 {
     char why[OUT_WHY_MAX];
-    *out = NULL;
     memset(fail, 0, sizeof *fail);
     if (!o || !o->host || !o->port || !o->host[0] || strlen(o->host) >= OUT_HOST_MAX ||
         strlen(o->port) >= OUT_PORT_MAX) {
@@ -835,18 +986,16 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
         result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         return -1;
     }
-    c->done = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (!c->done) {
-        free(c);
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
-        return -1;
-    }
+    c->open_done = done;
+    c->arg = arg;
     c->verbose = o->verbose;
     c->trust = o->trust;
     if (o->policy)
         c->policy = *o->policy;
     else
         c->policy = (struct tls_policy)TLS_POLICY_DEFAULT;
+    snprintf(c->host, sizeof c->host, "%s", o->host);
+    snprintf(c->port, sizeof c->port, "%s", o->port);
     snprintf(c->peer, sizeof c->peer, strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->port);
     utf8_to_wide(c->peer, c->peer_w, ARRAYSIZE(c->peer_w));
     utf8_to_wide(o->host, c->host_w, ARRAYSIZE(c->host_w));
@@ -858,6 +1007,18 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
     c->cfg.transcript = o->verbose ? transcript : NULL;
     c->cfg.transcript_arg = c;
 
+    int bad = 0;
+    c->has_creds = 1;   /* for NTLM, until the session is ready */
+    if (o->user) {
+        c->cr_domain = dup_secret(o->domain, &bad);
+        c->cr_user = dup_secret(o->user, &bad);
+        c->cr_password = dup_secret(o->password ? o->password : L"", &bad);
+    }
+    if (bad) {
+        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
+        free_connection(c);
+        return -1;
+    }
     if (new_session(c, o->helo) != 0) {
         snprintf(why, sizeof why, "the EHLO name \"%.300s\" is not a domain name or address literal "
                  "the client can send (or out of memory)", c->helo);
@@ -866,36 +1027,7 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
         free_connection(c);
         return -1;
     }
-
-    c->creds = o;   /* for NTLM, until the session is ready */
-    int err = connect_and_greet(c, o->host, o->port);
-    if (err != 0) {
-        c->creds = NULL;
-        char *msg = NULL;
-        FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
-                       FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)err, 0, (char *)&msg, 0, NULL);
-        if (msg)
-            msg[strcspn(msg, "\r\n")] = 0;
-        snprintf(why, sizeof why, "could not connect to %s: %s (Winsock error %d)", c->peer,
-                 msg && msg[0] ? msg : "connection failed", err);
-        LocalFree(msg);
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_CONNECTION_LOST, "4.4.1", why);
-        report_send_failed(c, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT, (DWORD)err, why);
-        free_connection(c);
-        return -1;
-    }
-    c->creds = NULL;
-    if (!c->ready) {
-        let_go(c);   /* the session ended before it was ready */
-        ntlm_free(c->ntlm);    /* a context left by a failed exchange */
-        c->ntlm = NULL;
-        session_result(c, fail);
-        free_connection(c);
-        return -1;
-    }
-    ntlm_free(c->ntlm);
-    c->ntlm = NULL;
-    *out = c;
+    await(c, always, open_resolve);   /* the name lookup can block: not on this thread */
     return 0;
 }
 
@@ -926,45 +1058,30 @@ const char *outbound_tls_text(const struct outbound *c)
     return c->tls_text;
 }
 
-int outbound_send(struct outbound *c, const struct smtpc_message *m, const void *content, size_t len,
-                  struct smtpc_result *results, struct smtpc_result *msg)
+/* The message is answered, could not begin, or the connection closed. */
+static void send_finish(struct outbound *c)
 {
-    size_t n_to = m && m->to ? m->n_to : 0;
-    struct smtpc_result f;
-    if (msg)
-        memset(msg, 0, sizeof *msg);
-    for (size_t i = 0; i < n_to; i++)
-        memset(&results[i], 0, sizeof results[i]);
-
-    if (!c->ready || c->closed) {
+    size_t n_to = c->n_to;
+    struct smtpc_result *results = c->results, *msg = c->msg, f;
+    int begin_failed = c->begin_failed, early = c->send_early;
+    outbound_send_fn done = c->send_done;
+    void *arg = c->arg;
+    c->m = NULL;
+    c->content = NULL;
+    c->content_len = 0;
+    c->results = NULL;
+    c->msg = NULL;
+    c->send_early = 0;
+    int rc;
+    if (early) {
         /* closed before: the failure that closed it decides */
         session_result(c, &f);
         for (size_t i = 0; i < n_to; i++)
             results[i] = f;
         if (msg)
             *msg = f;
-        return -1;
-    }
-    c->m = m;
-    c->content = content;
-    c->content_len = content ? len : 0;
-    c->n_to = n_to;
-    c->results = results;
-    c->msg = msg;
-    c->results_taken = 0;
-    c->begin_failed = 0;
-    c->msg_done = 0;
-    c->msg_asked = 1;
-    MemoryBarrier();
-    io_wake(c->io);   /* the handler begins the message and runs it */
-    wait_until(c, is_msg_done);
-    int begin_failed = c->begin_failed;
-    c->m = NULL;
-    c->content = NULL;
-    c->content_len = 0;
-    c->results = NULL;
-    c->msg = NULL;
-    if (begin_failed) {
+        rc = -1;
+    } else if (begin_failed) {
         result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0",
                      "the message could not be started (no recipient, more than the recipient "
                      "limit, a missing address, or out of memory)");
@@ -972,21 +1089,152 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
             results[i] = f;
         if (msg)
             *msg = f;
+        rc = 0;
+    } else {
+        /* whatever the session never decided gets the session's end */
+        session_result(c, &f);
+        for (size_t i = 0; i < n_to; i++)
+            if (results[i].outcome == SMTPC_PENDING)
+                results[i] = f;
+        if (msg && msg->outcome == SMTPC_PENDING)
+            *msg = f;
+        rc = c->ready && !c->closed ? 0 : -1;
+    }
+    done(arg, rc);
+}
+
+void outbound_send_async(struct outbound *c, const struct smtpc_message *m, const void *content,
+                         size_t len, struct smtpc_result *results, struct smtpc_result *msg,
+                         outbound_send_fn done, void *arg)
+{
+    size_t n_to = m && m->to ? m->n_to : 0;
+    if (msg)
+        memset(msg, 0, sizeof *msg);
+    for (size_t i = 0; i < n_to; i++)
+        memset(&results[i], 0, sizeof results[i]);
+    c->send_done = done;
+    c->arg = arg;
+    c->n_to = n_to;
+    c->results = results;
+    c->msg = msg;
+    if (!c->ready || c->closed) {
+        c->send_early = 1;
+        await(c, always, send_finish);
+        return;
+    }
+    c->m = m;
+    c->content = content;
+    c->content_len = content ? len : 0;
+    c->results_taken = 0;
+    c->begin_failed = 0;
+    c->msg_done = 0;
+    c->msg_asked = 1;
+    await(c, is_msg_done, send_finish);
+    io_wake(c->io);   /* the handler begins the message and runs it */
+}
+
+static void close_finish(struct outbound *c)
+{
+    void (*done)(void *) = c->close_done;
+    void *arg = c->arg;
+    free_connection(c);
+    if (done)
+        done(arg);
+}
+
+void outbound_close_async(struct outbound *c, void (*done)(void *arg), void *arg)
+{
+    if (!c) {
+        if (done)
+            done(arg);
+        return;
+    }
+    c->close_done = done;
+    c->arg = arg;
+    let_go_then(c, close_finish);   /* QUIT when idle, close_notify, the socket */
+}
+
+/* The blocking calls: start the chain, wait for its callback. */
+struct waiter {
+    HANDLE ev;
+    struct outbound *c;
+    struct smtpc_result fail;
+    int rc;
+};
+
+static void wait_opened(void *arg, struct outbound *c, const struct smtpc_result *fail)
+{
+    struct waiter *w = arg;
+    w->c = c;
+    if (fail)
+        w->fail = *fail;
+    SetEvent(w->ev);
+}
+
+static void wait_sent(void *arg, int rc)
+{
+    struct waiter *w = arg;
+    w->rc = rc;
+    SetEvent(w->ev);
+}
+
+static void wait_closed(void *arg)
+{
+    SetEvent(((struct waiter *)arg)->ev);
+}
+
+int outbound_open(const struct outbound_opts *o, struct outbound **out, struct smtpc_result *fail)
+{
+    *out = NULL;
+    struct waiter w = { 0 };
+    w.ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!w.ev) {
+        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
+        return -1;
+    }
+    if (outbound_open_async(o, wait_opened, &w, fail) != 0) {
+        CloseHandle(w.ev);
+        return -1;
+    }
+    WaitForSingleObject(w.ev, INFINITE);
+    CloseHandle(w.ev);
+    if (!w.c) {
+        *fail = w.fail;
+        return -1;
+    }
+    *out = w.c;
+    return 0;
+}
+
+int outbound_send(struct outbound *c, const struct smtpc_message *m, const void *content, size_t len,
+                  struct smtpc_result *results, struct smtpc_result *msg)
+{
+    struct waiter w = { 0 };
+    w.ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!w.ev) {
+        struct smtpc_result f;
+        result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
+        for (size_t i = 0; m && m->to && i < m->n_to; i++)
+            results[i] = f;
+        if (msg)
+            *msg = f;
         return 0;
     }
-    /* whatever the session never decided gets the session's end */
-    session_result(c, &f);
-    for (size_t i = 0; i < n_to; i++)
-        if (results[i].outcome == SMTPC_PENDING)
-            results[i] = f;
-    if (msg && msg->outcome == SMTPC_PENDING)
-        *msg = f;
-    return c->ready && !c->closed ? 0 : -1;
+    outbound_send_async(c, m, content, len, results, msg, wait_sent, &w);
+    WaitForSingleObject(w.ev, INFINITE);
+    CloseHandle(w.ev);
+    return w.rc;
 }
 
 void outbound_close(struct outbound *c)
 {
     if (!c)
         return;
-    free_connection(c);   /* QUIT when idle, close_notify, the socket */
+    struct waiter w = { 0 };
+    w.ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    outbound_close_async(c, w.ev ? wait_closed : NULL, &w);
+    if (w.ev) {
+        WaitForSingleObject(w.ev, INFINITE);
+        CloseHandle(w.ev);
+    }
 }
