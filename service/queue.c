@@ -42,8 +42,6 @@
 #define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
 #define QUEUE_KEEP_MS       2000u   /* an idle delivery connection waits this long for more */
-#define QUEUE_WORKERS_MIN   2u      /* delivery threads kept when there is nothing to do */
-#define QUEUE_WORKER_IDLE_MS 30000u /* a thread beyond those ends after this long idle */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
 #define QUEUE_PASSWORD_MAX  256u
 #define QUEUE_WHY_MAX       1400u
@@ -70,13 +68,15 @@ struct job {
     struct job *next;
 };
 
+struct delivery;
+
 struct dest {
     char key[ROUTE_KEY_MAX];
     struct route route;
     struct job *head, *tail;
     size_t waiting;           /* jobs in the list */
-    unsigned active;          /* delivery threads on it */
-    unsigned idle;            /* ... of which holding an open connection, waiting for a job */
+    unsigned active;          /* deliveries on it, parked ones included */
+    struct delivery *parked;  /* ... of which holding an open connection, waiting for a job */
     int64_t dead_until;       /* unreachable until then: jobs fail with dead_fail */
     struct smtpc_result dead_fail;
     struct dest *next;
@@ -110,10 +110,8 @@ static struct {
     int stop, paused, running;
     LONG active_out;          /* connections open now */
     HANDLE scheduler;
-    HANDLE *workers;          /* MaxOutbound slots; NULL: never used */
-    unsigned char *exited;    /* the slot's thread has returned */
-    size_t n_workers;         /* slots */
-    size_t alive, idle;       /* delivery threads running, and waiting for work */
+    size_t deliveries;        /* running or parked; at most max_deliveries */
+    size_t max_deliveries;    /* MaxOutbound */
     volatile LONG seq;
 } q;
 
@@ -606,30 +604,6 @@ static size_t mx_hosts(const struct route *rt, struct route_mx *mx, struct smtpc
     return 0;
 }
 
-static struct outbound *connect_dest(const struct route *rt, struct smtpc_result *fail)
-{
-    struct route_mx mx[QUEUE_MX_MAX];
-    size_t n = 1;
-    if (rt->kind == ROUTE_MX) {
-        n = mx_hosts(rt, mx, fail);
-        if (n == 0)
-            return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct route one = *rt;
-        if (rt->kind == ROUTE_MX)
-            snprintf(one.host, sizeof one.host, "%s", mx[i].host);
-        char port[16];
-        struct outbound_opts o;
-        outbound_options(&one, port, sizeof port, &o);
-        struct outbound *c;
-        if (outbound_open(&o, &c, fail) == 0)
-            return c;
-        /* a permanent answer from one MX host is that host's: try the next */
-    }
-    return NULL;
-}
-
 /* 8-bit content to a next hop without 8BITMIME: convert outside signed
  * parts, or refuse. Returns the bytes to send (m->content or *copy), or
  * NULL with *fail set. */
@@ -673,58 +647,49 @@ static const unsigned char *prepare_content(struct qmsg *m, unsigned ext, unsign
     return out;
 }
 
-static int deliver_smtp(struct job *j, struct outbound *c)
-{
-    struct qmsg *m = j->m;
-    struct smtpc_result fail;
+/* Deliveries ---------------------------------------------------------------- */
+
+/* One delivery carries the jobs of one destination, one after another,
+ * over one connection (or into the drop directory). It has no thread: its
+ * steps run on work threads of the Windows thread pool, each started by the
+ * previous step's end or by an outbound callback, and waiting for the
+ * network costs no thread at all. Between jobs, a delivery holding an open
+ * connection is parked on its destination for up to QUEUE_KEEP_MS, so the
+ * next message goes over the same connection. */
+struct delivery {
+    struct dest *d;
+    struct job *j;                       /* the job in hand */
+    struct outbound *c;                  /* the open connection, or NULL */
+    struct route_mx mx[QUEUE_MX_MAX];    /* the hosts to try, best first */
+    size_t n_mx, i_mx;
+    DWORD parked_at;
+    struct delivery *next;               /* on d->parked */
+    void (*run)(struct delivery *dv);    /* the step submitted */
+    /* the message on the wire */
     unsigned char *copy;
-    size_t len;
-    const unsigned char *content = prepare_content(m, outbound_extensions(c), &copy, &len, &fail);
-    if (!content) {
-        job_done(j, &fail, 1, outbound_peer(c));
-        return 0;
-    }
     char from[600];
-    if (m->env.from.null_path || addr_format_mailbox(&m->env.from, from, sizeof from) < 0)
-        from[0] = 0;
-    char (*to)[600] = calloc(j->n, sizeof *to);
-    const char **tp = calloc(j->n, sizeof *tp);
-    struct smtpc_result *res = calloc(j->n, sizeof *res);
-    if (!to || !tp || !res) {
-        free(to), free(tp), free(res), free(copy);
-        local_result(&fail, SMTPC_TRANSIENT, "4.3.0", "out of memory");
-        job_done(j, &fail, 1, outbound_peer(c));
-        return 0;
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        if (addr_format_mailbox(&m->env.rcpt[j->idx[i]].addr, to[i], sizeof to[i]) < 0)
-            to[i][0] = 0;
-        tp[i] = to[i];
-    }
-    struct smtpc_message msg = {
-        .from = from, .to = tp, .n_to = j->n, .size = len,
-        .eight_bit = has_8bit(content, len),
-    };
-    int rc = outbound_send(c, &msg, content, len, res, NULL);
-    char peer[300];
-    snprintf(peer, sizeof peer, "%s", outbound_peer(c));
-    job_done(j, res, 0, peer);
-    free(to), free(tp), free(res), free(copy);
-    return rc;
+    char (*to)[600];
+    const char **tp;
+    struct smtpc_result *res;
+    struct smtpc_message msg;
+};
+
+static void delivery_start(struct delivery *dv);
+static void delivery_send(struct delivery *dv);
+
+static void CALLBACK delivery_run(PTP_CALLBACK_INSTANCE inst, void *p)
+{
+    (void)inst;
+    struct delivery *dv = p;
+    dv->run(dv);
 }
 
-/* Delivery threads ---------------------------------------------------------- */
-
-/* q.lock held: a destination with work and room, or NULL. Jobs that
- * threads holding an idle connection to it will take are not offered: they
- * go over the open connection (reuse) rather than a new one. */
-static struct dest *pick_dest(int64_t now)
+/* Run step on a work thread. */
+static void delivery_submit(struct delivery *dv, void (*step)(struct delivery *))
 {
-    for (struct dest *d = q.dests; d; d = d->next)
-        if (d->waiting > d->idle &&
-            (d->active < SET->cfg.max_per_destination || d->dead_until > now))
-            return d;
-    return NULL;
+    dv->run = step;
+    if (!TrySubmitThreadpoolCallback(delivery_run, dv, NULL))
+        step(dv);   /* the pool cannot take it: run it here rather than lose the job */
 }
 
 static struct job *pop_job(struct dest *d)
@@ -750,23 +715,50 @@ static void push_job(struct dest *d, struct job *j)
     d->waiting++;
 }
 
-/* q.lock held: the next job for d; with an open connection, wait up to
- * QUEUE_KEEP_MS for one to come (messages arrive one at a time). */
-static struct job *next_job(struct dest *d, int have_connection)
+/* q.lock held: start what d's waiting jobs need. A destination known to
+ * be unreachable fails them all at once with the last attempt's reason;
+ * parked connections take jobs first, then new deliveries start while there
+ * is room on the destination and in MaxOutbound. */
+static void dead_jobs(struct delivery *dv);
+static void kick(struct dest *d, int64_t now)
 {
-    struct job *j = q.stop ? NULL : pop_job(d);
-    if (j || !have_connection)
-        return j;
-    DWORD start = GetTickCount();
-    d->idle++;
-    while (!q.stop && !q.paused && !(j = pop_job(d))) {
-        DWORD spent = GetTickCount() - start;
-        if (spent >= QUEUE_KEEP_MS)
-            break;
-        SleepConditionVariableCS(&q.work_cv, &q.lock, QUEUE_KEEP_MS - spent);
+    if (q.stop || q.paused || !d->head)
+        return;
+    if (d->dead_until > now) {
+        struct delivery *dv = calloc(1, sizeof *dv);
+        if (!dv)
+            return;   /* the next tick tries again */
+        dv->d = d;
+        dv->j = pop_job(d);
+        d->active++;
+        delivery_submit(dv, dead_jobs);
+        return;
     }
-    d->idle--;
-    return j;
+    while (d->head && d->parked) {
+        struct delivery *dv = d->parked;
+        d->parked = dv->next;
+        dv->j = pop_job(d);
+        delivery_submit(dv, delivery_send);
+    }
+    while (d->head && d->active < SET->cfg.max_per_destination &&
+           q.deliveries < q.max_deliveries) {
+        struct delivery *dv = calloc(1, sizeof *dv);
+        if (!dv)
+            return;
+        dv->d = d;
+        dv->j = pop_job(d);
+        d->active++;
+        q.deliveries++;
+        delivery_submit(dv, delivery_start);
+    }
+}
+
+/* q.lock held. */
+static void kick_all(void)
+{
+    int64_t now = clock_unix();
+    for (struct dest *d = q.dests; d; d = d->next)
+        kick(d, now);
 }
 
 /* A destination that cannot be reached: every job waiting for it ends with
@@ -797,95 +789,224 @@ static void fail_dest(struct dest *d, struct job *first, const struct smtpc_resu
     }
 }
 
-/* Delivery threads are made as work needs them, up to MaxOutbound, and end
- * when idle (a thread costs about 1 MiB under Wine). */
-static DWORD WINAPI worker_main(void *arg)
+/* A work thread: the jobs of a destination known to be unreachable are
+ * deferred with the reason of the last attempt, without a connection each. */
+static void dead_jobs(struct delivery *dv)
 {
-    size_t slot = (size_t)arg;
+    struct dest *d = dv->d;
     EnterCriticalSection(&q.lock);
-    q.idle--;             /* worker_spawn counted it idle before it ran */
-    for (;;) {
-        struct dest *d = NULL;
-        DWORD idle_since = GetTickCount();
-        q.idle++;
-        while (!q.stop && (q.paused || !(d = pick_dest(clock_unix())))) {
-            if (GetTickCount() - idle_since > QUEUE_WORKER_IDLE_MS && q.alive > QUEUE_WORKERS_MIN)
-                break;
-            SleepConditionVariableCS(&q.work_cv, &q.lock, QUEUE_TICK_MS);
-        }
-        q.idle--;
-        if (q.stop || !d)
-            break;
-        d->active++;
-        struct job *j = pop_job(d);
-        if (d->dead_until > clock_unix()) {
-            /* known unreachable: the waiting jobs are deferred with the
-             * reason of the last attempt, without a connection each */
-            struct smtpc_result fail = d->dead_fail;
-            LeaveCriticalSection(&q.lock);
-            fail_dest(d, j, &fail, 0);
-            EnterCriticalSection(&q.lock);
-            d->active--;
-            continue;
-        }
-        LeaveCriticalSection(&q.lock);
-        struct outbound *c = NULL;
-        while (j) {
-            if (d->route.kind == ROUTE_DROP) {
-                deliver_drop(j);
-            } else {
-                if (!c) {
-                    struct smtpc_result fail;
-                    c = connect_dest(&d->route, &fail);
-                    if (!c) {
-                        fail_dest(d, j, &fail, 1);
-                        j = NULL;
-                        break;
-                    }
-                    InterlockedIncrement(&q.active_out);
-                }
-                if (deliver_smtp(j, c) != 0) {
-                    outbound_close(c);
-                    InterlockedDecrement(&q.active_out);
-                    c = NULL;
-                }
-            }
-            EnterCriticalSection(&q.lock);
-            j = next_job(d, c != NULL);
-            LeaveCriticalSection(&q.lock);
-        }
-        if (c) {
-            outbound_close(c);
-            InterlockedDecrement(&q.active_out);
-        }
-        EnterCriticalSection(&q.lock);
-        d->active--;
-    }
-    q.alive--;
-    q.exited[slot] = 1;
+    struct smtpc_result fail = d->dead_fail;
     LeaveCriticalSection(&q.lock);
-    return 0;
+    fail_dest(d, dv->j, &fail, 0);
+    EnterCriticalSection(&q.lock);
+    d->active--;
+    kick(d, clock_unix());
+    LeaveCriticalSection(&q.lock);
+    free(dv);
 }
 
-/* q.lock held: one more delivery thread if none is idle and there is room. */
-static void worker_spawn(void)
+static void free_message(struct delivery *dv)
 {
-    if (q.idle > 0 || q.alive >= q.n_workers || q.stop)
+    free(dv->to), free(dv->tp), free(dv->res), free(dv->copy);
+    dv->to = NULL;
+    dv->tp = NULL;
+    dv->res = NULL;
+    dv->copy = NULL;
+}
+
+static void delivery_closed(void *arg)
+{
+    (void)arg;
+    InterlockedDecrement(&q.active_out);
+}
+
+/* The delivery is over: its connection closes (QUIT) on its own, and its
+ * place goes to whatever waits for one. */
+static void delivery_end(struct delivery *dv)
+{
+    if (dv->c)
+        outbound_close_async(dv->c, delivery_closed, NULL);
+    struct dest *d = dv->d;
+    free_message(dv);
+    free(dv);
+    EnterCriticalSection(&q.lock);
+    d->active--;
+    q.deliveries--;
+    kick_all();
+    WakeAllConditionVariable(&q.work_cv);   /* queue_stop may be waiting for the last */
+    LeaveCriticalSection(&q.lock);
+}
+
+/* The job in hand is done: the next one for this destination, over the
+ * same connection if it is still open; none waiting: park the connection,
+ * or end. */
+static void delivery_next(struct delivery *dv)
+{
+    struct dest *d = dv->d;
+    EnterCriticalSection(&q.lock);
+    dv->j = q.stop || q.paused ? NULL : pop_job(d);
+    if (!dv->j && dv->c && !q.stop && !q.paused && d->route.kind != ROUTE_DROP) {
+        dv->parked_at = GetTickCount();
+        dv->next = d->parked;
+        d->parked = dv;
+        LeaveCriticalSection(&q.lock);
         return;
-    for (size_t i = 0; i < q.n_workers; i++) {
-        if (q.workers[i] && !q.exited[i])
-            continue;
-        if (q.workers[i])
-            CloseHandle(q.workers[i]);   /* its thread has returned or is returning */
-        /* small stacks: the threads mostly wait on sockets */
-        q.workers[i] = CreateThread(NULL, 256 * 1024, worker_main, (void *)i,
-                                    STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
-        q.exited[i] = 0;
-        if (q.workers[i]) {
-            q.alive++;
-            q.idle++;    /* counted idle until it runs, so one burst makes one thread */
+    }
+    LeaveCriticalSection(&q.lock);
+    if (!dv->j)
+        delivery_end(dv);
+    else if (dv->c)
+        delivery_send(dv);
+    else
+        delivery_start(dv);
+}
+
+static void delivery_sent(void *arg, int rc)
+{
+    struct delivery *dv = arg;
+    char peer[300];
+    snprintf(peer, sizeof peer, "%s", outbound_peer(dv->c));
+    job_done(dv->j, dv->res, 0, peer);
+    dv->j = NULL;
+    free_message(dv);
+    if (rc != 0) {
+        outbound_close_async(dv->c, delivery_closed, NULL);
+        dv->c = NULL;
+    }
+    delivery_next(dv);
+}
+
+/* The job in hand, over the open connection. */
+static void delivery_send(struct delivery *dv)
+{
+    struct job *j = dv->j;
+    struct qmsg *m = j->m;
+    struct smtpc_result fail;
+    size_t len;
+    const unsigned char *content = prepare_content(m, outbound_extensions(dv->c), &dv->copy, &len,
+                                                   &fail);
+    if (!content) {
+        job_done(j, &fail, 1, outbound_peer(dv->c));
+        dv->j = NULL;
+        delivery_next(dv);
+        return;
+    }
+    if (m->env.from.null_path || addr_format_mailbox(&m->env.from, dv->from, sizeof dv->from) < 0)
+        dv->from[0] = 0;
+    dv->to = calloc(j->n, sizeof *dv->to);
+    dv->tp = calloc(j->n, sizeof *dv->tp);
+    dv->res = calloc(j->n, sizeof *dv->res);
+    if (!dv->to || !dv->tp || !dv->res) {
+        free_message(dv);
+        local_result(&fail, SMTPC_TRANSIENT, "4.3.0", "out of memory");
+        job_done(j, &fail, 1, outbound_peer(dv->c));
+        dv->j = NULL;
+        delivery_next(dv);
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (addr_format_mailbox(&m->env.rcpt[j->idx[i]].addr, dv->to[i], sizeof dv->to[i]) < 0)
+            dv->to[i][0] = 0;
+        dv->tp[i] = dv->to[i];
+    }
+    dv->msg = (struct smtpc_message){
+        .from = dv->from, .to = dv->tp, .n_to = j->n, .size = len,
+        .eight_bit = has_8bit(content, len),
+    };
+    outbound_send_async(dv->c, &dv->msg, content, len, dv->res, NULL, delivery_sent, dv);
+}
+
+static void delivery_open(struct delivery *dv);
+
+static void delivery_opened(void *arg, struct outbound *c, const struct smtpc_result *fail)
+{
+    struct delivery *dv = arg;
+    if (c) {
+        dv->c = c;
+        delivery_send(dv);
+        return;
+    }
+    InterlockedDecrement(&q.active_out);
+    /* a permanent answer from one MX host is that host's: try the next */
+    if (++dv->i_mx < dv->n_mx) {
+        delivery_open(dv);
+        return;
+    }
+    fail_dest(dv->d, dv->j, fail, 1);
+    dv->j = NULL;
+    delivery_next(dv);
+}
+
+/* A connection to the next host to try. */
+static void delivery_open(struct delivery *dv)
+{
+    struct route one = dv->d->route;
+    if (one.kind == ROUTE_MX)
+        snprintf(one.host, sizeof one.host, "%s", dv->mx[dv->i_mx].host);
+    char port[16];
+    struct outbound_opts o;
+    outbound_options(&one, port, sizeof port, &o);
+    struct smtpc_result fail;
+    InterlockedIncrement(&q.active_out);
+    if (outbound_open_async(&o, delivery_opened, dv, &fail) != 0)
+        delivery_opened(dv, NULL, &fail);
+}
+
+/* A work thread: the job in hand, without a connection. Drop delivery
+ * writes files here; an MX route's lookup (DnsQuery, which can block)
+ * happens here too, never on an I/O worker. */
+static void delivery_start(struct delivery *dv)
+{
+    struct dest *d = dv->d;
+    if (d->route.kind == ROUTE_DROP) {
+        deliver_drop(dv->j);
+        dv->j = NULL;
+        delivery_next(dv);
+        return;
+    }
+    dv->i_mx = 0;
+    dv->n_mx = 1;
+    if (d->route.kind == ROUTE_MX) {
+        struct smtpc_result fail;
+        dv->n_mx = mx_hosts(&d->route, dv->mx, &fail);
+        if (dv->n_mx == 0) {
+            fail_dest(d, dv->j, &fail, 1);
+            dv->j = NULL;
+            delivery_next(dv);
+            return;
         }
-        return;
+    }
+    delivery_open(dv);
+}
+
+/* The scheduler, q.lock held: parked connections that waited long enough
+ * (or all of them when stopping or paused) leave their destinations; the
+ * caller ends them once the lock is released. */
+static struct delivery *unpark_expired(DWORD now_ms)
+{
+    struct delivery *out = NULL;
+    for (struct dest *d = q.dests; d; d = d->next) {
+        struct delivery **pp = &d->parked;
+        while (*pp) {
+            struct delivery *dv = *pp;
+            if (q.stop || q.paused || now_ms - dv->parked_at >= QUEUE_KEEP_MS) {
+                *pp = dv->next;
+                dv->next = out;
+                out = dv;
+            } else {
+                pp = &dv->next;
+            }
+        }
+    }
+    return out;
+}
+
+static void end_all(struct delivery *list)
+{
+    while (list) {
+        struct delivery *next = list->next;
+        delivery_end(list);
+        list = next;
     }
 }
 
@@ -1045,8 +1166,7 @@ static void dispatch(struct qmsg *m)
         j->n = g[k].n;
         push_job(d, j);
     }
-    worker_spawn();
-    WakeAllConditionVariable(&q.work_cv);
+    kick_all();
     LeaveCriticalSection(&q.lock);
     for (size_t k = 0; k < n_g; k++)
         free(spare[k]);
@@ -1263,6 +1383,15 @@ static DWORD WINAPI scheduler_main(void *arg)
         EnterCriticalSection(&q.lock);
         if (q.stop)
             break;
+        /* connections parked long enough close; room they leave, or a
+         * destination no longer dead, a pause lifted, starts deliveries */
+        struct delivery *expired = unpark_expired(GetTickCount());
+        kick_all();
+        if (expired) {
+            LeaveCriticalSection(&q.lock);
+            end_all(expired);
+            EnterCriticalSection(&q.lock);
+        }
         DWORD wait = QUEUE_TICK_MS;
         if (nb == 0 && next != INT64_MAX && next > now && (next - now) * 1000 < (int64_t)wait)
             wait = (DWORD)((next - now) * 1000);
@@ -1380,13 +1509,7 @@ DWORD queue_start(const struct imsvc_config *cfg)
     pickup_init(cfg);
 
     q.running = 1;
-    q.n_workers = cfg->max_outbound;
-    q.workers = calloc(q.n_workers, sizeof *q.workers);
-    q.exited = calloc(q.n_workers, 1);
-    if (!q.workers || !q.exited) {
-        queue_stop(0);
-        return ERROR_NOT_ENOUGH_MEMORY;
-    }
+    q.max_deliveries = cfg->max_outbound;
     q.scheduler = CreateThread(NULL, 0, scheduler_main, NULL, 0, NULL);
     if (!q.scheduler) {
         err = GetLastError();
@@ -1426,22 +1549,27 @@ void queue_stop(DWORD wait_ms)
         return;
     EnterCriticalSection(&q.lock);
     q.stop = 1;
+    struct delivery *parked = unpark_expired(GetTickCount());
     WakeAllConditionVariable(&q.work_cv);
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
+    end_all(parked);
     DWORD deadline = GetTickCount() + wait_ms;
     if (q.scheduler) {
         WaitForSingleObject(q.scheduler, wait_ms);
         CloseHandle(q.scheduler);
     }
-    for (size_t i = 0; i < q.n_workers && q.workers; i++) {
-        if (!q.workers[i])
-            continue;
-        DWORD left = (LONG)(deadline - GetTickCount()) > 0 ? deadline - GetTickCount() : 0;
-        WaitForSingleObject(q.workers[i], left);
-        CloseHandle(q.workers[i]);
+    /* deliveries in progress finish their message and end (nothing new
+     * starts once q.stop is set) */
+    EnterCriticalSection(&q.lock);
+    while (q.deliveries > 0) {
+        DWORD now = GetTickCount();
+        if ((LONG)(deadline - now) <= 0)
+            break;
+        SleepConditionVariableCS(&q.work_cv, &q.lock, deadline - now);
     }
-    /* Threads still delivering after the wait are abandoned; their messages
+    LeaveCriticalSection(&q.lock);
+    /* Deliveries still running after the wait are abandoned; their messages
      * are on disk in the state before this round and are tried again. */
     spool_close();
     q.running = 0;

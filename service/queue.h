@@ -2,9 +2,11 @@
  * the recipients' MX hosts, with retries, delay notices, expiry and NDRs.
  *
  * A scheduler thread looks at each queued message when it is due, splits
- * its due recipients by route (core/route.h) and hands one job per
- * destination to a pool of delivery threads (MaxOutbound in all, at most
- * MaxPerDestination on one destination). A delivery thread keeps its
+ * its due recipients by route (core/route.h) and puts one job per
+ * destination on that destination's list. Deliveries take the jobs
+ * (MaxOutbound in all, at most MaxPerDestination on one destination); a
+ * delivery has no thread: its steps run on the Windows thread pool between
+ * the callbacks of its outbound connection (outbound.h), and it keeps the
  * connection while the destination has more jobs (connection reuse). The
  * results go into the envelope per recipient through core/retry.h; failed
  * recipients get an NDR (core/dsn.h) at once, a null-sender message that
@@ -23,7 +25,7 @@
 /* Open the spool (recovering what a crash left), load every queued message
  * and start delivering. Returns a Win32 error. */
 DWORD queue_start(const struct imsvc_config *cfg);
-/* Stop the threads; deliveries in progress get wait_ms to finish. */
+/* Stop the scheduler; deliveries in progress get wait_ms to finish. */
 void queue_stop(DWORD wait_ms);
 /* PARAMCHANGE: routing, retry, smart host and filter settings apply to the
  * next delivery round. DataDirectory and MaxOutbound apply at the next start. */
