@@ -10,7 +10,6 @@
  */
 #include <winsock2.h>
 #include <windows.h>
-#include <windns.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -20,30 +19,22 @@
 #include "queue.h"
 
 #include "clock.h"
-#include "convert.h"
 #include "dsn.h"
 #include "eventlog.h"
+#include "delivery.h"
 #include "filter.h"
 #include "location.h"
-#include "mime.h"
-#include "outbound.h"
 #include "pickup.h"
 #include "retry.h"
 #include "route.h"
-#include "secret.h"
 #include "smtp_server.h"
 #include "spool.h"
-#include "storage.h"
 #include "utf.h"
 
 #define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
-#define QUEUE_MX_MAX        16      /* MX hosts tried per domain */
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
-#define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
-#define QUEUE_KEEP_MS       2000u   /* an idle delivery connection waits this long for more */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
-#define QUEUE_PASSWORD_MAX  256u
 #define QUEUE_WHY_MAX       1400u
 
 struct qmsg {
@@ -61,25 +52,11 @@ struct qmsg {
     int eight_bit;
 };
 
+/* One message's recipients for one destination, handed to delivery.h. */
 struct job {
+    struct delivery_job dj;
     struct qmsg *m;
     size_t *idx;              /* recipients of m->env this job delivers */
-    size_t n;
-    struct job *next;
-};
-
-struct delivery;
-
-struct dest {
-    char key[ROUTE_KEY_MAX];
-    struct route route;
-    struct job *head, *tail;
-    size_t waiting;           /* jobs in the list */
-    unsigned active;          /* deliveries on it, parked ones included */
-    struct delivery *parked;  /* ... of which holding an open connection, waiting for a job */
-    int64_t dead_until;       /* unreachable until then: jobs fail with dead_fail */
-    struct smtpc_result dead_fail;
-    struct dest *next;
 };
 
 /* What the configuration says, prepared. Never changed once published: a
@@ -93,9 +70,8 @@ struct settings {
     const char *domains[QUEUE_DOMAINS_MAX];
     char smarthost[300];
     char helo[256];
-    wchar_t sh_domain[128], sh_user[256], sh_password[QUEUE_PASSWORD_MAX + 1];
-    wchar_t drop_dir[MAX_PATH], badmail_dir[MAX_PATH], status_path[MAX_PATH];
-    struct tls_policy tls_policy;      /* the smart host's, from TlsMinVersion and the rest */
+    wchar_t badmail_dir[MAX_PATH], status_path[MAX_PATH];
+    struct delivery_config dc;         /* what delivery.h needs */
 };
 
 static struct settings *volatile current;
@@ -103,15 +79,11 @@ static struct settings *volatile current;
 
 static struct {
     CRITICAL_SECTION lock;
-    CONDITION_VARIABLE sched_cv, work_cv;
+    CONDITION_VARIABLE sched_cv;
     struct qmsg **msgs;
     size_t n_msgs, cap_msgs;
-    struct dest *dests;
     int stop, paused, running;
-    LONG active_out;          /* connections open now */
     HANDLE scheduler;
-    size_t deliveries;        /* running or parked; at most max_deliveries */
-    size_t max_deliveries;    /* MaxOutbound */
     volatile LONG seq;
 } q;
 
@@ -319,14 +291,11 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
 
 /* Finishing a message's round ---------------------------------------------- */
 
-/* The drop directory's name as a recipient's remote host. */
-#define DROP_REMOTE "drop directory"
-
 /* Deferred because the data directory's disk is full (deliver_drop's 4.3.1):
  * event 4150 reports that once for every message. */
 static int deferred_for_space(const struct env_rcpt *r)
 {
-    return strcmp(r->remote, DROP_REMOTE) == 0 && strcmp(r->status, "4.3.1") == 0;
+    return strcmp(r->remote, DELIVERY_DROP_REMOTE) == 0 && strcmp(r->status, "4.3.1") == 0;
 }
 
 static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum retry_class cls)
@@ -427,13 +396,16 @@ static void finalize(struct qmsg *m)
 }
 
 /* Results of one job into the envelope (res[i] for recipient i, or res[0]
- * for all when same); the last job of the message finalizes it. */
-static void job_done(struct job *j, const struct smtpc_result *res, int same, const char *remote)
+ * for all when same); the last job of the message finalizes it. Called by
+ * delivery.h on a work thread. */
+static void job_done(struct delivery_job *dj, const struct smtpc_result *res, int same,
+                     const char *remote)
 {
+    struct job *j = (struct job *)dj;   /* dj is its first member */
     struct qmsg *m = j->m;
     int64_t now = clock_unix();
     EnterCriticalSection(&m->lock);
-    for (size_t i = 0; i < j->n; i++) {
+    for (size_t i = 0; i < j->dj.n; i++) {
         struct env_rcpt *r = &m->env.rcpt[j->idx[i]];
         enum retry_class cls = retry_record(&SET->policy, r, &res[same ? 0 : i], remote,
                                             m->env.arrived, now);
@@ -447,585 +419,8 @@ static void job_done(struct job *j, const struct smtpc_result *res, int same, co
         finalize(m);
 }
 
-static void local_result(struct smtpc_result *r, enum smtpc_outcome o, const char *status,
-                         const char *why)
-{
-    memset(r, 0, sizeof *r);
-    r->outcome = o;
-    r->reason = SMTPC_R_NONE;
-    snprintf(r->status, sizeof r->status, "%s", status);
-    snprintf(r->why, sizeof r->why, "%s", why);
-}
-
-/* Delivery: the drop directory --------------------------------------------- */
-
-static void deliver_drop(struct job *j)
-{
-    struct qmsg *m = j->m;
-    wchar_t tmp[MAX_PATH], final[MAX_PATH];
-    _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.tmp", SET->drop_dir, m->id);
-    _snwprintf(final, MAX_PATH, L"%ls\\%hs.eml", SET->drop_dir, m->id);
-    tmp[MAX_PATH - 1] = final[MAX_PATH - 1] = 0;
-    struct smtpc_result r;
-    DWORD err = ERROR_SUCCESS;
-    if (GetFileAttributesW(final) == INVALID_FILE_ATTRIBUTES) {
-        /* Written whole and flushed before it gets its name: a reader of the
-         * drop directory never sees half a message. */
-        HANDLE h = CreateFileW(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-        DWORD k = 0;
-        size_t done = 0;
-        if (h == INVALID_HANDLE_VALUE)
-            err = GetLastError();
-        /* A short write (Wine, on a full disk) is followed by one that says why. */
-        while (!err && done < m->len) {
-            if (!WriteFile(h, m->content + done, (DWORD)(m->len - done), &k, NULL))
-                err = GetLastError();
-            else if (k == 0)
-                err = ERROR_WRITE_FAULT;
-            done += k;
-        }
-        if (!err && !FlushFileBuffers(h))
-            err = GetLastError();
-        if (h != INVALID_HANDLE_VALUE)
-            CloseHandle(h);
-        if (!err && !MoveFileExW(tmp, final, MOVEFILE_WRITE_THROUGH))
-            err = GetLastError();
-        if (err)
-            DeleteFileW(tmp);
-    }
-    /* else: written before a crash cut the round short; once is enough */
-    if (err) {
-        char why[300];
-        struct storage_reply rp; /* a full disk: 4.3.1, reported once by the spool */
-        storage_reply(err, &rp);
-        snprintf(why, sizeof why, "cannot write to the drop directory (Win32 error %lu)",
-                 (unsigned long)err);
-        local_result(&r, SMTPC_TRANSIENT, rp.status, why);
-        wchar_t what[400];
-        _snwprintf(what, ARRAYSIZE(what), L"cannot write message %hs to the drop directory %ls",
-                   m->id, SET->drop_dir);
-        what[ARRAYSIZE(what) - 1] = 0;
-        if (!spool_note_failure(err, LOC_QUEUE_DROP, 0, L"writing message %hs to the drop "
-                                L"directory %ls", m->id, SET->drop_dir))
-            event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_DROP, err, 1,
-                  (const wchar_t *[]){ what });
-    } else {
-        local_result(&r, SMTPC_OK, "2.0.0", "delivered to the drop directory");
-    }
-    job_done(j, &r, 1, DROP_REMOTE);
-}
-
-/* Delivery: SMTP ------------------------------------------------------------ */
-
-static void outbound_options(const struct route *rt, char *port, size_t port_len,
-                             struct outbound_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    snprintf(port, port_len, "%u", rt->port);
-    o->host = rt->host;
-    o->port = port;
-    o->helo = SET->helo;
-    o->who = L"queue delivery";
-    if (rt->kind == ROUTE_SMARTHOST) {
-        o->tls = SET->cfg.smart_host_tls == 0 ? SMTPC_TLS_OFF
-               : SET->cfg.smart_host_tls == 2 ? SMTPC_TLS_REQUIRED : SMTPC_TLS_OPPORTUNISTIC;
-        o->trust = SET->cfg.smart_host_trust ? TLS_TRUST_ANY : TLS_TRUST_VERIFY;
-        o->policy = &SET->tls_policy;
-        o->auth = SET->cfg.smart_host_auth == 0 ? SMTPC_AUTH_NONE
-                : SET->cfg.smart_host_auth == 2 ? SMTPC_AUTH_REQUIRED : SMTPC_AUTH_IF_OFFERED;
-        if (SET->sh_user[0]) {
-            o->domain = SET->sh_domain;
-            o->user = SET->sh_user;
-            o->password = SET->sh_password;
-        }
-    } else {
-        /* MX: opportunistic TLS, as RFC 7435 has it: encrypt when offered,
-         * never refuse to deliver over an unverifiable certificate */
-        o->tls = SMTPC_TLS_OPPORTUNISTIC;
-        o->trust = TLS_TRUST_ANY;
-        o->auth = SMTPC_AUTH_NONE;
-    }
-}
-
-/* The hosts to try for an MX route, best first. Returns the count, or 0
- * with *fail set. */
-static size_t mx_hosts(const struct route *rt, struct route_mx *mx, struct smtpc_result *fail)
-{
-    if (rt->literal) {
-        snprintf(mx[0].host, sizeof mx[0].host, "%s", rt->host);
-        return 1;
-    }
-    size_t n = 0;
-    DNS_RECORDA *rec = NULL;
-    DNS_STATUS st = DnsQuery_A(rt->host, DNS_TYPE_MX, DNS_QUERY_STANDARD, NULL,
-                               (DNS_RECORD **)&rec, NULL);
-    if (st == 0) {
-        for (DNS_RECORDA *r = rec; r && n < QUEUE_MX_MAX; r = r->pNext) {
-            if (r->wType != DNS_TYPE_MX || r->Flags.S.Section != DnsSectionAnswer ||
-                !r->Data.MX.pNameExchange)
-                continue;
-            mx[n].pref = r->Data.MX.wPreference;
-            snprintf(mx[n].host, sizeof mx[n].host, "%s", r->Data.MX.pNameExchange);
-            n++;
-        }
-        DnsRecordListFree((DNS_RECORD *)rec, DnsFreeRecordList);
-    } else if (st != DNS_ERROR_RCODE_NAME_ERROR && st != DNS_INFO_NO_RECORDS &&
-               st != ERROR_INVALID_NAME) {
-        char why[300];
-        snprintf(why, sizeof why, "the MX lookup for %s failed (DNS status %ld); the DNS "
-                 "server may be unreachable", rt->host, (long)st);
-        local_result(fail, SMTPC_TRANSIENT, "4.4.3", why);
-        return 0;
-    } else if (st == DNS_ERROR_RCODE_NAME_ERROR) {
-        /* the name does not exist: the A/AAAA fallback decides (it fails too) */
-    }
-    const char *self[2] = { SET->helo, "localhost" };
-    size_t kept = 0;
-    enum route_mx_result mr = route_mx_order(mx, n, self, 2, (unsigned)GetTickCount(), &kept);
-    char why[400];
-    switch (mr) {
-    case ROUTE_MX_OK:
-        return kept;
-    case ROUTE_MX_IMPLICIT:
-        snprintf(mx[0].host, sizeof mx[0].host, "%s", rt->host);
-        mx[0].pref = 0;
-        return 1;
-    case ROUTE_MX_NULL:
-        snprintf(why, sizeof why, "the domain %s publishes a null MX record (RFC 7505): it "
-                 "accepts no mail", rt->host);
-        local_result(fail, SMTPC_PERMANENT, "5.1.10", why);
-        return 0;
-    case ROUTE_MX_SELF:
-        snprintf(why, sizeof why, "this server is the best MX host for %s but the domain is "
-                 "not in LocalDomains: delivering would loop back here", rt->host);
-        local_result(fail, SMTPC_PERMANENT, "5.4.6", why);
-        return 0;
-    }
-    return 0;
-}
-
-/* 8-bit content to a next hop without 8BITMIME: convert outside signed
- * parts, or refuse. Returns the bytes to send (m->content or *copy), or
- * NULL with *fail set. */
-static const unsigned char *prepare_content(struct qmsg *m, unsigned ext, unsigned char **copy,
-                                            size_t *len, struct smtpc_result *fail)
-{
-    *copy = NULL;
-    *len = m->len;
-    if (!m->eight_bit || (ext & SC_EXT_8BITMIME))
-        return m->content;
-    struct mime_scan *scan = malloc(sizeof *scan);
-    if (!scan) {
-        local_result(fail, SMTPC_TRANSIENT, "4.3.0", "out of memory while converting to 7-bit");
-        return NULL;
-    }
-    mime_scan(m->content, m->len, scan);
-    const char *why = NULL;
-    enum mime_verdict v = mime_conversion_verdict(scan, 0, &why);
-    const unsigned char *out = NULL;
-    char text[600];
-    if (v == MIME_VERDICT_CONVERT || v == MIME_VERDICT_OK) {
-        enum convert_result cr = convert_7bit(m->content, m->len, scan, copy, len, &why);
-        if (cr == CONVERT_OK) {
-            out = *copy;
-        } else if (cr == CONVERT_UNCHANGED) {
-            *len = m->len;
-            out = m->content;
-        } else if (cr == CONVERT_NOMEM) {
-            local_result(fail, SMTPC_TRANSIENT, "4.3.0", "out of memory while converting to 7-bit");
-        } else {
-            snprintf(text, sizeof text, "The next hop does not accept 8-bit mail (no 8BITMIME) "
-                     "and the message cannot be converted to 7-bit: %s", why ? why : "");
-            local_result(fail, SMTPC_PERMANENT, "5.6.3", text);
-        }
-    } else {
-        snprintf(text, sizeof text, "The next hop does not accept 8-bit mail (no 8BITMIME) and "
-                 "%s", why ? why : "the message cannot be converted");
-        local_result(fail, SMTPC_PERMANENT, "5.6.3", text);
-    }
-    free(scan);
-    return out;
-}
-
-/* Deliveries ---------------------------------------------------------------- */
-
-/* One delivery carries the jobs of one destination, one after another,
- * over one connection (or into the drop directory). It has no thread: its
- * steps run on work threads of the Windows thread pool, each started by the
- * previous step's end or by an outbound callback, and waiting for the
- * network costs no thread at all. Between jobs, a delivery holding an open
- * connection is parked on its destination for up to QUEUE_KEEP_MS, so the
- * next message goes over the same connection. */
-struct delivery {
-    struct dest *d;
-    struct job *j;                       /* the job in hand */
-    struct outbound *c;                  /* the open connection, or NULL */
-    struct route_mx mx[QUEUE_MX_MAX];    /* the hosts to try, best first */
-    size_t n_mx, i_mx;
-    DWORD parked_at;
-    struct delivery *next;               /* on d->parked */
-    void (*run)(struct delivery *dv);    /* the step submitted */
-    /* the message on the wire */
-    unsigned char *copy;
-    char from[600];
-    char (*to)[600];
-    const char **tp;
-    struct smtpc_result *res;
-    struct smtpc_message msg;
-};
-
-static void delivery_start(struct delivery *dv);
-static void delivery_send(struct delivery *dv);
-
-static void CALLBACK delivery_run(PTP_CALLBACK_INSTANCE inst, void *p)
-{
-    (void)inst;
-    struct delivery *dv = p;
-    dv->run(dv);
-}
-
-/* Run step on a work thread. */
-static void delivery_submit(struct delivery *dv, void (*step)(struct delivery *))
-{
-    dv->run = step;
-    if (!TrySubmitThreadpoolCallback(delivery_run, dv, NULL))
-        step(dv);   /* the pool cannot take it: run it here rather than lose the job */
-}
-
-static struct job *pop_job(struct dest *d)
-{
-    struct job *j = d->head;
-    if (j) {
-        d->head = j->next;
-        if (!d->head)
-            d->tail = NULL;
-        d->waiting--;
-    }
-    return j;
-}
-
-static void push_job(struct dest *d, struct job *j)
-{
-    j->next = NULL;
-    if (d->tail)
-        d->tail->next = j;
-    else
-        d->head = j;
-    d->tail = j;
-    d->waiting++;
-}
-
-/* q.lock held: start what d's waiting jobs need. A destination known to
- * be unreachable fails them all at once with the last attempt's reason;
- * parked connections take jobs first, then new deliveries start while there
- * is room on the destination and in MaxOutbound. */
-static void dead_jobs(struct delivery *dv);
-static void kick(struct dest *d, int64_t now)
-{
-    if (q.stop || q.paused || !d->head)
-        return;
-    if (d->dead_until > now) {
-        struct delivery *dv = calloc(1, sizeof *dv);
-        if (!dv)
-            return;   /* the next tick tries again */
-        dv->d = d;
-        dv->j = pop_job(d);
-        d->active++;
-        delivery_submit(dv, dead_jobs);
-        return;
-    }
-    while (d->head && d->parked) {
-        struct delivery *dv = d->parked;
-        d->parked = dv->next;
-        dv->j = pop_job(d);
-        delivery_submit(dv, delivery_send);
-    }
-    while (d->head && d->active < SET->cfg.max_per_destination &&
-           q.deliveries < q.max_deliveries) {
-        struct delivery *dv = calloc(1, sizeof *dv);
-        if (!dv)
-            return;
-        dv->d = d;
-        dv->j = pop_job(d);
-        d->active++;
-        q.deliveries++;
-        delivery_submit(dv, delivery_start);
-    }
-}
-
-/* q.lock held. */
-static void kick_all(void)
-{
-    int64_t now = clock_unix();
-    for (struct dest *d = q.dests; d; d = d->next)
-        kick(d, now);
-}
-
-/* A destination that cannot be reached: every job waiting for it ends with
- * the same result, instead of one connection attempt each. */
-static void fail_dest(struct dest *d, struct job *first, const struct smtpc_result *fail,
-                      int record)
-{
-    char remote[ROUTE_HOST_MAX + 16];
-    snprintf(remote, sizeof remote, "%s", d->route.host);
-    EnterCriticalSection(&q.lock);
-    struct job *rest = d->head;
-    d->head = d->tail = NULL;
-    d->waiting = 0;
-    if (record && fail->outcome != SMTPC_PERMANENT) {
-        /* never longer than the first retry, or short schedules would wait on it */
-        uint32_t hold = QUEUE_DEAD_SECS;
-        if (SET->policy.n_first && SET->policy.first[0] < hold)
-            hold = SET->policy.first[0];
-        d->dead_until = clock_unix() + hold;
-        d->dead_fail = *fail;
-    }
-    LeaveCriticalSection(&q.lock);
-    job_done(first, fail, 1, remote);
-    while (rest) {
-        struct job *next = rest->next;
-        job_done(rest, fail, 1, remote);
-        rest = next;
-    }
-}
-
-/* A work thread: the jobs of a destination known to be unreachable are
- * deferred with the reason of the last attempt, without a connection each. */
-static void dead_jobs(struct delivery *dv)
-{
-    struct dest *d = dv->d;
-    EnterCriticalSection(&q.lock);
-    struct smtpc_result fail = d->dead_fail;
-    LeaveCriticalSection(&q.lock);
-    fail_dest(d, dv->j, &fail, 0);
-    EnterCriticalSection(&q.lock);
-    d->active--;
-    kick(d, clock_unix());
-    LeaveCriticalSection(&q.lock);
-    free(dv);
-}
-
-static void free_message(struct delivery *dv)
-{
-    free(dv->to), free(dv->tp), free(dv->res), free(dv->copy);
-    dv->to = NULL;
-    dv->tp = NULL;
-    dv->res = NULL;
-    dv->copy = NULL;
-}
-
-static void delivery_closed(void *arg)
-{
-    (void)arg;
-    InterlockedDecrement(&q.active_out);
-}
-
-/* The delivery is over: its connection closes (QUIT) on its own, and its
- * place goes to whatever waits for one. */
-static void delivery_end(struct delivery *dv)
-{
-    if (dv->c)
-        outbound_close_async(dv->c, delivery_closed, NULL);
-    struct dest *d = dv->d;
-    free_message(dv);
-    free(dv);
-    EnterCriticalSection(&q.lock);
-    d->active--;
-    q.deliveries--;
-    kick_all();
-    WakeAllConditionVariable(&q.work_cv);   /* queue_stop may be waiting for the last */
-    LeaveCriticalSection(&q.lock);
-}
-
-/* The job in hand is done: the next one for this destination, over the
- * same connection if it is still open; none waiting: park the connection,
- * or end. */
-static void delivery_next(struct delivery *dv)
-{
-    struct dest *d = dv->d;
-    EnterCriticalSection(&q.lock);
-    dv->j = q.stop || q.paused ? NULL : pop_job(d);
-    if (!dv->j && dv->c && !q.stop && !q.paused && d->route.kind != ROUTE_DROP) {
-        dv->parked_at = GetTickCount();
-        dv->next = d->parked;
-        d->parked = dv;
-        LeaveCriticalSection(&q.lock);
-        return;
-    }
-    LeaveCriticalSection(&q.lock);
-    if (!dv->j)
-        delivery_end(dv);
-    else if (dv->c)
-        delivery_send(dv);
-    else
-        delivery_start(dv);
-}
-
-static void delivery_sent(void *arg, int rc)
-{
-    struct delivery *dv = arg;
-    char peer[300];
-    snprintf(peer, sizeof peer, "%s", outbound_peer(dv->c));
-    job_done(dv->j, dv->res, 0, peer);
-    dv->j = NULL;
-    free_message(dv);
-    if (rc != 0) {
-        outbound_close_async(dv->c, delivery_closed, NULL);
-        dv->c = NULL;
-    }
-    delivery_next(dv);
-}
-
-/* The job in hand, over the open connection. */
-static void delivery_send(struct delivery *dv)
-{
-    struct job *j = dv->j;
-    struct qmsg *m = j->m;
-    struct smtpc_result fail;
-    size_t len;
-    const unsigned char *content = prepare_content(m, outbound_extensions(dv->c), &dv->copy, &len,
-                                                   &fail);
-    if (!content) {
-        job_done(j, &fail, 1, outbound_peer(dv->c));
-        dv->j = NULL;
-        delivery_next(dv);
-        return;
-    }
-    if (m->env.from.null_path || addr_format_mailbox(&m->env.from, dv->from, sizeof dv->from) < 0)
-        dv->from[0] = 0;
-    dv->to = calloc(j->n, sizeof *dv->to);
-    dv->tp = calloc(j->n, sizeof *dv->tp);
-    dv->res = calloc(j->n, sizeof *dv->res);
-    if (!dv->to || !dv->tp || !dv->res) {
-        free_message(dv);
-        local_result(&fail, SMTPC_TRANSIENT, "4.3.0", "out of memory");
-        job_done(j, &fail, 1, outbound_peer(dv->c));
-        dv->j = NULL;
-        delivery_next(dv);
-        return;
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        if (addr_format_mailbox(&m->env.rcpt[j->idx[i]].addr, dv->to[i], sizeof dv->to[i]) < 0)
-            dv->to[i][0] = 0;
-        dv->tp[i] = dv->to[i];
-    }
-    dv->msg = (struct smtpc_message){
-        .from = dv->from, .to = dv->tp, .n_to = j->n, .size = len,
-        .eight_bit = has_8bit(content, len),
-    };
-    outbound_send_async(dv->c, &dv->msg, content, len, dv->res, NULL, delivery_sent, dv);
-}
-
-static void delivery_open(struct delivery *dv);
-
-static void delivery_opened(void *arg, struct outbound *c, const struct smtpc_result *fail)
-{
-    struct delivery *dv = arg;
-    if (c) {
-        dv->c = c;
-        delivery_send(dv);
-        return;
-    }
-    InterlockedDecrement(&q.active_out);
-    /* a permanent answer from one MX host is that host's: try the next */
-    if (++dv->i_mx < dv->n_mx) {
-        delivery_open(dv);
-        return;
-    }
-    fail_dest(dv->d, dv->j, fail, 1);
-    dv->j = NULL;
-    delivery_next(dv);
-}
-
-/* A connection to the next host to try. */
-static void delivery_open(struct delivery *dv)
-{
-    struct route one = dv->d->route;
-    if (one.kind == ROUTE_MX)
-        snprintf(one.host, sizeof one.host, "%s", dv->mx[dv->i_mx].host);
-    char port[16];
-    struct outbound_opts o;
-    outbound_options(&one, port, sizeof port, &o);
-    struct smtpc_result fail;
-    InterlockedIncrement(&q.active_out);
-    if (outbound_open_async(&o, delivery_opened, dv, &fail) != 0)
-        delivery_opened(dv, NULL, &fail);
-}
-
-/* A work thread: the job in hand, without a connection. Drop delivery
- * writes files here; an MX route's lookup (DnsQuery, which can block)
- * happens here too, never on an I/O worker. */
-static void delivery_start(struct delivery *dv)
-{
-    struct dest *d = dv->d;
-    if (d->route.kind == ROUTE_DROP) {
-        deliver_drop(dv->j);
-        dv->j = NULL;
-        delivery_next(dv);
-        return;
-    }
-    dv->i_mx = 0;
-    dv->n_mx = 1;
-    if (d->route.kind == ROUTE_MX) {
-        struct smtpc_result fail;
-        dv->n_mx = mx_hosts(&d->route, dv->mx, &fail);
-        if (dv->n_mx == 0) {
-            fail_dest(d, dv->j, &fail, 1);
-            dv->j = NULL;
-            delivery_next(dv);
-            return;
-        }
-    }
-    delivery_open(dv);
-}
-
-/* The scheduler, q.lock held: parked connections that waited long enough
- * (or all of them when stopping or paused) leave their destinations; the
- * caller ends them once the lock is released. */
-static struct delivery *unpark_expired(DWORD now_ms)
-{
-    struct delivery *out = NULL;
-    for (struct dest *d = q.dests; d; d = d->next) {
-        struct delivery **pp = &d->parked;
-        while (*pp) {
-            struct delivery *dv = *pp;
-            if (q.stop || q.paused || now_ms - dv->parked_at >= QUEUE_KEEP_MS) {
-                *pp = dv->next;
-                dv->next = out;
-                out = dv;
-            } else {
-                pp = &dv->next;
-            }
-        }
-    }
-    return out;
-}
-
-static void end_all(struct delivery *list)
-{
-    while (list) {
-        struct delivery *next = list->next;
-        delivery_end(list);
-        list = next;
-    }
-}
 
 /* Scheduling ---------------------------------------------------------------- */
-
-/* q.lock held. A new destination takes *spare (set to NULL). */
-static struct dest *dest_for(const struct route *rt, const char *key, struct dest **spare)
-{
-    for (struct dest *d = q.dests; d; d = d->next)
-        if (strcmp(d->key, key) == 0)
-            return d;
-    struct dest *d = *spare;
-    *spare = NULL;
-    snprintf(d->key, sizeof d->key, "%s", key);
-    d->route = *rt;
-    d->next = q.dests;
-    q.dests = d;
-    return d;
-}
 
 struct group {
     char key[ROUTE_KEY_MAX];
@@ -1105,7 +500,7 @@ static void dispatch(struct qmsg *m)
             route_key(&v.route, key, sizeof key) < 0) {
             if (v.code == 250)
                 snprintf(v.why, sizeof v.why, "no route to the domain %.255s", r->addr.domain);
-            local_result(&bad, v.code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT,
+            delivery_result(&bad, v.code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT,
                          v.code == 250 ? "5.4.4" : v.status, v.why);
             rcpt_events(m, r, retry_record(&SET->policy, r, &bad, "", m->env.arrived, now));
             changed = 1;
@@ -1135,42 +530,32 @@ static void dispatch(struct qmsg *m)
         finalize(m);
         return;
     }
-    /* Everything that may fail is allocated before the lock. */
     struct job **jobs = calloc(n_g, sizeof *jobs);
-    struct dest **spare = calloc(n_g, sizeof *spare);
-    int ok = jobs && spare;
-    for (size_t k = 0; ok && k < n_g; k++) {
-        jobs[k] = calloc(1, sizeof **jobs);
-        spare[k] = calloc(1, sizeof **spare);
-        ok = jobs[k] && spare[k];
-    }
+    int ok = jobs != NULL;
+    for (size_t k = 0; ok && k < n_g; k++)
+        ok = (jobs[k] = calloc(1, sizeof **jobs)) != NULL;
     if (!ok) {
         for (size_t k = 0; k < n_g; k++) {
             if (jobs)
                 free(jobs[k]);
-            if (spare)
-                free(spare[k]);
             free(g[k].idx);
         }
-        free(jobs), free(spare), free(g);
+        free(jobs), free(g);
         release(m, now + QUEUE_READ_RETRY);
         return;
     }
     m->jobs = (int)n_g;
-    EnterCriticalSection(&q.lock);
     for (size_t k = 0; k < n_g; k++) {
-        struct dest *d = dest_for(&g[k].route, g[k].key, &spare[k]);
         struct job *j = jobs[k];
         j->m = m;
         j->idx = g[k].idx;
-        j->n = g[k].n;
-        push_job(d, j);
+        j->dj = (struct delivery_job){
+            .id = m->id, .env = &m->env, .content = m->content, .len = m->len,
+            .eight_bit = m->eight_bit, .idx = g[k].idx, .n = g[k].n, .done = job_done,
+        };
+        delivery_submit(&g[k].route, g[k].key, &j->dj);
     }
-    kick_all();
-    LeaveCriticalSection(&q.lock);
-    for (size_t k = 0; k < n_g; k++)
-        free(spare[k]);
-    free(jobs), free(spare), free(g);
+    free(jobs), free(g);
 }
 
 /* Requests from `imsvc queue retry|delete` -------------------------------- */
@@ -1312,7 +697,7 @@ static void write_status(int64_t now)
                      "updated %lld\r\nmessages %zu\r\nin-delivery %u\r\nwaiting %u\r\n"
                      "oldest-arrived %lld\r\ninbound-sessions %ld\r\noutbound-connections %ld\r\n"
                      "paused %d\r\ncommits %llu\r\nflushes %llu\r\n", (long long)now, total, busy,
-                     waiting, (long long)oldest, (long)smtp_server_active(), (long)q.active_out,
+                     waiting, (long long)oldest, (long)smtp_server_active(), delivery_connections(),
                      q.paused, commits, flushes);
     if (n <= 0 || (size_t)n >= sizeof text)
         return;
@@ -1385,13 +770,9 @@ static DWORD WINAPI scheduler_main(void *arg)
             break;
         /* connections parked long enough close; room they leave, or a
          * destination no longer dead, a pause lifted, starts deliveries */
-        struct delivery *expired = unpark_expired(GetTickCount());
-        kick_all();
-        if (expired) {
-            LeaveCriticalSection(&q.lock);
-            end_all(expired);
-            EnterCriticalSection(&q.lock);
-        }
+        LeaveCriticalSection(&q.lock);
+        delivery_tick();
+        EnterCriticalSection(&q.lock);
         DWORD wait = QUEUE_TICK_MS;
         if (nb == 0 && next != INT64_MAX && next > now && (next - now) * 1000 < (int64_t)wait)
             wait = (DWORD)((next - now) * 1000);
@@ -1433,23 +814,6 @@ static void split_domains(struct settings *ns)
     ns->rc.local_domains = ns->domains;
 }
 
-/* SmartHostUser and the password file, for NTLM to the smart host. */
-static void load_smart_host_credentials(struct settings *ns)
-{
-    if (!ns->cfg.smart_host_user[0])
-        return;
-    const wchar_t *bs = wcschr(ns->cfg.smart_host_user, L'\\');
-    if (bs) {
-        _snwprintf(ns->sh_domain, ARRAYSIZE(ns->sh_domain), L"%.*ls",
-                   (int)(bs - ns->cfg.smart_host_user), ns->cfg.smart_host_user);
-        _snwprintf(ns->sh_user, ARRAYSIZE(ns->sh_user), L"%ls", bs + 1);
-    } else {
-        _snwprintf(ns->sh_user, ARRAYSIZE(ns->sh_user), L"%ls", ns->cfg.smart_host_user);
-    }
-    secret_password(L"SmartHostPassword", ns->cfg.smart_host_password_file, ns->sh_password,
-                    ARRAYSIZE(ns->sh_password));
-}
-
 static struct settings *settings_new(const struct imsvc_config *cfg)
 {
     struct settings *ns = calloc(1, sizeof *ns);
@@ -1463,9 +827,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     ns->rc.smarthost_default_port = 25;
     ns->rc.outbound_port = cfg->outbound_port;
     wide_to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
-    config_tls_policy(cfg, &ns->tls_policy);
-    load_smart_host_credentials(ns);
-    config_drop_dir(cfg, ns->drop_dir, MAX_PATH);
+    delivery_config_make(cfg, ns->policy.n_first ? ns->policy.first[0] : 0, &ns->dc);
     config_badmail_dir(cfg, ns->badmail_dir, MAX_PATH);
     queue_status_path(cfg, ns->status_path, MAX_PATH);
     return ns;
@@ -1484,11 +846,10 @@ DWORD queue_start(const struct imsvc_config *cfg)
     if (!ns)
         return ERROR_NOT_ENOUGH_MEMORY;
     current = ns;
-    CreateDirectoryW(SET->drop_dir, NULL);
+    CreateDirectoryW(SET->dc.drop_dir, NULL);
     CreateDirectoryW(SET->badmail_dir, NULL);
     InitializeCriticalSection(&q.lock);
     InitializeConditionVariable(&q.sched_cv);
-    InitializeConditionVariable(&q.work_cv);
 
     wchar_t qdir[MAX_PATH];
     config_queue_dir(cfg, qdir, MAX_PATH);
@@ -1509,7 +870,7 @@ DWORD queue_start(const struct imsvc_config *cfg)
     pickup_init(cfg);
 
     q.running = 1;
-    q.max_deliveries = cfg->max_outbound;
+    delivery_start(cfg->max_outbound, &SET->dc);
     q.scheduler = CreateThread(NULL, 0, scheduler_main, NULL, 0, NULL);
     if (!q.scheduler) {
         err = GetLastError();
@@ -1524,12 +885,12 @@ void queue_reconfigure(const struct imsvc_config *cfg)
     struct settings *ns = settings_new(cfg);
     if (!ns)
         return;
-    CreateDirectoryW(ns->drop_dir, NULL);
+    CreateDirectoryW(ns->dc.drop_dir, NULL);
     CreateDirectoryW(ns->badmail_dir, NULL);
     current = ns;
+    delivery_configure(&ns->dc);
     pickup_init(cfg);
     EnterCriticalSection(&q.lock);
-    WakeAllConditionVariable(&q.work_cv);
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
 }
@@ -1538,9 +899,9 @@ void queue_pause(int paused)
 {
     EnterCriticalSection(&q.lock);
     q.paused = paused;
-    WakeAllConditionVariable(&q.work_cv);
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
+    delivery_pause(paused);
 }
 
 void queue_stop(DWORD wait_ms)
@@ -1549,26 +910,15 @@ void queue_stop(DWORD wait_ms)
         return;
     EnterCriticalSection(&q.lock);
     q.stop = 1;
-    struct delivery *parked = unpark_expired(GetTickCount());
-    WakeAllConditionVariable(&q.work_cv);
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
-    end_all(parked);
     DWORD deadline = GetTickCount() + wait_ms;
     if (q.scheduler) {
         WaitForSingleObject(q.scheduler, wait_ms);
         CloseHandle(q.scheduler);
     }
-    /* deliveries in progress finish their message and end (nothing new
-     * starts once q.stop is set) */
-    EnterCriticalSection(&q.lock);
-    while (q.deliveries > 0) {
-        DWORD now = GetTickCount();
-        if ((LONG)(deadline - now) <= 0)
-            break;
-        SleepConditionVariableCS(&q.work_cv, &q.lock, deadline - now);
-    }
-    LeaveCriticalSection(&q.lock);
+    if (q.running)
+        delivery_stop(deadline);
     /* Deliveries still running after the wait are abandoned; their messages
      * are on disk in the state before this round and are tried again. */
     spool_close();
