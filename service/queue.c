@@ -25,6 +25,7 @@
 #include "filter.h"
 #include "location.h"
 #include "pickup.h"
+#include "qmgr.h"
 #include "retry.h"
 #include "route.h"
 #include "smtp_server.h"
@@ -422,13 +423,6 @@ static void job_done(struct delivery_job *dj, const struct smtpc_result *res, in
 
 /* Scheduling ---------------------------------------------------------------- */
 
-struct group {
-    char key[ROUTE_KEY_MAX];
-    struct route route;
-    size_t *idx;
-    size_t n;
-};
-
 /* A dispatched message goes back to waiting, due at due, without its
  * envelope and content in memory. */
 static void release(struct qmsg *m, int64_t due)
@@ -463,66 +457,29 @@ static void dispatch(struct qmsg *m)
     m->arrived = m->env.arrived;
     m->eight_bit = has_8bit(m->content, m->len);
 
-    size_t n = m->env.n_rcpt;
-    size_t *late = calloc(n ? n : 1, sizeof *late);
-    size_t *due = calloc(n ? n : 1, sizeof *due);
-    struct group *g = calloc(n ? n : 1, sizeof *g);
-    size_t n_late = 0, n_g = 0;
-    if (!late || !due || !g) {
-        free(late), free(due), free(g);
+    /* What is due, late or unroutable, and where the due recipients go
+     * (core/qmgr.h). */
+    struct qmgr_plan pl;
+    if (qmgr_plan(&m->env, now, &SET->policy, &SET->rc, &pl) != 0) {
         release(m, now + QUEUE_READ_RETRY);
         return;
     }
     int changed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct env_rcpt *r = &m->env.rcpt[i];
-        if (r->state == ENV_DEFERRED &&
-            retry_delay_due(&SET->policy, m->env.arrived, now, (r->notified & ENV_NOTIFIED_DELAY) != 0))
-            late[n_late++] = i;
-    }
-    if (n_late) {
-        send_notice(m, DSN_DELAYED, late, n_late, "");
-        for (size_t i = 0; i < n_late; i++)
-            m->env.rcpt[late[i]].notified |= ENV_NOTIFIED_DELAY;
+    if (pl.n_late) {
+        send_notice(m, DSN_DELAYED, pl.late, pl.n_late, "");
+        for (size_t i = 0; i < pl.n_late; i++)
+            m->env.rcpt[pl.late[i]].notified |= ENV_NOTIFIED_DELAY;
         changed = 1;
     }
-    size_t n_due = env_due(&m->env, now, due, n);
-    /* Routing, by the verdict the SMTP server gave at RCPT TO (core/route.h):
-     * what it accepted routes here; a recipient it would refuse now (the
-     * configuration changed, or it came another way) fails or waits with
-     * the same reason, and is never routed by a guess. */
-    struct smtpc_result bad;
-    struct route_verdict v;
-    for (size_t i = 0; i < n_due; i++) {
-        struct env_rcpt *r = &m->env.rcpt[due[i]];
-        char key[ROUTE_KEY_MAX];
-        if (route_recipient(&SET->rc, &r->addr, 1, &v) != 0 ||
-            route_key(&v.route, key, sizeof key) < 0) {
-            if (v.code == 250)
-                snprintf(v.why, sizeof v.why, "no route to the domain %.255s", r->addr.domain);
-            delivery_result(&bad, v.code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT,
-                         v.code == 250 ? "5.4.4" : v.status, v.why);
-            rcpt_events(m, r, retry_record(&SET->policy, r, &bad, "", m->env.arrived, now));
-            changed = 1;
-            continue;
-        }
-        size_t k = 0;
-        while (k < n_g && strcmp(g[k].key, key) != 0)
-            k++;
-        if (k == n_g) {
-            snprintf(g[k].key, sizeof g[k].key, "%s", key);
-            g[k].route = v.route;
-            g[k].idx = calloc(n, sizeof *g[k].idx);
-            if (!g[k].idx)
-                continue;
-            n_g++;
-        }
-        g[k].idx[g[k].n++] = due[i];
+    for (size_t i = 0; i < pl.n_bad; i++) {
+        struct env_rcpt *r = &m->env.rcpt[pl.bad[i].idx];
+        rcpt_events(m, r, retry_record(&SET->policy, r, &pl.bad[i].result, "", m->env.arrived,
+                                       now));
+        changed = 1;
     }
-    free(late);
-    free(due);
+    size_t n_g = pl.n_groups;
     if (n_g == 0) {
-        free(g);
+        qmgr_plan_free(&pl);
         if (!changed && !env_done(&m->env)) {
             release(m, env_next_attempt(&m->env));
             return;
@@ -535,27 +492,31 @@ static void dispatch(struct qmsg *m)
     for (size_t k = 0; ok && k < n_g; k++)
         ok = (jobs[k] = calloc(1, sizeof **jobs)) != NULL;
     if (!ok) {
-        for (size_t k = 0; k < n_g; k++) {
-            if (jobs)
-                free(jobs[k]);
-            free(g[k].idx);
-        }
-        free(jobs), free(g);
+        for (size_t k = 0; jobs && k < n_g; k++)
+            free(jobs[k]);
+        free(jobs);
+        qmgr_plan_free(&pl);
         release(m, now + QUEUE_READ_RETRY);
         return;
     }
     m->jobs = (int)n_g;
     for (size_t k = 0; k < n_g; k++) {
+        struct qmgr_group *g = &pl.groups[k];
         struct job *j = jobs[k];
         j->m = m;
-        j->idx = g[k].idx;
+        j->idx = g->idx;   /* the job's now: freed by job_done */
+        g->idx = NULL;
         j->dj = (struct delivery_job){
             .id = m->id, .env = &m->env, .content = m->content, .len = m->len,
-            .eight_bit = m->eight_bit, .idx = g[k].idx, .n = g[k].n, .done = job_done,
+            .eight_bit = m->eight_bit, .idx = j->idx, .n = g->n, .done = job_done,
         };
-        delivery_submit(&g[k].route, g[k].key, &j->dj);
     }
-    free(jobs), free(g);
+    /* delivery_submit copies the route and key; a job may finish before
+     * the next is submitted, but the message is finalized by its last */
+    for (size_t k = 0; k < n_g; k++)
+        delivery_submit(&pl.groups[k].route, pl.groups[k].key, &jobs[k]->dj);
+    qmgr_plan_free(&pl);
+    free(jobs);
 }
 
 /* Requests from `imsvc queue retry|delete` -------------------------------- */
