@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "domains.h"
+
 #define IMCEA_TYPE_MAX 32   /* address type: 1..32 upper-case letters or digits */
 
 enum imcea_status {
@@ -35,10 +37,10 @@ enum imcea_status imcea_encode(const char *type, const char *addr, size_t addr_l
                                const char *domain, char *out, size_t out_size, size_t *out_len);
 
 /* Decode s (len octets, a bare mailbox "IMCEA...@domain"). The domain must
- * equal one of local_domains[0..nlocal) ignoring case. Writes the type and
- * the decoded address (both NUL-terminated; the address never contains NUL). */
-enum imcea_status imcea_decode(const char *s, size_t len,
-                               const char *const *local_domains, size_t nlocal,
+ * be a local domain as core/domains.h matches them (the same matcher as
+ * routing; local may be NULL: none). Writes the type and the decoded
+ * address (both NUL-terminated; the address never contains NUL). */
+enum imcea_status imcea_decode(const char *s, size_t len, const struct domain_list *local,
                                char *type, size_t type_size,
                                char *addr, size_t addr_size, size_t *addr_len);
 
