@@ -249,7 +249,9 @@ static int hex_value(int ch)
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Four decimal parts of 1 to 3 digits, each at most 255. */
+/* Four decimal parts of 1 to 3 digits, each at most 255, none with a
+ * leading zero: "010" is 8 to inet_aton and 10 to others, and a relay range
+ * must mean one thing. */
 static int parse_ipv4(const char *s, size_t len, unsigned char out[4])
 {
     size_t i = 0;
@@ -265,11 +267,21 @@ static int parse_ipv4(const char *s, size_t len, unsigned char out[4])
             i++;
             nd++;
         }
-        if (nd == 0 || nd > 3 || v > 255)
+        if (nd == 0 || nd > 3 || v > 255 || (nd > 1 && s[i - nd] == '0'))
             return -1;
         out[k] = (unsigned char)v;
     }
     return i == len ? 0 : -1;
+}
+
+/* Does the text at s[0..len) have a decimal part with a leading zero? */
+static int has_leading_zero(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if (s[i] == '0' && (i == 0 || s[i - 1] == '.' || s[i - 1] == ':') &&
+            s[i + 1] >= '0' && s[i + 1] <= '9' && memchr(s, '.', len))
+            return 1;
+    return 0;
 }
 
 /* RFC 4291 2.2 text: 8 groups of 1 to 4 hex digits, one "::" for one or
@@ -360,7 +372,10 @@ static const char *parse_range(const char *s, size_t len, struct addr_range *r)
     if (alen == 0)
         return "the address is missing";
     if (domains_parse_ip(s, alen, &r->v6, r->addr) != 0)
-        return "it is not an IPv4 or IPv6 address";
+        return has_leading_zero(s, alen) ? "a part of the IPv4 address has a leading zero, "
+                                           "which some programs read as octal: write it in "
+                                           "plain decimal"
+                                         : "it is not an IPv4 or IPv6 address";
     unsigned max = r->v6 ? 128 : 32;
     r->bits = max;
     if (slash) {

@@ -279,6 +279,9 @@ static const struct {
     { "2001:db8::/33", "2001:db8:7fff:ffff:ffff:ffff:ffff:ffff", 1 },
     { "2001:db8::/33", "2001:db8:8000::", 0 },
     { "2001:DB8::7", "2001:db8:0:0:0:0:0:7", 1 },
+    { "2001:0db8:0000::/48", "2001:db8:0:ffff::1", 1 },     /* hex groups may have leading zeros */
+    { "192.0.2.0/24", "192.0.2.100", 1 },
+    { "0.0.0.0", "0.0.0.0", 1 },
     { "2001:db8::7/128", "2001:db8::6", 0 },
     { "2001:db8::7/127", "2001:db8::6", 1 },
     { "::/0", "fe80::1", 1 },
@@ -351,6 +354,14 @@ static const struct {
     { "::ffff:1.2.3", "'::ffff:1.2.3' is not an address range: it is not" },
     { "fe80::1%3", "'fe80::1%3' is not an address range: it is not" },
     { "[192.0.2.1]", "'[192.0.2.1]' is not an address range: it is not" },
+    { "010.0.0.0/8", "'010.0.0.0/8' is not an address range: a part of the IPv4 address has a "
+                     "leading zero, which some programs read as octal: write it in plain "
+                     "decimal" },
+    { "192.0.2.00", "'192.0.2.00' is not an address range: a part of the IPv4 address has a "
+                    "leading zero" },
+    { "::ffff:192.0.02.1", "'::ffff:192.0.02.1' is not an address range: a part of the IPv4 "
+                           "address has a leading zero" },
+    { "2001:0db8:::1", "'2001:0db8:::1' is not an address range: it is not an IPv4 or IPv6" },
     { "127.0.0.1/32;example.com", "'example.com' is not an address range: it is not" },
 };
 
@@ -386,6 +397,7 @@ START_TEST(parse_ip_octets)
     ck_assert_int_eq(domains_parse_ip("1::2:", 5, &v6, a), -1);
     ck_assert_int_eq(domains_parse_ip("", 0, &v6, a), -1);
     ck_assert_int_eq(domains_parse_ip("1.2.3.4", 5, &v6, a), -1);   /* only len octets count */
+    ck_assert_int_eq(domains_parse_ip("1.02.3.4", 8, &v6, a), -1);
 }
 END_TEST
 
