@@ -3,9 +3,10 @@
  * Wraps an address of any type (X400, EX, FAX, ...) in an SMTP mailbox,
  * IMCEA<TYPE>-<encoded>@<domain>, and unwraps it. Encoding: letters, digits,
  * '-' and '=' stay; '/' becomes '_'; every other octet becomes '+HH' (upper
- * case hex). Decoding is done only for a configured local domain and an
- * upper-case "IMCEA<TYPE>" prefix: anything else is an ordinary mailbox that
- * belongs to someone else. Portable core: no I/O, no allocation.
+ * case hex). Decoding is done only for a configured local domain (as
+ * core/domains.c matches them, the matcher routing uses) and an upper-case
+ * "IMCEA<TYPE>" prefix: anything else is an ordinary mailbox that belongs to
+ * someone else. Portable core: no I/O, no allocation.
  */
 #ifndef IMSVC_IMCEA_H
 #define IMSVC_IMCEA_H

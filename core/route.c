@@ -3,9 +3,10 @@
  *
  * Names and literals are validated and made canonical by core/address.c's
  * rules (a literal is checked by parsing "x@[...]" as a mailbox), so a
- * domain that address.c accepted in RCPT TO routes the same way here. The
- * SMTP server and the queue both ask route_recipient, so what one accepts
- * the other routes. Must never resolve, allocate, read past a bounded name,
+ * domain that address.c accepted in RCPT TO routes the same way here; what
+ * is local is decided by core/domains.c's matcher alone. The SMTP server
+ * and the queue both ask route_recipient, so what one accepts the other
+ * routes. Must never resolve, allocate, read past a bounded name,
  * or accept for a client that may not relay anything that leaves the
  * server.
  */
