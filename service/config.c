@@ -45,6 +45,7 @@ static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n);
 static const struct config_lists *lists_parse(const struct imsvc_config *cfg);
+static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -187,7 +188,9 @@ static size_t joined_to_multi(const wchar_t *joined, wchar_t *out, size_t cap)
     return o;
 }
 
-static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config *cfg)
+/* why (why_len) gets a sentence when a check refuses the value's text. */
+static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config *cfg,
+                        wchar_t *why, size_t why_len)
 {
     DWORD type = 0;
     if (e->type == CFG_DWORD) {
@@ -222,8 +225,7 @@ static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config
     } else if (type != REG_SZ) {
         return ERROR_INVALID_DATA;
     }
-    wchar_t why[8];
-    if (wcslen(buf) >= e->len || (e->check && e->check(buf, why, ARRAYSIZE(why)) != ERROR_SUCCESS))
+    if (wcslen(buf) >= e->len || (e->check && e->check(buf, why, why_len) != ERROR_SUCCESS))
         return ERROR_INVALID_DATA;
     wcscpy(field_str(cfg, e), buf);
     return ERROR_SUCCESS;
@@ -244,8 +246,11 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
     }
     DWORD first = ERROR_SUCCESS;
     for (size_t i = 0; i < CONFIG_COUNT; i++) {
-        rc = read_value(key, &config_table[i], cfg);
+        wchar_t why[DOMAINS_WHY_MAX] = L"";
+        rc = read_value(key, &config_table[i], cfg, why, ARRAYSIZE(why));
         if (rc != ERROR_SUCCESS && first == ERROR_SUCCESS) {
+            if (why[0])
+                say(cfg->bad_why, ARRAYSIZE(cfg->bad_why), L"%ls; the default is used", why);
             first = rc;
             if (bad_value)
                 *bad_value = config_table[i].name;

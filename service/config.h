@@ -80,6 +80,8 @@ struct imsvc_config {
     wchar_t ndr_content[16];           /* NdrContent: "headers" (default) or "full" */
     const struct config_lists *lists;  /* not a registry value: LocalDomains and RelayAddresses
                                           parsed (NULL only when out of memory: none) */
+    wchar_t bad_why[DOMAINS_WHY_MAX + 32]; /* not a registry value: why config_load refused
+                                          the value it named, when a check said; else "" */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds, and parse

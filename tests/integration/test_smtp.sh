@@ -145,6 +145,23 @@ run imsvc config set RelayAddresses ""
 expect_status 0 "config set RelayAddresses empty"
 rcpt_until someone@elsewhere.example "<\*\* +550 5\.7\.1"
 expect_out_re "<\*\* +550 5\.7\.1" "with no relay range again, relaying is refused"
+# A bad entry written to the registry by hand: the reload's event names it.
+params='HKLM\SYSTEM\CurrentControlSet\Services\IMSvc\Parameters'
+run wine reg add "$params" /v LocalDomains /t REG_MULTI_SZ /d 'imsvc.test\0[2001:db8::1]' /f
+expect_status 0 "LocalDomains with an untagged IPv6 literal written to the registry"
+imsvc config set ListenPort $PORT >/dev/null     # the same port: only a PARAMCHANGE
+for i in $(seq 1 20); do
+    run imsvc events --last 5
+    grep -qF "'[2001:db8::1]' is not a local domain" <<<"$OUT" && break
+    sleep 0.5
+done
+expect_out "The configuration value LocalDomains is not valid: '[2001:db8::1]' is not a local domain: an IPv6 address literal is written with its tag, like [IPv6:2001:db8::1]" \
+    "the reload's event names the bad entry and why"
+expect_out "; the default is used" "the event says the default is used"
+run imsvc config set LocalDomains "imsvc.test;localhost"
+expect_status 0 "LocalDomains back to imsvc.test;localhost"
+rcpt_until user@imsvc.test "<- +250 2\.1\.5"
+expect_out_re "<- +250 2\.1\.5" "mail for imsvc.test is accepted again"
 
 run imsvc pause
 expect_status 0 "pause"
