@@ -36,7 +36,6 @@
 #include "storage.h"
 #include "utf.h"
 
-#define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
 #define QUEUE_MX_MAX        16      /* MX hosts tried per domain */
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_DEAD_SECS     60      /* a destination that refused a connection is left alone this long */
@@ -89,8 +88,6 @@ struct settings {
     struct imsvc_config cfg;
     struct retry_policy policy;
     struct route_config rc;
-    char domains_buf[CONFIG_STR_MAX * 3];
-    const char *domains[QUEUE_DOMAINS_MAX];
     char smarthost[300];
     char helo[256];
     wchar_t sh_domain[128], sh_user[256], sh_password[QUEUE_PASSWORD_MAX + 1];
@@ -1416,23 +1413,6 @@ static void load_one(void *arg, const char *id, int held)
     LeaveCriticalSection(&q.lock);
 }
 
-/* LocalDomains "a;b" into ns->domains. */
-static void split_domains(struct settings *ns)
-{
-    wide_to_utf8(ns->cfg.local_domains, ns->domains_buf, sizeof ns->domains_buf);
-    ns->rc.n_local = 0;
-    char *p = ns->domains_buf;
-    while (*p && ns->rc.n_local < QUEUE_DOMAINS_MAX) {
-        size_t len = strcspn(p, "; ,");
-        if (len > 0)
-            ns->domains[ns->rc.n_local++] = p;
-        p += len;
-        if (*p)
-            *p++ = 0;
-    }
-    ns->rc.local_domains = ns->domains;
-}
-
 /* SmartHostUser and the password file, for NTLM to the smart host. */
 static void load_smart_host_credentials(struct settings *ns)
 {
@@ -1457,7 +1437,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
         return NULL;
     ns->cfg = *cfg;
     config_retry_policy(cfg, &ns->policy);
-    split_domains(ns);
+    ns->rc.local = cfg->lists ? &cfg->lists->local_domains : NULL;   /* as config_load parsed it */
     wide_to_utf8(cfg->smart_host, ns->smarthost, sizeof ns->smarthost);
     ns->rc.smarthost = ns->smarthost;
     ns->rc.smarthost_default_port = 25;
