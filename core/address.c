@@ -113,8 +113,19 @@ static long scan_domain(const char *s, size_t len, const char **rule)
 
 int addr_domain_valid(const char *s, size_t len)
 {
-    const char *rule;
-    return len > 0 && scan_domain(s, len, &rule) == (long)len;
+    return addr_domain_rule(s, len) == NULL;
+}
+
+const char *addr_domain_rule(const char *s, size_t len)
+{
+    const char *rule = NULL;
+    if (len == 0)
+        return "domain is empty";
+    long n = scan_domain(s, len, &rule);
+    if (n < 0)
+        return rule;
+    return n == (long)len ? NULL : "domain holds a character other than a letter, digit, "
+                                   "hyphen or dot";
 }
 
 /* Address literals ---------------------------------------------------------- */

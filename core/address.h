@@ -93,6 +93,10 @@ int addr_parse_mailbox(const char *s, size_t len, enum addr_verb verb,
  * literal)? Returns 1 or 0. */
 int addr_domain_valid(const char *s, size_t len);
 
+/* The same check, saying why: NULL when valid, else the rule it breaks
+ * (a static sentence, e.g. "domain label must not end with a hyphen"). */
+const char *addr_domain_rule(const char *s, size_t len);
+
 /* Print canonically into buf (NUL-terminated). Each returns the length
  * written, or -1 if buf is too small (buf then holds an empty string).
  *   addr_format_mailbox: local@domain, the local part quoted only if needed;

@@ -128,22 +128,7 @@ int imcea_looks_like(const char *s, size_t len)
     return prefix_type_len(s, len) > 0;
 }
 
-static int domain_is_local(const char *d, size_t dlen, const char *const *local, size_t nlocal)
-{
-    for (size_t k = 0; k < nlocal; k++) {
-        if (!local[k] || strlen(local[k]) != dlen)
-            continue;
-        size_t i = 0;
-        while (i < dlen && lower((unsigned char)d[i]) == lower((unsigned char)local[k][i]))
-            i++;
-        if (i == dlen)
-            return 1;
-    }
-    return 0;
-}
-
-enum imcea_status imcea_decode(const char *s, size_t len,
-                               const char *const *local_domains, size_t nlocal,
+enum imcea_status imcea_decode(const char *s, size_t len, const struct domain_list *local,
                                char *type, size_t type_size,
                                char *addr, size_t addr_size, size_t *addr_len)
 {
@@ -171,7 +156,12 @@ enum imcea_status imcea_decode(const char *s, size_t len,
     size_t dlen = len - (size_t)(dom - s);
     if (!addr_domain_valid(dom, dlen))
         return IMCEA_BAD_DOMAIN;
-    if (!domain_is_local(dom, dlen, local_domains, nlocal))
+    char name[ADDR_DOMAIN_MAX + 1];
+    if (dlen > ADDR_DOMAIN_MAX)
+        return IMCEA_BAD_DOMAIN;
+    memcpy(name, dom, dlen);
+    name[dlen] = '\0';
+    if (!domains_match(local, name))
         return IMCEA_NOT_LOCAL;
 
     const char *enc = s + 5 + tlen + 1;

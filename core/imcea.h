@@ -3,14 +3,17 @@
  * Wraps an address of any type (X400, EX, FAX, ...) in an SMTP mailbox,
  * IMCEA<TYPE>-<encoded>@<domain>, and unwraps it. Encoding: letters, digits,
  * '-' and '=' stay; '/' becomes '_'; every other octet becomes '+HH' (upper
- * case hex). Decoding is done only for a configured local domain and an
- * upper-case "IMCEA<TYPE>" prefix: anything else is an ordinary mailbox that
- * belongs to someone else. Portable core: no I/O, no allocation.
+ * case hex). Decoding is done only for a configured local domain (as
+ * core/domains.c matches them, the matcher routing uses) and an upper-case
+ * "IMCEA<TYPE>" prefix: anything else is an ordinary mailbox that belongs to
+ * someone else. Portable core: no I/O, no allocation.
  */
 #ifndef IMSVC_IMCEA_H
 #define IMSVC_IMCEA_H
 
 #include <stddef.h>
+
+#include "domains.h"
 
 #define IMCEA_TYPE_MAX 32   /* address type: 1..32 upper-case letters or digits */
 
@@ -35,10 +38,10 @@ enum imcea_status imcea_encode(const char *type, const char *addr, size_t addr_l
                                const char *domain, char *out, size_t out_size, size_t *out_len);
 
 /* Decode s (len octets, a bare mailbox "IMCEA...@domain"). The domain must
- * equal one of local_domains[0..nlocal) ignoring case. Writes the type and
- * the decoded address (both NUL-terminated; the address never contains NUL). */
-enum imcea_status imcea_decode(const char *s, size_t len,
-                               const char *const *local_domains, size_t nlocal,
+ * be a local domain as core/domains.h matches them (the same matcher as
+ * routing; local may be NULL: none). Writes the type and the decoded
+ * address (both NUL-terminated; the address never contains NUL). */
+enum imcea_status imcea_decode(const char *s, size_t len, const struct domain_list *local,
                                char *type, size_t type_size,
                                char *addr, size_t addr_size, size_t *addr_len);
 

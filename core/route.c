@@ -3,9 +3,10 @@
  *
  * Names and literals are validated and made canonical by core/address.c's
  * rules (a literal is checked by parsing "x@[...]" as a mailbox), so a
- * domain that address.c accepted in RCPT TO routes the same way here. The
- * SMTP server and the queue both ask route_recipient, so what one accepts
- * the other routes. Must never resolve, allocate, read past a bounded name,
+ * domain that address.c accepted in RCPT TO routes the same way here; what
+ * is local is decided by core/domains.c's matcher alone. The SMTP server
+ * and the queue both ask route_recipient, so what one accepts the other
+ * routes. Must never resolve, allocate, read past a bounded name,
  * or accept for a client that may not relay anything that leaves the
  * server.
  */
@@ -180,31 +181,10 @@ int route_parse_hostport(const char *text, unsigned default_port, char *host, si
     return 0;
 }
 
-/* Does config entry pat name the canonical domain dom? */
-static int local_match(const char *pat, const char *dom, int literal)
+/* The one matcher (core/domains.c): the same as the relay check and IMCEA. */
+static int is_local(const struct route_config *c, const char *domain)
 {
-    char want[ROUTE_HOST_MAX + 1];
-    int lit;
-    if (!pat)
-        return 0;
-    if (pat[0] == '*' && pat[1] == '.') {
-        size_t len = bounded_len(pat + 2, ROUTE_HOST_MAX);
-        if (literal || len > ROUTE_HOST_MAX || canon_name(pat + 2, len, want, sizeof want) != 0)
-            return 0;
-        size_t wl = strlen(want), dl = strlen(dom);
-        return dl > wl + 1 && dom[dl - wl - 1] == '.' && strcmp(dom + dl - wl, want) == 0;
-    }
-    if (canon_domain(pat, want, sizeof want, &lit) != 0)
-        return 0;
-    return lit == literal && strcmp(want, dom) == 0;
-}
-
-static int is_local(const struct route_config *c, const char *dom, int literal)
-{
-    for (size_t i = 0; c->local_domains && i < c->n_local; i++)
-        if (local_match(c->local_domains[i], dom, literal))
-            return 1;
-    return 0;
+    return domains_match(c->local, domain);
 }
 
 /* Where a canonical domain that is not local goes: the smart host, else its
@@ -241,7 +221,7 @@ int route_select(const struct route_config *c, const char *domain, struct route 
     memset(out, 0, sizeof *out);
     if (canon_domain(domain, dom, sizeof dom, &literal) != 0)
         return -1;
-    if (is_local(c, dom, literal)) {
+    if (is_local(c, domain)) {
         out->kind = ROUTE_DROP;
         return 0;
     }
@@ -431,20 +411,15 @@ static const char *literal_unusable(const char *lit)
  * same. */
 static void postmaster_address(const struct route_config *c, struct addr_path *p)
 {
-    char dom[ROUTE_HOST_MAX + 1];
-    int literal;
-    for (size_t i = 0; c->local_domains && i < c->n_local; i++) {
-        const char *d = c->local_domains[i];
-        if (!d || (d[0] == '*' && d[1] == '.') || canon_domain(d, dom, sizeof dom, &literal) != 0)
-            continue;
-        memset(p, 0, sizeof *p);
-        memcpy(p->local, "postmaster", sizeof "postmaster");
-        memcpy(p->domain, dom, strlen(dom) + 1);
-        p->kind = !literal ? ADDR_DOMAIN_NAME
-                : prefix_ci(dom + 1, strlen(dom + 1), IPV6_TAG) ? ADDR_DOMAIN_IPV6
-                : ADDR_DOMAIN_IPV4;
+    const struct domain_entry *e = domains_first_single(c->local);
+    if (!e)
         return;
-    }
+    memset(p, 0, sizeof *p);
+    memcpy(p->local, "postmaster", sizeof "postmaster");
+    memcpy(p->domain, e->name, strlen(e->name) + 1);
+    p->kind = e->kind == DOMAIN_IPV4 ? ADDR_DOMAIN_IPV4
+            : e->kind == DOMAIN_IPV6 ? ADDR_DOMAIN_IPV6
+            : ADDR_DOMAIN_NAME;
 }
 
 int route_recipient(const struct route_config *c, const struct addr_path *rcpt, int may_relay,
@@ -468,7 +443,7 @@ int route_recipient(const struct route_config *c, const struct addr_path *rcpt, 
     if (canon_domain(rcpt->domain, dom, sizeof dom, &literal) != 0)
         return refuse(v, 550, "5.1.2", "%.255s is not a valid domain name or address literal",
                       rcpt->domain);
-    if (is_local(c, dom, literal)) {
+    if (is_local(c, rcpt->domain)) {
         int ch = local_routing_char(rcpt->local, &encoded);
         if (ch && !may_relay)
             return refuse(v, 550, "5.7.1", "relaying denied: %s'%c'%s in the local part names a "

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "address.h"
+#include "domains.h"
 
 #define ROUTE_HOST_MAX 255      /* a domain name, RFC 5321 4.5.3.1.2 */
 #define ROUTE_KEY_MAX  (ROUTE_HOST_MAX + 32) /* longest route_key, with the NUL */
@@ -34,11 +35,10 @@ struct route {
 };
 
 struct route_config {
-    /* "example.com": matched case-insensitively, a trailing dot ignored; an
-     * entry "*.example.com" matches subdomains only; "[192.0.2.1]" matches
-     * that address literal. Entries that are none of these never match. */
-    const char *const *local_domains;
-    size_t n_local;
+    /* LocalDomains, parsed (core/domains.h: "example.com" matched
+     * case-insensitively with a trailing dot ignored, "*.example.com"
+     * subdomains only, "[192.0.2.1]" that address literal); NULL: none */
+    const struct domain_list *local;
     const char *smarthost;              /* "" or NULL: none; else "host", "host:port",
                                          * "[v4 or v6 addr]" or "[addr]:port" */
     unsigned smarthost_default_port;    /* 25 */

@@ -1157,8 +1157,7 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
     /* Only local_domains decide what is accepted: the smart host and the
      * outbound port change where accepted mail goes, not whether (and the
      * configuration never holds invalid ones: the service keeps defaults). */
-    s->route.local_domains = cfg->local_domains;
-    s->route.n_local = cfg->n_local_domains;
+    s->route.local = cfg->local_domains;
     s->route.smarthost_default_port = 25;
     s->route.outbound_port = 25;
     s->max_size = cfg->max_size ? cfg->max_size : SMTPD_DEFAULT_MAX_SIZE;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "address.h"
+#include "domains.h"
 
 /* Defaults used when the configuration leaves a limit at 0. */
 #define SMTPD_DEFAULT_MAX_SIZE  (10ull * 1024 * 1024)  /* SIZE advertised */
@@ -51,10 +52,10 @@ struct smtpd_config {
     const char *hostname;                 /* this server's name: greeting, Received */
     unsigned long long max_size;          /* message size limit, octets; 0: default */
     unsigned max_recipients;              /* per message; 0: default */
-    const char *const *local_domains;     /* LocalDomains, as core/route.h reads them:
+    const struct domain_list *local_domains; /* LocalDomains, parsed (core/domains.h);
                                              RCPT TO is decided by route_recipient over
-                                             them, the verdict the queue routes by */
-    size_t n_local_domains;
+                                             them, the verdict the queue routes by; must
+                                             outlive every session made with cfg */
     unsigned options;                     /* SMTPD_OPT_* */
     unsigned max_errors;                  /* error replies before 421 4.7.0 and close;
                                              0: 20 */

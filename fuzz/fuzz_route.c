@@ -16,9 +16,20 @@
 
 #include "route.h"
 
-static const char *const LOCAL_A[] = { "example.com", "*.corp.example", "[192.0.2.1]",
-                                       "[IPv6:2001:db8::1]" };
-static const char *const LOCAL_B[] = { "*.w.example", "", "bad..name", "[IPv6:2001:DB8::7]" };
+/* Two LocalDomains settings, parsed on the first input and kept. */
+static const struct domain_list *local_list(int which)
+{
+    static struct domain_list l[2];
+    static int parsed;
+    if (!parsed) {
+        if (domains_parse(&l[0], "example.com;*.corp.example;[192.0.2.1];[IPv6:2001:db8::1]",
+                          NULL, 0) != 0 ||
+            domains_parse(&l[1], "*.w.example, [IPv6:2001:DB8::7]", NULL, 0) != 0)
+            abort();
+        parsed = 1;
+    }
+    return &l[which];
+}
 
 static void check_verdict(const struct route_verdict *v, int rc)
 {
@@ -51,11 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char key[ROUTE_KEY_MAX];
     if (size < 1)
         return 0;
-    struct route_config c = { LOCAL_A, 4, NULL, 25, 25 };
-    if (data[0] & 1) {
-        c.local_domains = LOCAL_B;
-        c.n_local = 4;
-    }
+    struct route_config c = { local_list(data[0] & 1), NULL, 25, 25 };
     if (data[0] & 2)
         c.smarthost = (data[0] & 4) ? "relay.example.net:2525" : "relay:0";
     if (addr_parse_command((const char *)data + 1, size - 1, ADDR_RCPT, &p, &prm, &err) != 0)

@@ -20,8 +20,16 @@
 #include "route.h"
 #include "smtpd.h"
 
-static const char *const LOCAL[] = { "example.com", "*.corp.example", "[192.0.2.1]" };
-#define N_LOCAL (sizeof LOCAL / sizeof LOCAL[0])
+/* LocalDomains, parsed on the first input and kept. */
+static const struct domain_list *local_list(void)
+{
+    static struct domain_list l;
+    static int parsed;
+    if (!parsed && domains_parse(&l, "example.com;*.corp.example;[192.0.2.1]", NULL, 0) != 0)
+        abort();
+    parsed = 1;
+    return &l;
+}
 
 struct fz {
     struct smtpd *s;
@@ -139,7 +147,7 @@ static void answer(struct fz *f, const struct smtpd_event *ev)
         f->msg_size = 0;
         {
             /* the queue's routing, with a smart host as it might be configured */
-            struct route_config rc = { LOCAL, N_LOCAL, "relay.example.net:2525", 25, 25 };
+            struct route_config rc = { local_list(), "relay.example.net:2525", 25, 25 };
             int may_relay = f->relay_allowed || (smtpd_flags(f->s) & SF_AUTHENTICATED);
             size_t n = smtpd_rcpt_count(f->s);
             if (n == 0)
@@ -225,8 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fz f;
     memset(&f, 0, sizeof f);
     cfg.hostname = "mx.example.com";
-    cfg.local_domains = LOCAL;
-    cfg.n_local_domains = N_LOCAL;
+    cfg.local_domains = local_list();
     cfg.options = (data[0] & 1 ? SMTPD_OPT_STARTTLS : 0) | (data[0] & 2 ? SMTPD_OPT_XAUTH : 0);
     cfg.max_size = data[0] & 8 ? 300 : 0;
     cfg.max_recipients = data[0] & 16 ? 3 : 0;

@@ -159,11 +159,11 @@ static void print_path_fields(const struct addr_path *p)
 
 /* IMCEA: decode when the domain is ours; say why not otherwise. The address
  * is also an ordinary mailbox, which is checked as well. */
-static void check_imcea_part(const char *s, const char *const *local, size_t nlocal,
+static void check_imcea_part(const char *s, const struct domain_list *local,
                              const struct addrmap *map)
 {
     char type[IMCEA_TYPE_MAX + 1], addr[OUT_MAX];
-    enum imcea_status st = imcea_decode(s, strlen(s), local, nlocal, type, sizeof type, addr, sizeof addr, NULL);
+    enum imcea_status st = imcea_decode(s, strlen(s), local, type, sizeof type, addr, sizeof addr, NULL);
     if (st != IMCEA_OK) {
         printf("IMCEA: not decoded: %s\n", imcea_strerror(st));
         return;
@@ -185,8 +185,8 @@ static void check_imcea_part(const char *s, const char *const *local, size_t nlo
     }
 }
 
-static int check_smtp(const char *s, int verb_given, enum addr_verb verb, const char *const *local,
-                      size_t nlocal, const struct addrmap *map)
+static int check_smtp(const char *s, int verb_given, enum addr_verb verb,
+                      const struct domain_list *local, const struct addrmap *map)
 {
     struct addr_path path;
     struct addr_params params;
@@ -217,12 +217,12 @@ static int check_smtp(const char *s, int verb_given, enum addr_verb verb, const 
     printf("\n");
     if (!path.null_path && imcea_looks_like(path.local, strlen(path.local)) &&
         addr_format_mailbox(&path, text, sizeof text) >= 0)
-        check_imcea_part(text, local, nlocal, map);
+        check_imcea_part(text, local, map);
     print_smtp_mapping(map, &path);
     return 0;
 }
 
-static int cmd_check(int argc, char **argv, const char *const *local, size_t nlocal, const char *map_path)
+static int cmd_check(int argc, char **argv, const struct domain_list *local, const char *map_path)
 {
     int verb_given = 0;
     enum addr_verb verb = ADDR_RCPT;
@@ -244,7 +244,7 @@ static int cmd_check(int argc, char **argv, const char *const *local, size_t nlo
     int rc;
     size_t len = strlen(s);
     if (s[0] == '<' || (!x400_looks_like(s, len) && strchr(s, '@')))
-        rc = check_smtp(s, verb_given, verb, local, nlocal, map);
+        rc = check_smtp(s, verb_given, verb, local, map);
     else if (x400_looks_like(s, len))
         rc = check_x400(s, map);
     else {
@@ -255,7 +255,7 @@ static int cmd_check(int argc, char **argv, const char *const *local, size_t nlo
     return rc ? rc : map_bad;
 }
 
-static int cmd_imcea(int argc, char **argv, const char *const *local, size_t nlocal)
+static int cmd_imcea(int argc, char **argv, const struct domain_list *local)
 {
     if (argc >= 3 && strcmp(argv[2], "encode") == 0) {
         if (argc != 6)
@@ -279,11 +279,11 @@ static int cmd_imcea(int argc, char **argv, const char *const *local, size_t nlo
             len -= 2;
         }
         char type[IMCEA_TYPE_MAX + 1], addr[OUT_MAX];
-        enum imcea_status st = imcea_decode(s, len, local, nlocal, type, sizeof type, addr, sizeof addr, NULL);
+        enum imcea_status st = imcea_decode(s, len, local, type, sizeof type, addr, sizeof addr, NULL);
         if (st != IMCEA_OK) {
             printf("invalid: %s\n", imcea_strerror(st));
             if (st == IMCEA_NOT_LOCAL)
-                printf("local domains: %zu configured (LocalDomains)\n", nlocal);
+                printf("local domains: %zu configured (LocalDomains)\n", local ? local->n : 0);
             return 1;
         }
         printf("%s:%s\n", type, addr);
@@ -292,11 +292,11 @@ static int cmd_imcea(int argc, char **argv, const char *const *local, size_t nlo
     return usage();
 }
 
-int address_cmd(int argc, char **argv, const char *const *local_domains, size_t nlocal, const char *map_path)
+int address_cmd(int argc, char **argv, const struct domain_list *local_domains, const char *map_path)
 {
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
-        return cmd_check(argc, argv, local_domains, nlocal, map_path);
+        return cmd_check(argc, argv, local_domains, map_path);
     if (argc >= 2 && strcmp(argv[1], "imcea") == 0)
-        return cmd_imcea(argc, argv, local_domains, nlocal);
+        return cmd_imcea(argc, argv, local_domains);
     return usage();
 }

@@ -11,11 +11,14 @@
 
 #include <stddef.h>
 
+#include "domains.h"
+
 /* argv[0] is "address"; strings are UTF-8. local_domains are the configured
- * LocalDomains (IMCEA decoding happens only for these); map_path is the
+ * LocalDomains, parsed (IMCEA decoding happens only for these; NULL: none);
+ * map_path is the
  * AddressMapFile or NULL. Returns 0 done/valid, 1 invalid or failed, 2 bad
  * usage. */
-int address_cmd(int argc, char **argv, const char *const *local_domains, size_t nlocal,
+int address_cmd(int argc, char **argv, const struct domain_list *local_domains,
                 const char *map_path);
 
 #endif

@@ -5,6 +5,7 @@
  * default and says which value was bad, so the caller can report it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <wchar.h>
 #include <wctype.h>
 #include <winsock2.h>
@@ -43,6 +44,8 @@ static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n);
+static const struct config_lists *lists_parse(const struct imsvc_config *cfg);
+static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
                  sizeof(((struct imsvc_config *)0)->f) / sizeof(wchar_t)
@@ -172,7 +175,7 @@ static size_t joined_to_multi(const wchar_t *joined, wchar_t *out, size_t cap)
 {
     size_t o = 0;
     for (const wchar_t *p = joined; *p && o + 2 < cap; p++) {
-        if (*p == L';' || *p == L' ' || *p == L',') {
+        if (*p == L';' || *p == L' ' || *p == L',' || *p == L'\t') {
             if (o > 0 && out[o - 1] != 0)
                 out[o++] = 0;
         } else {
@@ -185,7 +188,9 @@ static size_t joined_to_multi(const wchar_t *joined, wchar_t *out, size_t cap)
     return o;
 }
 
-static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config *cfg)
+/* why (why_len) gets a sentence when a check refuses the value's text. */
+static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config *cfg,
+                        wchar_t *why, size_t why_len)
 {
     DWORD type = 0;
     if (e->type == CFG_DWORD) {
@@ -220,8 +225,7 @@ static DWORD read_value(HKEY key, const struct cfg_entry *e, struct imsvc_config
     } else if (type != REG_SZ) {
         return ERROR_INVALID_DATA;
     }
-    wchar_t why[8];
-    if (wcslen(buf) >= e->len || (e->check && e->check(buf, why, ARRAYSIZE(why)) != ERROR_SUCCESS))
+    if (wcslen(buf) >= e->len || (e->check && e->check(buf, why, why_len) != ERROR_SUCCESS))
         return ERROR_INVALID_DATA;
     wcscpy(field_str(cfg, e), buf);
     return ERROR_SUCCESS;
@@ -234,14 +238,19 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
         *bad_value = NULL;
     HKEY key;
     LSTATUS rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, IMSVC_PARAMETERS_KEY, 0, KEY_READ, &key);
-    if (rc == ERROR_FILE_NOT_FOUND)
-        return ERROR_SUCCESS;
-    if (rc != ERROR_SUCCESS)
+    if (rc != ERROR_SUCCESS) {
+        cfg->lists = lists_parse(cfg);
+        if (rc == ERROR_FILE_NOT_FOUND)
+            return cfg->lists ? ERROR_SUCCESS : ERROR_NOT_ENOUGH_MEMORY;
         return rc;
+    }
     DWORD first = ERROR_SUCCESS;
     for (size_t i = 0; i < CONFIG_COUNT; i++) {
-        rc = read_value(key, &config_table[i], cfg);
+        wchar_t why[DOMAINS_WHY_MAX] = L"";
+        rc = read_value(key, &config_table[i], cfg, why, ARRAYSIZE(why));
         if (rc != ERROR_SUCCESS && first == ERROR_SUCCESS) {
+            if (why[0])
+                say(cfg->bad_why, ARRAYSIZE(cfg->bad_why), L"%ls; the default is used", why);
             first = rc;
             if (bad_value)
                 *bad_value = config_table[i].name;
@@ -249,6 +258,9 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
     }
     RegCloseKey(key);
     cfg->secrets_stamp = secret_stamp();
+    cfg->lists = lists_parse(cfg);
+    if (!cfg->lists && first == ERROR_SUCCESS)
+        first = ERROR_NOT_ENOUGH_MEMORY;
     return first;
 }
 
@@ -327,48 +339,73 @@ static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n)
     return ERROR_INVALID_PARAMETER;
 }
 
-static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
+/* The list's text as UTF-8, for core/domains.c; -1 when it does not fit. */
+static int list_utf8(const wchar_t *t, char *out, int cap)
 {
-    const wchar_t *p = t;
-    while (*p) {
-        size_t len = wcscspn(p, L"; ,");
-        if (len > 0) {
-            if (!dns_name_ok(p, len)) {
-                say(why, n, L"'%.*ls' is not a valid domain name", (int)len, p);
-                return ERROR_INVALID_PARAMETER;
-            }
-        }
-        p += len;
-        if (*p)
-            p++;
-    }
-    return ERROR_SUCCESS;
+    return WideCharToMultiByte(CP_UTF8, 0, t, -1, out, cap, NULL, NULL) > 0 ? 0 : -1;
 }
 
-/* "a.b.c.d/n" or "ipv6/n" (the prefix length optional), ';'-separated. */
+/* A sentence from core/domains.c (UTF-8, at most DOMAINS_WHY_MAX) into why. */
+static void say_utf8(wchar_t *why, size_t n, const char *text)
+{
+    wchar_t w[DOMAINS_WHY_MAX];
+    if (MultiByteToWideChar(CP_UTF8, 0, text, -1, w, (int)ARRAYSIZE(w)) <= 0)
+        wcscpy(w, L"the value is not valid");
+    say(why, n, L"%ls", w);
+}
+
+/* LocalDomains: exactly what the matcher (core/domains.c) reads. */
+static DWORD check_domains(const wchar_t *t, wchar_t *why, size_t n)
+{
+    char text[CONFIG_STR_MAX * 3 + 1], msg[DOMAINS_WHY_MAX];
+    struct domain_list l;
+    if (list_utf8(t, text, (int)sizeof text) != 0) {
+        say(why, n, L"the list is too long");
+        return ERROR_INVALID_PARAMETER;
+    }
+    int rc = domains_parse(&l, text, msg, sizeof msg);
+    domains_free(&l);
+    if (rc == 0)
+        return ERROR_SUCCESS;
+    say_utf8(why, n, msg);
+    return rc == -2 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_INVALID_PARAMETER;
+}
+
+/* RelayAddresses: exactly what the relay check (core/domains.c) reads. */
 static DWORD check_ranges(const wchar_t *t, wchar_t *why, size_t n)
 {
-    const wchar_t *p = t;
-    while (*p) {
-        size_t len = wcscspn(p, L"; ,");
-        if (len > 0) {
-            wchar_t one[64];
-            if (len >= ARRAYSIZE(one)) {
-                say(why, n, L"'%.*ls' is not an address range", (int)len, p);
-                return ERROR_INVALID_PARAMETER;
-            }
-            wmemcpy(one, p, len);
-            one[len] = 0;
-            if (config_parse_range(one, NULL) != 0) {
-                say(why, n, L"'%ls' is not an address range (like 192.0.2.0/24 or 2001:db8::/32)", one);
-                return ERROR_INVALID_PARAMETER;
-            }
-        }
-        p += len;
-        if (*p)
-            p++;
+    char text[CONFIG_STR_MAX * 3 + 1], msg[DOMAINS_WHY_MAX];
+    struct range_list l;
+    if (list_utf8(t, text, (int)sizeof text) != 0) {
+        say(why, n, L"the list is too long");
+        return ERROR_INVALID_PARAMETER;
     }
-    return ERROR_SUCCESS;
+    int rc = domains_parse_ranges(&l, text, msg, sizeof msg);
+    domains_free_ranges(&l);
+    if (rc == 0)
+        return ERROR_SUCCESS;
+    say_utf8(why, n, msg);
+    return rc == -2 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_INVALID_PARAMETER;
+}
+
+/* Both lists parsed, from the values config_load settled on (each was
+ * checked, or is its default). NULL when out of memory. */
+static const struct config_lists *lists_parse(const struct imsvc_config *cfg)
+{
+    char text[CONFIG_STR_MAX * 3 + 1];
+    struct config_lists *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    if (list_utf8(cfg->local_domains, text, (int)sizeof text) != 0 ||
+        domains_parse(&l->local_domains, text, NULL, 0) == -2 ||
+        list_utf8(cfg->relay_addresses, text, (int)sizeof text) != 0 ||
+        domains_parse_ranges(&l->relay_ranges, text, NULL, 0) == -2) {
+        domains_free(&l->local_domains);
+        domains_free_ranges(&l->relay_ranges);
+        free(l);
+        return NULL;
+    }
+    return l;
 }
 
 static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n)
@@ -480,50 +517,6 @@ void config_retry_policy(const struct imsvc_config *cfg, struct retry_policy *p)
         p->delay_notice = (uint32_t)s;
     if (config_parse_duration(cfg->expire, &s) == 0 && s > 0)
         p->expire = (uint32_t)s;
-}
-
-int config_parse_range(const wchar_t *text, struct config_range *out)
-{
-    wchar_t addr[64];
-    const wchar_t *slash = wcschr(text, L'/');
-    size_t alen = slash ? (size_t)(slash - text) : wcslen(text);
-    if (alen == 0 || alen >= ARRAYSIZE(addr))
-        return -1;
-    wmemcpy(addr, text, alen);
-    addr[alen] = 0;
-    struct config_range r = { 0 };
-    if (InetPtonW(AF_INET, addr, r.addr) == 1) {
-        r.family = AF_INET;
-        r.bits = 32;
-    } else if (InetPtonW(AF_INET6, addr, r.addr) == 1) {
-        r.family = AF_INET6;
-        r.bits = 128;
-    } else {
-        return -1;
-    }
-    if (slash) {
-        wchar_t *end;
-        unsigned long b = wcstoul(slash + 1, &end, 10);
-        if (end == slash + 1 || *end || b > r.bits)
-            return -1;
-        r.bits = (unsigned)b;
-    }
-    if (out)
-        *out = r;
-    return 0;
-}
-
-int config_range_contains(const struct config_range *r, int family, const unsigned char *addr)
-{
-    if (family != r->family)
-        return 0;
-    unsigned full = r->bits / 8, rest = r->bits % 8;
-    if (memcmp(r->addr, addr, full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xFF << (8 - rest));
-    return (r->addr[full] & mask) == (addr[full] & mask);
 }
 
 DWORD config_set(const wchar_t *name, const wchar_t *text, wchar_t *why, size_t why_len)

@@ -13,11 +13,22 @@
 
 #include <windows.h>
 
+#include "domains.h"
+
 #define IMSVC_SERVICE_NAME   L"IMSvc"
 #define IMSVC_DISPLAY_NAME   L"Internet Mail Service (imsvc)"
 #define IMSVC_PARAMETERS_KEY L"SYSTEM\\CurrentControlSet\\Services\\IMSvc\\Parameters"
 
 #define CONFIG_STR_MAX 512
+
+/* LocalDomains and RelayAddresses, parsed once by config_load (core/
+ * domains.h): the relay check, routing and IMCEA all match through these.
+ * Immutable once made, and never freed while the process runs: a session
+ * or a delivery thread may still hold the lists of an earlier load. */
+struct config_lists {
+    struct domain_list local_domains;
+    struct range_list relay_ranges;
+};
 
 struct imsvc_config {
     wchar_t data_dir[MAX_PATH];        /* DataDirectory */
@@ -67,12 +78,17 @@ struct imsvc_config {
     wchar_t drop_readers[256];         /* DropReaders: a group (or SID) that may read and take Drop's files */
     DWORD secrets_stamp;               /* not a registry value: changes when a secret is set (secret_stamp) */
     wchar_t ndr_content[16];           /* NdrContent: "headers" (default) or "full" */
+    const struct config_lists *lists;  /* not a registry value: LocalDomains and RelayAddresses
+                                          parsed (NULL only when out of memory: none) */
+    wchar_t bad_why[DOMAINS_WHY_MAX + 32]; /* not a registry value: why config_load refused
+                                          the value it named, when a check said; else "" */
 };
 
-/* Fill cfg with defaults, then overlay what the registry holds. Returns
- * ERROR_SUCCESS, or the Win32 error of the first value that could not be
- * read or is invalid; *bad_value (if not NULL) then names it and cfg keeps
- * that value's default. A missing key is not an error. */
+/* Fill cfg with defaults, then overlay what the registry holds, and parse
+ * cfg->lists from the result. Returns ERROR_SUCCESS, or the Win32 error of
+ * the first value that could not be read or is invalid; *bad_value (if not
+ * NULL) then names it and cfg keeps that value's default. A missing key is
+ * not an error. */
 DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value);
 
 /* Validate text for NAME and write it to the registry. On failure, returns a
@@ -86,18 +102,6 @@ void config_print(const struct imsvc_config *cfg, FILE *out);
  * by "; ". Returns the number of values that differ. */
 int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
                 wchar_t *out, size_t out_len);
-
-/* An address range from RelayAddresses: family AF_INET or AF_INET6, the
- * address in network order, and the prefix length. */
-struct config_range {
-    int family;
-    unsigned char addr[16];
-    unsigned bits;
-};
-/* Parse "192.0.2.0/24", "2001:db8::/32" or a single address. 0 or -1. */
-int config_parse_range(const wchar_t *text, struct config_range *out);
-/* Whether addr (4 or 16 bytes, network order) of family lies in r. */
-int config_range_contains(const struct config_range *r, int family, const unsigned char *addr);
 
 /* The drop directory: <DataDirectory>\Drop. */
 void config_drop_dir(const struct imsvc_config *cfg, wchar_t *out, size_t out_len);

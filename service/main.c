@@ -113,19 +113,13 @@ static int cmd_events(int argc, char **argv)
     return evlog_cmd_events(journal, argc, argv);
 }
 
-/* LocalDomains as UTF-8 strings, for the address command. */
+/* LocalDomains as config_load parsed them, for the address command. */
 static int cmd_address(int argc, char **argv)
 {
     struct imsvc_config cfg;
     config_load(&cfg, NULL);
-    char *joined = to_utf8(cfg.local_domains);
     char *map = cfg.address_map_file[0] ? to_utf8(cfg.address_map_file) : NULL;
-    const char *domains[64];
-    size_t n = 0;
-    for (char *tok = joined ? strtok(joined, ";") : NULL; tok && n < 64; tok = strtok(NULL, ";"))
-        domains[n++] = tok;
-    int rc = address_cmd(argc, argv, domains, n, map);
-    free(joined);
+    int rc = address_cmd(argc, argv, cfg.lists ? &cfg.lists->local_domains : NULL, map);
     free(map);
     return rc;
 }

@@ -32,7 +32,6 @@
 #include "spool.h"
 #include "utf.h"
 
-#define QUEUE_DOMAINS_MAX   64      /* LocalDomains entries used for routing */
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
 #define QUEUE_STATUS_SECS   2       /* status.txt refresh */
@@ -67,8 +66,6 @@ struct settings {
     struct imsvc_config cfg;
     struct retry_policy policy;
     struct route_config rc;
-    char domains_buf[CONFIG_STR_MAX * 3];
-    const char *domains[QUEUE_DOMAINS_MAX];
     char smarthost[300];
     char helo[256];
     wchar_t badmail_dir[MAX_PATH], status_path[MAX_PATH];
@@ -758,22 +755,6 @@ static void load_one(void *arg, const char *id, int held)
     LeaveCriticalSection(&q.lock);
 }
 
-/* LocalDomains "a;b" into ns->domains. */
-static void split_domains(struct settings *ns)
-{
-    wide_to_utf8(ns->cfg.local_domains, ns->domains_buf, sizeof ns->domains_buf);
-    ns->rc.n_local = 0;
-    char *p = ns->domains_buf;
-    while (*p && ns->rc.n_local < QUEUE_DOMAINS_MAX) {
-        size_t len = strcspn(p, "; ,");
-        if (len > 0)
-            ns->domains[ns->rc.n_local++] = p;
-        p += len;
-        if (*p)
-            *p++ = 0;
-    }
-    ns->rc.local_domains = ns->domains;
-}
 
 static struct settings *settings_new(const struct imsvc_config *cfg)
 {
@@ -782,7 +763,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
         return NULL;
     ns->cfg = *cfg;
     config_retry_policy(cfg, &ns->policy);
-    split_domains(ns);
+    ns->rc.local = cfg->lists ? &cfg->lists->local_domains : NULL;   /* as config_load parsed it */
     wide_to_utf8(cfg->smart_host, ns->smarthost, sizeof ns->smarthost);
     ns->rc.smarthost = ns->smarthost;
     ns->rc.smarthost_default_port = 25;

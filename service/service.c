@@ -161,7 +161,8 @@ static void reload(void)
     if (rc != ERROR_SUCCESS && bad) {
         evlog_report(EVENTLOG_WARNING_TYPE, CAT_CONFIGURATION, MSG_CONFIG_INVALID,
                      LOC_CFG_CHANGE, rc, 2,
-                     (const wchar_t *[]){ bad, L"the value is missing its type or is out of range; the default is used" });
+                     (const wchar_t *[]){ bad, fresh.bad_why[0] ? fresh.bad_why :
+                                          L"the value is missing its type or is out of range; the default is used" });
     }
     wchar_t changes[2048];
     int n = config_diff(&config, &fresh, changes, ARRAYSIZE(changes));
@@ -234,7 +235,8 @@ static DWORD start_up(void)
     if (bad)
         evlog_report(EVENTLOG_WARNING_TYPE, CAT_CONFIGURATION, MSG_CONFIG_INVALID,
                      LOC_CFG_READ, ERROR_INVALID_DATA, 2,
-                     (const wchar_t *[]){ bad, L"the value has the wrong type or is out of range; the default is used" });
+                     (const wchar_t *[]){ bad, config.bad_why[0] ? config.bad_why :
+                                          L"the value has the wrong type or is out of range; the default is used" });
     report_rights(&rights);
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
     /* The I/O engine carries every socket, inbound and outbound. */

@@ -44,8 +44,6 @@
 #include "tls.h"
 #include "utf.h"
 
-#define MAX_DOMAINS       64
-#define MAX_RANGES        32
 #define AUTH_DELAY_MS     1000      /* per failed AUTH beyond the first, capped */
 #define AUTH_DELAY_MAX_MS 5000
 #define HANDSHAKE_MS      60000u    /* a TLS handshake must finish within this */
@@ -74,10 +72,8 @@ struct server {
     volatile LONG stopping, paused, active;
     struct smtpd_config engine;
     char hostname[256];
-    char domain_text[CONFIG_STR_MAX * 3];
-    const char *domains[MAX_DOMAINS];
-    struct config_range ranges[MAX_RANGES];
-    size_t nranges;
+    const struct config_lists *lists;   /* LocalDomains and RelayAddresses, parsed by
+                                           config_load; never freed (config.h) */
     wchar_t content_filter[CONFIG_STR_MAX];
     struct tls_cred tls_cred;       /* valid when a certificate is loaded */
     struct tls_policy tls_policy;
@@ -633,20 +629,18 @@ static int auth_answer(struct session *s)
 
 /* Engine events ------------------------------------------------------------ */
 
+/* Is the peer in RelayAddresses? The one range matcher (core/domains.c). */
 static int relay_allowed(const struct sockaddr_storage *ss)
 {
-    const unsigned char *a;
-    int family = ss->ss_family;
-    if (family == AF_INET)
-        a = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
-    else if (family == AF_INET6)
-        a = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    const struct range_list *r = srv.lists ? &srv.lists->relay_ranges : NULL;
+    const void *a;
+    if (ss->ss_family == AF_INET)
+        a = &((const struct sockaddr_in *)ss)->sin_addr;
+    else if (ss->ss_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
     else
         return 0;
-    for (size_t i = 0; i < srv.nranges; i++)
-        if (config_range_contains(&srv.ranges[i], family, a))
-            return 1;
-    return 0;
+    return domains_in_ranges(r, ss->ss_family == AF_INET6, a);
 }
 
 /* Hand work to a work thread; on failure the engine gets a temporary failure. */
@@ -1044,37 +1038,17 @@ static DWORD load_certificate(const struct imsvc_config *cfg)
     return rc;
 }
 
-/* Configuration into the engine's form (UTF-8, parsed ranges). */
+/* Configuration into the engine's form (UTF-8; the lists as config_load
+ * parsed them). */
 static DWORD load_engine_config(const struct imsvc_config *cfg)
 {
     WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, srv.hostname, sizeof srv.hostname,
                         NULL, NULL);
-    WideCharToMultiByte(CP_UTF8, 0, cfg->local_domains, -1, srv.domain_text,
-                        sizeof srv.domain_text, NULL, NULL);
-    size_t nd = 0;
-    for (char *p = srv.domain_text; *p && nd < MAX_DOMAINS;) {
-        char *end = p + strcspn(p, ";");
-        if (*end)
-            *end++ = 0;
-        for (char *q = p; *q; q++)
-            if (*q >= 'A' && *q <= 'Z')
-                *q = (char)(*q - 'A' + 'a');
-        if (*p)
-            srv.domains[nd++] = p;
-        p = end;
-    }
-    srv.nranges = 0;
-    wchar_t ranges[CONFIG_STR_MAX];
-    wcscpy(ranges, cfg->relay_addresses);
-    for (wchar_t *ctx = NULL, *tok = wcstok_s(ranges, L";", &ctx); tok && srv.nranges < MAX_RANGES;
-         tok = wcstok_s(NULL, L";", &ctx))
-        if (config_parse_range(tok, &srv.ranges[srv.nranges]) == 0)
-            srv.nranges++;
+    srv.lists = cfg->lists;
     srv.engine.hostname = srv.hostname;
     srv.engine.max_size = (unsigned long long)cfg->max_message_kb * 1024;
     srv.engine.max_recipients = 0;
-    srv.engine.local_domains = srv.domains;
-    srv.engine.n_local_domains = nd;
+    srv.engine.local_domains = cfg->lists ? &cfg->lists->local_domains : NULL;
     srv.engine.options = (cfg->xauth ? SMTPD_OPT_XAUTH : 0) | (cfg->xauth == 2 ? SMTPD_OPT_NO_AUTH : 0);
     config_tls_policy(cfg, &srv.tls_policy);
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;

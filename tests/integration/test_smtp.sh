@@ -7,6 +7,8 @@
 # message as sent); a foreign domain without authentication gets 550 5.7.1;
 # a pipelined batch in one write and a byte-per-write session both arrive
 # intact; every SMTP smuggling sequence leaves one message, never two; a
+# LocalDomains wildcard and a RelayAddresses list past 32 ranges take effect
+# through `config set`, which refuses entries the matcher cannot use; a
 # paused service answers 421.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -97,6 +99,69 @@ for seq in '\n.\n' '\n.\r\n' '\r.\r\n' '\r\n\x00.\r\n' '\r\n.\n' '\r\n.\r' '\n.\
         fail "smuggling sequence $seq: a smuggled message was stored"
     fi
 done
+
+# LocalDomains and RelayAddresses are read by one matcher (core/domains.c):
+# `config set` takes a wildcard, and mail for a subdomain is then accepted
+# and dropped here, while the parent domain stays foreign; an entry the
+# matcher cannot use is refused, naming it; RelayAddresses has no cap.
+# rcpt_until RCPT WANT: RCPT TO until the reply matches WANT (the service
+# reloads after `config set`), at most 10 s; OUT holds the last session.
+rcpt_until() {
+    local i
+    for i in $(seq 1 20); do
+        run swaks --server 127.0.0.1:$PORT --from sender@example.com --to "$1" --quit-after RCPT
+        grep -qE -- "$2" <<<"$OUT" && return 0
+        sleep 0.5
+    done
+}
+run imsvc config set LocalDomains "imsvc.test;localhost;*.wild.test"
+expect_status 0 "config set LocalDomains with a wildcard entry *.wild.test"
+rcpt_until user@sub.wild.test "<- +250 2\.1\.5"
+expect_out_re "<- +250 2\.1\.5" "RCPT TO a subdomain of *.wild.test is accepted"
+before=$(drop_count)
+run swaks --server 127.0.0.1:$PORT --from sender@example.com --to user@Deep.Sub.WILD.test \
+    --header "Subject: wildcard local domain"
+expect_status 0 "mail to user@Deep.Sub.WILD.test"
+expect_eq "$(( $(drop_count) - before ))" 1 "mail for a subdomain of *.wild.test is dropped here"
+grep -l "^Subject: wildcard local domain" "$drop"/*.eml >/dev/null &&
+    pass "the dropped file is that message" || fail "no dropped file holds the wildcard message"
+run swaks --server 127.0.0.1:$PORT --from sender@example.com --to user@wild.test --quit-after RCPT
+expect_out_re "<\*\* +550 5\.7\.1" "*.wild.test does not make wild.test itself local (550 5.7.1)"
+run imsvc config set LocalDomains "imsvc.test;bad..name"
+expect_status_not 0 "config set refuses a LocalDomains entry the matcher cannot use"
+expect_err "'bad..name' is not a local domain: domain label must start with a letter or digit" \
+    "the refusal names the entry and the rule it breaks"
+ranges=
+for i in $(seq 1 40); do ranges="${ranges}10.0.0.$i;"; done
+run imsvc config set RelayAddresses "${ranges}127.0.0.1/32"
+expect_status 0 "config set RelayAddresses with 41 ranges"
+rcpt_until someone@elsewhere.example "<- +250 2\.1\.5"
+expect_out_re "<- +250 2\.1\.5" "a client in the 41st RelayAddresses range may relay"
+run imsvc config set RelayAddresses "127.0.0.1/33"
+expect_status_not 0 "config set refuses a range the matcher cannot use"
+expect_err "'127.0.0.1/33' is not an address range: an IPv4 prefix length is at most 32" \
+    "the refusal names the range and why"
+run imsvc config set RelayAddresses ""
+expect_status 0 "config set RelayAddresses empty"
+rcpt_until someone@elsewhere.example "<\*\* +550 5\.7\.1"
+expect_out_re "<\*\* +550 5\.7\.1" "with no relay range again, relaying is refused"
+# A bad entry written to the registry by hand: the reload's event names it.
+params='HKLM\SYSTEM\CurrentControlSet\Services\IMSvc\Parameters'
+run wine reg add "$params" /v LocalDomains /t REG_MULTI_SZ /d 'imsvc.test\0[2001:db8::1]' /f
+expect_status 0 "LocalDomains with an untagged IPv6 literal written to the registry"
+imsvc config set ListenPort $PORT >/dev/null     # the same port: only a PARAMCHANGE
+for i in $(seq 1 20); do
+    run imsvc events --last 5
+    grep -qF "'[2001:db8::1]' is not a local domain" <<<"$OUT" && break
+    sleep 0.5
+done
+expect_out "The configuration value LocalDomains is not valid: '[2001:db8::1]' is not a local domain: an IPv6 address literal is written with its tag, like [IPv6:2001:db8::1]" \
+    "the reload's event names the bad entry and why"
+expect_out "; the default is used" "the event says the default is used"
+run imsvc config set LocalDomains "imsvc.test;localhost"
+expect_status 0 "LocalDomains back to imsvc.test;localhost"
+rcpt_until user@imsvc.test "<- +250 2\.1\.5"
+expect_out_re "<- +250 2\.1\.5" "mail for imsvc.test is accepted again"
 
 run imsvc pause
 expect_status 0 "pause"

@@ -5,18 +5,21 @@
 #include <string.h>
 
 #include "address.h"
+#include "domains.h"
 #include "qmgr.h"
 
 #define T0 1795440000LL   /* arrival */
 #define MIN 60LL
 #define HR (60LL * MIN)
 
-static const char *const locals[] = { "imsvc.test", "*.corp.test" };
+static struct domain_list locals;
 
 static struct route_config config(const char *smarthost)
 {
+    domains_free(&locals);
+    ck_assert_int_eq(domains_parse(&locals, "imsvc.test;*.corp.test", NULL, 0), 0);
     struct route_config rc = {
-        .local_domains = locals, .n_local = 2, .smarthost = smarthost,
+        .local = &locals, .smarthost = smarthost,
         .smarthost_default_port = 25, .outbound_port = 25,
     };
     return rc;
@@ -76,6 +79,7 @@ START_TEST(test_groups_by_destination)
     qmgr_plan_free(&pl);
     ck_assert_ptr_null(pl.groups);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 
@@ -97,6 +101,7 @@ START_TEST(test_smart_host_takes_remote)
     ck_assert_str_eq(pl.groups[1].key, "drop");
     qmgr_plan_free(&pl);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 
@@ -126,6 +131,7 @@ START_TEST(test_only_due)
     ck_assert_uint_eq(pl.n_late, 0);
     qmgr_plan_free(&pl);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 
@@ -155,6 +161,7 @@ START_TEST(test_late)
     ck_assert_uint_eq(pl.n_groups, 0);           /* nobody due before 20 hours */
     qmgr_plan_free(&pl);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 
@@ -184,6 +191,7 @@ START_TEST(test_unroutable)
     }
     qmgr_plan_free(&pl);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 
@@ -199,6 +207,7 @@ START_TEST(test_empty)
     ck_assert_uint_eq(pl.n_groups + pl.n_late + pl.n_bad, 0);
     qmgr_plan_free(&pl);
     env_free(&e);
+    domains_free(&locals);
 }
 END_TEST
 

@@ -12,7 +12,17 @@
 
 #include "smtpd.h"
 
-static const char *const LOCAL[] = { "example.com", "corp.example" };
+/* LocalDomains "example.com;corp.example", parsed once for every test. */
+static const struct domain_list *local_list(void)
+{
+    static struct domain_list l;
+    static int parsed;
+    if (!parsed) {
+        ck_assert_int_eq(domains_parse(&l, "example.com;corp.example", NULL, 0), 0);
+        parsed = 1;
+    }
+    return &l;
+}
 
 enum store_mode { STORE_OK, STORE_HOLD, STORE_TEMPFAIL, STORE_PERMFAIL };
 
@@ -37,8 +47,7 @@ static void drv_init(struct drv *d, unsigned options, int relay_allowed)
 {
     memset(d, 0, sizeof *d);
     d->cfg.hostname = "mx.example.com";
-    d->cfg.local_domains = LOCAL;
-    d->cfg.n_local_domains = 2;
+    d->cfg.local_domains = local_list();
     d->cfg.options = options;
     d->tls_policy_ok = 1;
     d->auto_tls = 1;
@@ -808,8 +817,7 @@ START_TEST(auth_tempfail_counts_as_error)
     struct drv d;
     memset(&d, 0, sizeof d);
     d.cfg.hostname = "mx.example.com";
-    d.cfg.local_domains = LOCAL;
-    d.cfg.n_local_domains = 2;
+    d.cfg.local_domains = local_list();
     d.cfg.max_errors = 3;
     d.tls_policy_ok = 1;
     d.auto_tls = 1;
@@ -1086,8 +1094,7 @@ START_TEST(received_header)
     /* IPv6 peer, HELO */
     memset(&d, 0, sizeof d);
     d.cfg.hostname = "mx.example.com";
-    d.cfg.local_domains = LOCAL;
-    d.cfg.n_local_domains = 2;
+    d.cfg.local_domains = local_list();
     d.s = smtpd_new(&d.cfg, "2001:db8::5", 0);
     drive(&d, "HELO pc_1\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nhi\r\n.\r\n");
     ck_assert_ptr_nonnull(strstr(d.received, "from pc_1 ([IPv6:2001:db8::5])\r\n\tby mx.example.com with SMTP id Q1\r\n"));
@@ -1145,8 +1152,7 @@ START_TEST(configured_error_limit)
     struct drv d;
     memset(&d, 0, sizeof d);
     d.cfg.hostname = "mx.example.com";
-    d.cfg.local_domains = LOCAL;
-    d.cfg.n_local_domains = 2;
+    d.cfg.local_domains = local_list();
     d.cfg.max_errors = 10;
     d.tls_policy_ok = 1;
     d.auto_tls = 1;

@@ -48,9 +48,9 @@ static void reply_for(unsigned long err, char *out, size_t cap)
     struct smtpd_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.hostname = "mx.example";
-    static const char *const local[] = { "example.org" };
-    cfg.local_domains = local;
-    cfg.n_local_domains = 1;
+    struct domain_list local;
+    ck_assert_int_eq(domains_parse(&local, "example.org", NULL, 0), 0);
+    cfg.local_domains = &local;
     struct smtpd *s = smtpd_new(&cfg, "192.0.2.7", 0);
     ck_assert_ptr_nonnull(s);
     const char *conv = "EHLO client.example\r\nMAIL FROM:<a@example.net>\r\n"
@@ -79,6 +79,7 @@ static void reply_for(unsigned long err, char *out, size_t cap)
     memcpy(out, o + start, len - start);
     out[len - start] = 0;
     smtpd_free(s);
+    domains_free(&local);
 }
 
 START_TEST(engine_sends_the_mapped_reply)
