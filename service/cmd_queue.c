@@ -16,6 +16,7 @@
 #include "queue.h"
 #include "service.h"
 #include "spool.h"
+#include "status.h"
 
 #define CTL_WAIT_MS 15000u
 
@@ -288,45 +289,6 @@ void queue_print_status(const struct imsvc_config *cfg, int running)
     printf("Queue:        %u message%s (%u held); recipients: %u pending, %u deferred\n",
            l.messages, l.messages == 1 ? "" : "s", l.held, l.pending, l.deferred);
     printf("Oldest:       %s\n", age);
-    if (!running)
-        return;
-    wchar_t path[MAX_PATH];
-    queue_status_path(cfg, path, MAX_PATH);
-    unsigned char *text;
-    size_t len;
-    if (spool_read_file(path, 4096, &text, &len) != ERROR_SUCCESS) {
-        printf("Sessions:     unknown (no %ls yet)\n", path);
-        return;
-    }
-    long long updated = 0;
-    long in = -1, out = -1, busy = -1;
-    long threads = -1, conns = -1, r_max = 0, r_addr = 0, r_paused = 0;
-    long c_idle = 0, c_send = 0, c_rate = 0, c_err = 0;
-    unsigned long long commits = 0, flushes = 0;
-    for (char *line = strtok((char *)text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
-        sscanf(line, "io-threads %ld", &threads);
-        sscanf(line, "io-connections %ld", &conns);
-        sscanf(line, "refused-max-sessions %ld", &r_max);
-        sscanf(line, "refused-per-address %ld", &r_addr);
-        sscanf(line, "refused-paused %ld", &r_paused);
-        sscanf(line, "closed-inactivity %ld", &c_idle);
-        sscanf(line, "closed-send-timeout %ld", &c_send);
-        sscanf(line, "closed-data-rate %ld", &c_rate);
-        sscanf(line, "closed-protocol-errors %ld", &c_err);
-        sscanf(line, "updated %lld", &updated);
-        sscanf(line, "inbound-sessions %ld", &in);
-        sscanf(line, "outbound-connections %ld", &out);
-        sscanf(line, "in-delivery %ld", &busy);
-        sscanf(line, "commits %llu", &commits);
-        sscanf(line, "flushes %llu", &flushes);
-    }
-    free(text);
-    printf("Sessions:     %ld inbound, %ld outbound connections, %ld messages in delivery "
-           "(as of %llds ago)\n", in, out, busy, now_unix() - updated);
-    printf("I/O:          %ld threads, %ld connections\n", threads, conns);
-    printf("Refused:      max-sessions %ld, per-address %ld, paused %ld\n", r_max, r_addr, r_paused);
-    printf("Closed:       inactivity %ld, send-timeout %ld, data-rate %ld, protocol-errors %ld\n",
-           c_idle, c_send, c_rate, c_err);
-    printf("Commits:      %llu messages committed in %llu log flushes since the service "
-           "started (group commit)\n", commits, flushes);
+    if (running)
+        status_print(cfg);
 }

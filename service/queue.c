@@ -28,13 +28,11 @@
 #include "qmgr.h"
 #include "retry.h"
 #include "route.h"
-#include "smtp_server.h"
 #include "spool.h"
 #include "utf.h"
 
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
-#define QUEUE_STATUS_SECS   2       /* status.txt refresh */
 #define QUEUE_WHY_MAX       1400u
 
 struct qmsg {
@@ -68,7 +66,7 @@ struct settings {
     struct route_config rc;
     char smarthost[300];
     char helo[256];
-    wchar_t badmail_dir[MAX_PATH], status_path[MAX_PATH];
+    wchar_t badmail_dir[MAX_PATH];
     struct delivery_config dc;         /* what delivery.h needs */
 };
 
@@ -632,54 +630,28 @@ static void ctl_scan(void)
     FindClose(f);
 }
 
-static void write_status(int64_t now)
+void queue_counts(struct queue_counts *c)
 {
-    unsigned busy = 0, waiting = 0;
-    int64_t oldest = 0;
+    memset(c, 0, sizeof *c);
     EnterCriticalSection(&q.lock);
-    size_t total = q.n_msgs;
+    c->messages = q.n_msgs;
     for (size_t i = 0; i < q.n_msgs; i++) {
         struct qmsg *m = q.msgs[i];
         if (m->busy)
-            busy++;
+            c->in_delivery++;
         else
-            waiting++;
-        if (m->arrived && (oldest == 0 || m->arrived < oldest))
-            oldest = m->arrived;
+            c->waiting++;
+        if (m->arrived && (c->oldest_arrived == 0 || m->arrived < c->oldest_arrived))
+            c->oldest_arrived = m->arrived;
     }
+    c->paused = q.paused;
     LeaveCriticalSection(&q.lock);
-    unsigned long long commits, flushes;
-    spool_counters(&commits, &flushes);
-    char text[1024];
-    int n = snprintf(text, sizeof text,
-                     "updated %lld\r\nmessages %zu\r\nin-delivery %u\r\nwaiting %u\r\n"
-                     "oldest-arrived %lld\r\ninbound-sessions %ld\r\noutbound-connections %ld\r\n"
-                     "paused %d\r\ncommits %llu\r\nflushes %llu\r\n", (long long)now, total, busy,
-                     waiting, (long long)oldest, (long)smtp_server_active(), delivery_connections(),
-                     q.paused, commits, flushes);
-    if (n <= 0 || (size_t)n >= sizeof text)
-        return;
-    int more = smtp_server_status_text(text + n, sizeof text - (size_t)n);
-    if (more < 0)
-        return;
-    n += more;
-    wchar_t tmp[MAX_PATH];
-    _snwprintf(tmp, MAX_PATH, L"%ls.new", SET->status_path);
-    tmp[MAX_PATH - 1] = 0;
-    HANDLE h = CreateFileW(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return;
-    DWORD k;
-    BOOL ok = WriteFile(h, text, (DWORD)n, &k, NULL);
-    CloseHandle(h);
-    if (ok)
-        MoveFileExW(tmp, SET->status_path, MOVEFILE_REPLACE_EXISTING);
 }
 
 static DWORD WINAPI scheduler_main(void *arg)
 {
     (void)arg;
-    int64_t last_status = 0, last_pickup = 0, last_ctl = 0;
+    int64_t last_pickup = 0, last_ctl = 0;
     struct qmsg **batch = NULL;
     size_t cap = 0;
     EnterCriticalSection(&q.lock);
@@ -711,10 +683,6 @@ static DWORD WINAPI scheduler_main(void *arg)
         LeaveCriticalSection(&q.lock);
         for (size_t i = 0; i < nb; i++)
             dispatch(batch[i]);
-        if (now - last_status >= QUEUE_STATUS_SECS) {
-            write_status(now);
-            last_status = now;
-        }
         if (now != last_ctl) {   /* once a second, not on every wake-up */
             ctl_scan();
             last_ctl = now;
@@ -771,14 +739,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     wide_to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
     delivery_config_make(cfg, ns->policy.n_first ? ns->policy.first[0] : 0, &ns->dc);
     config_badmail_dir(cfg, ns->badmail_dir, MAX_PATH);
-    queue_status_path(cfg, ns->status_path, MAX_PATH);
     return ns;
-}
-
-void queue_status_path(const struct imsvc_config *cfg, wchar_t *out, size_t cap)
-{
-    _snwprintf(out, cap, L"%ls\\Queue\\status.txt", cfg->data_dir);
-    out[cap - 1] = 0;
 }
 
 DWORD queue_start(const struct imsvc_config *cfg)

@@ -40,6 +40,13 @@ DWORD queue_submit(const void *content, size_t len, struct envelope *env);
 
 /* The status file the service rewrites every few seconds, for `imsvc status`:
  * <DataDirectory>\Queue\status.txt. */
-void queue_status_path(const struct imsvc_config *cfg, wchar_t *out, size_t cap);
+/* The queue manager's counts, for the status file. */
+struct queue_counts {
+    size_t messages;          /* queued (not held) */
+    unsigned in_delivery, waiting;
+    long long oldest_arrived; /* 0: none */
+    int paused;
+};
+void queue_counts(struct queue_counts *c);
 
 #endif

@@ -18,6 +18,7 @@
 #include "queue.h"
 #include "ioengine.h"
 #include "smtp_server.h"
+#include "status.h"
 #include "tlscache.h"
 #include "version.h"
 
@@ -272,6 +273,12 @@ static DWORD start_up(void)
                      LOC_SMTPD_LISTEN, rc, 1, (const wchar_t *[]){ why });
         return rc;
     }
+    /* the figures for `imsvc status`: without them the service still runs */
+    rc = status_start(&config);
+    if (rc != ERROR_SUCCESS)
+        evlog_report(EVENTLOG_WARNING_TYPE, CAT_INIT_TERM, MSG_UNEXPECTED_ERROR, LOC_SVC_START, rc,
+                     1, (const wchar_t *[]){ L"cannot start the status timer; imsvc status "
+                                              L"shows no session figures" });
     return ERROR_SUCCESS;
 }
 
@@ -324,6 +331,7 @@ static int service_loop(void)
     }
 
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
+    status_stop();
     smtp_server_stop(WAIT_HINT_STOP_MS / 2);
     queue_stop(WAIT_HINT_STOP_MS / 2);
     tls_cache_shutdown();   /* outbound credentials kept per destination */
