@@ -11,12 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "eventlog.h"
-#include "filter.h"
 #include "location.h"
-#include "queue.h"
-#include "spool.h"
+#include "receive.h"
 #include "utf.h"
 
 #define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
@@ -25,8 +22,6 @@
 static struct {
     wchar_t dir[MAX_PATH];
     wchar_t badmail[MAX_PATH];
-    wchar_t filter[CONFIG_STR_MAX];
-    char host[256];
     size_t max_size;
     SRWLOCK lock;
 } pk = { .lock = SRWLOCK_INIT };
@@ -36,10 +31,6 @@ void pickup_init(const struct imsvc_config *cfg)
     AcquireSRWLockExclusive(&pk.lock);
     config_pickup_dir(cfg, pk.dir, MAX_PATH);
     config_badmail_dir(cfg, pk.badmail, MAX_PATH);
-    _snwprintf(pk.filter, ARRAYSIZE(pk.filter), L"%ls", cfg->content_filter);
-    if (WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, pk.host, sizeof pk.host, NULL,
-                            NULL) <= 0)
-        strcpy(pk.host, "localhost");
     pk.max_size = (size_t)cfg->max_message_kb * 1024u;
     CreateDirectoryW(pk.dir, NULL);
     ReleaseSRWLockExclusive(&pk.lock);
@@ -307,11 +298,13 @@ static void take(const wchar_t *name)
              ReadFile(h, buf, (DWORD)sz.QuadPart, &got, NULL) && got == (DWORD)sz.QuadPart;
     CloseHandle(h);
     if (!ok) {
-        char why[200];
-        snprintf(why, sizeof why, buf || sz.QuadPart <= (LONGLONG)pk.max_size
-                 ? "the file could not be read" : "the file is larger than MaxMessageKB");
+        struct receipt_answer big;
+        receipt_answer(RECEIPT_PICKUP, RECEIPT_TOO_BIG, 0, NULL, &big);
+        const char *why = buf || sz.QuadPart <= (LONGLONG)pk.max_size
+                          ? "the file could not be read" : big.text;
+        DWORD err = GetLastError();
         free(buf);
-        to_badmail(path, name, why, GetLastError());
+        to_badmail(path, name, why, err);
         return;
     }
     size_t len = got, body = 0;
@@ -324,40 +317,18 @@ static void take(const wchar_t *name)
         return;
     }
     snprintf(p.env.client, sizeof p.env.client, "pickup directory");
-    struct spool_msg *sm;
-    DWORD err = spool_create(&sm);
-    if (err) {
-        env_free(&p.env);
-        free(buf);
-        return;   /* the queue cannot take it now: the file stays for the next scan */
-    }
-    char date[64], received[600];
-    clock_rfc5322(clock_unix(), date, sizeof date);
-    int n = snprintf(received, sizeof received, "Received: from pickup directory by %s with "
-                     "imsvc\r\n\tid %s; %s\r\n", pk.host, spool_msg_id(sm), date);
-    if (n > 0 && (size_t)n < sizeof received)
-        err = spool_write(sm, received, (size_t)n);
-    if (!err)
-        err = spool_write(sm, buf + body, len - body);
-    snprintf(p.env.id, sizeof p.env.id, "%s", spool_msg_id(sm));
-    p.env.arrived = clock_unix();
-    char reason[FILTER_REASON_MAX];
-    DWORD ferr = 0;
-    enum filter_verdict v = err ? FILTER_ERROR : filter_message(pk.filter, sm, &p.env, reason,
-                                                                sizeof reason, &ferr);
-    if (err) {
-        spool_abort(sm);
-    } else if (v == FILTER_REJECT) {
-        spool_abort(sm);
-        char why[FILTER_REASON_MAX + 64];
-        snprintf(why, sizeof why, "rejected by the content filter: %s", reason);
-        to_badmail(path, name, why, 0);
-    } else if (v == FILTER_ERROR) {
-        spool_abort(sm);   /* the file stays: tried again at the next scan */
-    } else {
-        err = spool_commit(sm, &p.env, v == FILTER_HOLD);
-        if (!err)
+    struct receive *r = receive_begin(RECEIPT_PICKUP, NULL);
+    if (r) {
+        receive_write(r, buf + body, len - body);
+        receive_run(r, &p.env);
+        struct receipt_answer a;
+        receive_result(r, &a);
+        if (a.fate == RECEIPT_FATE_TAKEN)
             DeleteFileW(path);
+        else if (a.fate == RECEIPT_FATE_REFUSED)
+            to_badmail(path, name, a.text, 0);
+        /* RECEIPT_FATE_RETRY: the file stays and is tried at the next scan */
+        receive_free(r);
     }
     env_free(&p.env);
     free(buf);

@@ -28,6 +28,7 @@
 #include "mime.h"
 #include "outbound.h"
 #include "pickup.h"
+#include "receive.h"
 #include "retry.h"
 #include "route.h"
 #include "secret.h"
@@ -189,18 +190,18 @@ static void on_committed(const char *id)
 
 DWORD queue_submit(const void *content, size_t len, struct envelope *env)
 {
-    struct spool_msg *sm;
-    DWORD err = spool_create(&sm);
-    if (err)
-        return err;
-    snprintf(env->id, sizeof env->id, "%s", spool_msg_id(sm));
-    env->arrived = clock_unix();
-    err = spool_write(sm, content, len);
-    if (err) {
-        spool_abort(sm);
-        return err;
+    struct receive *r = receive_begin(RECEIPT_NOTICE, NULL);
+    if (!r)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    receive_write(r, content, len);
+    DWORD err = ERROR_SUCCESS;
+    if (receive_run(r, env) != RECEIPT_QUEUED) {
+        receive_outcome(r, &err);
+        if (!err)
+            err = ERROR_INVALID_DATA;   /* refused by a limit: not queued all the same */
     }
-    return spool_commit(sm, env, 0);
+    receive_free(r);
+    return err;
 }
 
 /* Badmail and NDRs ---------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "service.h"
 #include "queue.h"
 #include "ioengine.h"
+#include "receive.h"
 #include "smtp_server.h"
 #include "tlscache.h"
 #include "version.h"
@@ -177,6 +178,7 @@ static void reload(void)
         acl_secure_data(&fresh, &ar);
         report_rights(&ar);
     }
+    receive_configure(&fresh);
     queue_reconfigure(&fresh);
     /* The listener takes its settings when it starts: restart it with the
      * new ones. If they do not work, the old ones are put back. */
@@ -247,6 +249,7 @@ static DWORD start_up(void)
     }
     /* The queue first: it recovers what a crash left before anything new
      * is accepted, and the listener commits into it. */
+    receive_configure(&config);
     rc = queue_start(&config);
     if (rc != ERROR_SUCCESS) {
         io_engine_stop();
