@@ -18,13 +18,14 @@ _Static_assert(RECEIPT_MAX_HOPS == SMTPD_MAX_HOPS, "one hop limit for every sour
 
 /* What applies to each source. A notice is made here from a queued message:
  * its size follows the original's, and refusing it would leave the sender
- * untold, so only the hop limit applies; the filter sees what comes from
- * outside, not what the service says (as Postfix's cleanup leaves its own
- * bounces unfiltered by default). */
+ * untold, so only the hop limit applies (its own header has no Received
+ * field: the original's are inside its body); the filter sees what comes
+ * from outside, not what the service says (as Postfix's cleanup leaves its
+ * own bounces unfiltered by default). */
 static const struct receipt_policy policies[] = {
     [RECEIPT_SMTP]   = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 0 },
-    [RECEIPT_PICKUP] = { .filtered = 1, .size_limited = 1, .hop_limited = 0, .retried = 1 },
-    [RECEIPT_NOTICE] = { .filtered = 0, .size_limited = 0, .hop_limited = 0, .retried = 0 },
+    [RECEIPT_PICKUP] = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 1 },
+    [RECEIPT_NOTICE] = { .filtered = 0, .size_limited = 0, .hop_limited = 1, .retried = 0 },
 };
 
 static int source_ok(enum receipt_source src)
@@ -173,16 +174,13 @@ void receipt_answer(enum receipt_source src, enum receipt_outcome o, unsigned lo
     char why[RECEIPT_TEXT_MAX - 64];
     copy_reason(why, sizeof why, reason);
     int pickup = src == RECEIPT_PICKUP;
-    /* Which outcomes each source reports as events. */
-    unsigned held_ev = pickup ? 0 : RECEIPT_EV_HELD;
-    unsigned failed_ev = pickup ? 0 : RECEIPT_EV_FILTER_FAILED;
     memset(out, 0, sizeof *out);
     switch (o) {
     case RECEIPT_QUEUED:
         set(out, RECEIPT_FATE_TAKEN, 250, "2.0.0", 0, "queued", NULL);
         return;
     case RECEIPT_HELD:
-        set(out, RECEIPT_FATE_TAKEN, 250, "2.0.0", held_ev, "held: %s", why);
+        set(out, RECEIPT_FATE_TAKEN, 250, "2.0.0", RECEIPT_EV_HELD, "held: %s", why);
         return;
     case RECEIPT_REJECTED:
         if (pickup)
@@ -192,7 +190,7 @@ void receipt_answer(enum receipt_source src, enum receipt_outcome o, unsigned lo
             set(out, RECEIPT_FATE_REFUSED, 554, "5.7.1", 0, "%s", why);
         return;
     case RECEIPT_FILTER_FAILED:
-        set(out, RECEIPT_FATE_RETRY, 451, "4.3.0", failed_ev,
+        set(out, RECEIPT_FATE_RETRY, 451, "4.3.0", RECEIPT_EV_FILTER_FAILED,
             "the content filter failed; try again later", NULL);
         return;
     case RECEIPT_TOO_BIG:

@@ -13,17 +13,22 @@
 
 #include "eventlog.h"
 #include "location.h"
+#include "penalty.h"
 #include "receive.h"
 #include "utf.h"
 
 #define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
 #define PICKUP_FILES_MAX  1000u  /* files taken per scan */
+#define PICKUP_EVENT_MS   60000u /* a store failure is reported once a minute */
 
 static struct {
     wchar_t dir[MAX_PATH];
     wchar_t badmail[MAX_PATH];
     size_t max_size;
     SRWLOCK lock;
+    /* store failures, reported once a minute per error (scans only) */
+    struct penalty_limiter failures;
+    int failures_ready;
 } pk = { .lock = SRWLOCK_INIT };
 
 void pickup_init(const struct imsvc_config *cfg)
@@ -280,8 +285,33 @@ static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why
                  (const wchar_t *[]){ name, what, dst });
 }
 
+/* The queue could not store the file's message: it stays for the next scan.
+ * A full disk is reported by the spool (once); anything else here, once a
+ * minute per error. */
+static void report_store_failure(const wchar_t *name, DWORD err)
+{
+    if (!pk.failures_ready) {
+        penalty_limiter_init(&pk.failures, PICKUP_EVENT_MS);
+        pk.failures_ready = 1;
+    }
+    unsigned long held = 0;
+    if (!penalty_report(&pk.failures, &err, sizeof err, GetTickCount64(), &held))
+        return;
+    wchar_t what[MAX_PATH + 200], more[96] = L"";
+    if (held)
+        _snwprintf(more, ARRAYSIZE(more), L" (%lu more such failures in the last minute were "
+                   L"not logged)", held);
+    more[ARRAYSIZE(more) - 1] = 0;
+    _snwprintf(what, ARRAYSIZE(what), L"cannot queue the pickup file %ls; it stays in the Pickup "
+               L"folder and is tried again%ls", name, more);
+    what[ARRAYSIZE(what) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, LOC_QUEUE_PICKUP, err, 1,
+                 (const wchar_t *[]){ what });
+}
 
-static void take(const wchar_t *name)
+/* Queue one file. Returns -1 when the queue cannot take messages now (the
+ * scan ends there), else 0. */
+static int take(const wchar_t *name)
 {
     wchar_t path[MAX_PATH];
     _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.dir, name);
@@ -289,7 +319,7 @@ static void take(const wchar_t *name)
     /* Exclusive: a file an application is still writing is left alone. */
     HANDLE h = CreateFileW(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
     if (h == INVALID_HANDLE_VALUE)
-        return;
+        return 0;
     LARGE_INTEGER sz;
     char *buf = NULL;
     DWORD got = 0;
@@ -305,7 +335,7 @@ static void take(const wchar_t *name)
         DWORD err = GetLastError();
         free(buf);
         to_badmail(path, name, why, err);
-        return;
+        return 0;
     }
     size_t len = got, body = 0;
     struct pick p = { .why = "" };
@@ -314,24 +344,37 @@ static void take(const wchar_t *name)
         to_badmail(path, name, p.why, ERROR_INVALID_DATA);
         env_free(&p.env);
         free(buf);
-        return;
+        return 0;
     }
     snprintf(p.env.client, sizeof p.env.client, "pickup directory");
+    int rc = 0;
     struct receive *r = receive_begin(RECEIPT_PICKUP, NULL);
     if (r) {
+        char origin[MAX_PATH * 3 + 16];
+        wide_to_utf8(name, origin + 12, sizeof origin - 12);
+        memcpy(origin, "pickup file ", 12);
+        receive_describe(r, origin);
         receive_write(r, buf + body, len - body);
-        receive_run(r, &p.env);
+        DWORD err = 0;
+        enum receipt_outcome o = receive_run(r, &p.env);
+        receive_outcome(r, &err);
         struct receipt_answer a;
         receive_result(r, &a);
-        if (a.fate == RECEIPT_FATE_TAKEN)
+        if (a.fate == RECEIPT_FATE_TAKEN) {
             DeleteFileW(path);
-        else if (a.fate == RECEIPT_FATE_REFUSED)
+        } else if (a.fate == RECEIPT_FATE_REFUSED) {
             to_badmail(path, name, a.text, 0);
+        } else if (o == RECEIPT_STORE_FAILED) {
+            if (a.events & RECEIPT_EV_STORE_FAILED)
+                report_store_failure(name, err);
+            rc = -1;
+        }
         /* RECEIPT_FATE_RETRY: the file stays and is tried at the next scan */
         receive_free(r);
     }
     env_free(&p.env);
     free(buf);
+    return rc;
 }
 
 void pickup_scan(void)
@@ -345,8 +388,8 @@ void pickup_scan(void)
     if (f != INVALID_HANDLE_VALUE) {
         unsigned n = 0;
         do {
-            if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
-                take(fd.cFileName);
+            if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) && take(fd.cFileName) != 0)
+                break;
         } while (++n < PICKUP_FILES_MAX && FindNextFileW(f, &fd));
         FindClose(f);
     }

@@ -15,18 +15,25 @@
 #include "clock.h"
 #include "eventlog.h"
 #include "location.h"
+#include "penalty.h"
 #include "spool.h"
 #include "utf.h"
 
 #define RECEIVE_HOST_MAX 256u
 #define RECEIVED_MAX     2048u   /* a Received field, folded */
+#define REPEAT_WINDOW_MS 60000u  /* a source tried again: one event a minute per cause */
 
 static struct {
     SRWLOCK lock;
     char host[RECEIVE_HOST_MAX];
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
-} rc = { .lock = SRWLOCK_INIT, .host = "localhost" };
+    /* A pickup file whose filter fails stays and is tried at every scan:
+     * its failure is reported once a minute, with the count held back. */
+    SRWLOCK repeat_lock;
+    struct penalty_limiter repeats;
+    int repeats_ready;
+} rc = { .lock = SRWLOCK_INIT, .host = "localhost", .repeat_lock = SRWLOCK_INIT };
 
 struct receive {
     enum receipt_source src;
@@ -41,6 +48,7 @@ struct receive {
     DWORD filter_err;
     enum receipt_outcome outcome;
     DWORD err;
+    char origin[RECEIVE_ORIGIN_MAX];   /* for events: "session from ...", "pickup file ..." */
     /* the settings the message began with */
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
@@ -88,6 +96,11 @@ struct receive *receive_begin(enum receipt_source src, const struct smtpd *sessi
     else if (n > 0)
         r->failure = spool_write(r->msg, received, (size_t)n);   /* not counted: ours */
     return r;
+}
+
+void receive_describe(struct receive *r, const char *origin)
+{
+    snprintf(r->origin, sizeof r->origin, "%s", origin);   /* cut if longer: a label */
 }
 
 const char *receive_id(const struct receive *r)
@@ -145,11 +158,46 @@ void receive_filter_unrun(struct receive *r, DWORD err, const char *why)
     snprintf(r->reason, sizeof r->reason, "%s", why);
 }
 
+/* Whether to report a failure of a source that is tried again (key: the
+ * source and the cause); *held: the failures not reported since the last. */
+static int repeat_allowed(const struct receive *r, DWORD location, DWORD status,
+                          unsigned long *held)
+{
+    struct receipt_policy pol;
+    receipt_policy(r->src, &pol);
+    *held = 0;
+    if (!pol.retried)
+        return 1;
+    unsigned char key[12];
+    DWORD src = (DWORD)r->src;
+    memcpy(key, &src, 4);
+    memcpy(key + 4, &location, 4);
+    memcpy(key + 8, &status, 4);
+    AcquireSRWLockExclusive(&rc.repeat_lock);
+    if (!rc.repeats_ready) {
+        penalty_limiter_init(&rc.repeats, REPEAT_WINDOW_MS);
+        rc.repeats_ready = 1;
+    }
+    int ok = penalty_report(&rc.repeats, key, sizeof key, GetTickCount64(), held);
+    ReleaseSRWLockExclusive(&rc.repeat_lock);
+    return ok;
+}
+
 static void report_filter_failed(struct receive *r)
 {
-    wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
+    unsigned long held = 0;
+    if (!repeat_allowed(r, LOC_QUEUE_FILTER, r->filter_err, &held))
+        return;
+    wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX + 128];
     utf8_to_wide(r->id, wid, ARRAYSIZE(wid));
-    utf8_to_wide(r->reason, wreason, ARRAYSIZE(wreason));
+    char why[FILTER_REASON_MAX + 128];
+    const char *origin = r->origin[0] ? r->origin : receipt_source_name(r->src);
+    if (held)
+        snprintf(why, sizeof why, "%s (%s; %lu more such failures in the last minute were not "
+                 "logged)", r->reason, origin, held);
+    else
+        snprintf(why, sizeof why, "%s (%s)", r->reason, origin);
+    utf8_to_wide(why, wreason, ARRAYSIZE(wreason));
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
                  r->filter_err, 3, (const wchar_t *[]){ r->filter, wid, wreason });
 }

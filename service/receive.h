@@ -42,6 +42,9 @@ void receive_configure(const struct imsvc_config *cfg);
  * a spool that cannot take the message makes the outcome
  * RECEIPT_STORE_FAILED at the end, writes being ignored meanwhile. */
 struct receive *receive_begin(enum receipt_source src, const struct smtpd *session);
+#define RECEIVE_ORIGIN_MAX 320u
+/* Where the message comes from, in words, for the events about it. */
+void receive_describe(struct receive *r, const char *origin);
 /* The queue ID ("" when the spool could not create the message). */
 const char *receive_id(const struct receive *r);
 /* Content, in order. The first failure is kept; later writes are ignored. */

@@ -310,6 +310,11 @@ static void message_begin(struct session *s)
     s->data_bytes = 0;
     message_discard(s);
     s->rcv = receive_begin(RECEIPT_SMTP, s->engine);
+    if (s->rcv) {
+        char origin[INET6_ADDRSTRLEN + 32];
+        snprintf(origin, sizeof origin, "session from %s", s->peer);
+        receive_describe(s->rcv, origin);
+    }
 }
 
 /* The transaction's envelope, as the engine holds it (its id and arrival

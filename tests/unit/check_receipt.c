@@ -229,12 +229,55 @@ START_TEST(pickup_answers)
     receipt_answer(RECEIPT_PICKUP, RECEIPT_TOO_BIG, 0, NULL, &a);
     ck_assert_int_eq(a.fate, RECEIPT_FATE_REFUSED);
     ck_assert_str_eq(a.text, "the file is larger than MaxMessageKB");
-    /* the file stays for the next scan */
+    /* the file stays for the next scan; the events are SMTP's */
     receipt_answer(RECEIPT_PICKUP, RECEIPT_FILTER_FAILED, 0, NULL, &a);
     ck_assert_int_eq(a.fate, RECEIPT_FATE_RETRY);
+    ck_assert_uint_eq(a.events, RECEIPT_EV_FILTER_FAILED);
+    receipt_answer(RECEIPT_PICKUP, RECEIPT_HELD, 0, "review", &a);
+    ck_assert_int_eq(a.fate, RECEIPT_FATE_TAKEN);
+    ck_assert_uint_eq(a.events, RECEIPT_EV_HELD);
     receipt_answer(RECEIPT_PICKUP, RECEIPT_STORE_FAILED, 5u, NULL, &a);
     ck_assert_int_eq(a.fate, RECEIPT_FATE_RETRY);
+    ck_assert_uint_eq(a.events, RECEIPT_EV_STORE_FAILED);
+    receipt_answer(RECEIPT_PICKUP, RECEIPT_LOOP, 0, NULL, &a);
+    ck_assert_int_eq(a.fate, RECEIPT_FATE_REFUSED);
+    ck_assert_str_eq(a.text, "too many hops (more than 50 Received header fields): a mail loop");
 }
+
+/* Every source reports a hold and a failed filter the same way (a pickup
+ * file reported neither before). */
+START_TEST(events_are_the_same_for_every_source)
+{
+    static const enum receipt_outcome outcomes[] = {
+        RECEIPT_QUEUED, RECEIPT_HELD, RECEIPT_REJECTED, RECEIPT_FILTER_FAILED,
+        RECEIPT_TOO_BIG, RECEIPT_LOOP, RECEIPT_STORE_FAILED };
+    static const unsigned long errs[] = { 5u, 112u };
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+        for (size_t e = 0; e < 2; e++) {
+            struct receipt_answer smtp, pickup, notice;
+            receipt_answer(RECEIPT_SMTP, outcomes[i], errs[e], "r", &smtp);
+            receipt_answer(RECEIPT_PICKUP, outcomes[i], errs[e], "r", &pickup);
+            receipt_answer(RECEIPT_NOTICE, outcomes[i], errs[e], "r", &notice);
+            ck_assert_uint_eq(smtp.events, pickup.events);
+            ck_assert_uint_eq(smtp.events, notice.events);
+            ck_assert_int_eq(smtp.fate, pickup.fate);
+        }
+    }
+}
+END_TEST
+
+/* A pickup file is held to the hop limit as an SMTP message is. */
+START_TEST(pickup_and_notices_count_hops)
+{
+    struct receipt_count c;
+    receipt_count_init(&c);
+    for (unsigned i = 0; i <= RECEIPT_MAX_HOPS; i++)
+        feed_str(&c, "Received: from x by y; d\r\n", 0);
+    feed_str(&c, "\r\nbody\r\n", 0);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &c, 0), RECEIPT_LOOP);
+    ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &c, 0), RECEIPT_LOOP);
+}
+END_TEST
 END_TEST
 
 Suite *receipt_suite(void)
@@ -253,6 +296,8 @@ Suite *receipt_suite(void)
     tc = tcase_create("answers");
     tcase_add_test(tc, smtp_answers);
     tcase_add_test(tc, pickup_answers);
+    tcase_add_test(tc, events_are_the_same_for_every_source);
+    tcase_add_test(tc, pickup_and_notices_count_hops);
     suite_add_tcase(s, tc);
     return s;
 }
