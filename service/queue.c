@@ -26,6 +26,7 @@
 #include "filter.h"
 #include "location.h"
 #include "mime.h"
+#include "notice.h"
 #include "outbound.h"
 #include "pickup.h"
 #include "receive.h"
@@ -206,8 +207,9 @@ DWORD queue_submit(const void *content, size_t len, struct envelope *env)
 
 /* Badmail and NDRs ---------------------------------------------------------- */
 
-/* A message nobody can be told about: content and reason side by side. */
-static void badmail(const struct qmsg *m, const char *reason)
+/* A message nobody can be told about: content and reason side by side;
+ * why: the event's short reason (UTF-8). */
+static void badmail(const struct qmsg *m, const char *reason, const char *why_utf8)
 {
     wchar_t eml[MAX_PATH], txt[MAX_PATH];
     _snwprintf(eml, MAX_PATH, L"%ls\\%hs.eml", SET->badmail_dir, m->id);
@@ -231,18 +233,17 @@ static void badmail(const struct qmsg *m, const char *reason)
         CloseHandle(h);
     wchar_t wid[ENV_ID_MAX + 1], why[200];
     utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
-    _snwprintf(why, ARRAYSIZE(why), L"it came from the null sender <>, so it is itself a "
-               L"notification");
-    why[ARRAYSIZE(why) - 1] = 0;
+    utf8_to_wide(why_utf8, why, ARRAYSIZE(why));
     event(EVENTLOG_WARNING_TYPE, MSG_BADMAIL, LOC_QUEUE_BADMAIL, err, 3,
           (const wchar_t *[]){ wid, why, eml });
 }
 
-/* Compose and queue a DSN about recipients which[] of m. Returns 1 if a
- * notice was queued or none was wanted, 0 if it must go to Badmail. */
-static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *which, size_t n,
-                       const char *reason)
+/* Compose and queue a DSN about recipients which[] of m. Returns its fate
+ * (core/notice.h); *qerr: the Win32 error when it could not be queued. */
+static enum notice_fate send_notice(struct qmsg *m, enum dsn_action action, const size_t *which,
+                                    size_t n, const char *reason, DWORD *qerr)
 {
+    *qerr = 0;
     char date[64], arrival[64], until[64], msgid[ENV_ID_MAX + 300];
     int64_t now = clock_unix();
     clock_rfc5322(now, date, sizeof date);
@@ -266,13 +267,9 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         buf = malloc(len + 1);
         res = buf ? dsn_compose(&r, buf, len + 1, &len) : DSN_BAD_INPUT;
     }
-    if (res == DSN_NULL_SENDER) {
+    if (res == DSN_NULL_SENDER || res == DSN_NOBODY) {
         free(buf);
-        return 0;
-    }
-    if (res == DSN_NOBODY) {
-        free(buf);
-        return 1;
+        return notice_fate(res, 0);
     }
     wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wnew[ENV_ID_MAX + 1], wrcpts[1200], wreason[600];
     char from[600], rcpts[1200] = "";
@@ -289,14 +286,15 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
     utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
     utf8_to_wide(rcpts, wrcpts, ARRAYSIZE(wrcpts));
     utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
-    DWORD err = ERROR_INVALID_DATA;
+    DWORD err = ERROR_INVALID_DATA;   /* could not be composed */
     struct envelope ne;
     env_init(&ne);
     ne.from.null_path = 1;
     ne.body = has_8bit((const unsigned char *)buf, buf ? len : 0) ? ADDR_BODY_8BITMIME
                                                                   : ADDR_BODY_NONE;
-    if (res == DSN_OK && env_add_rcpt(&ne, &m->env.from, NULL) >= 0)
-        err = queue_submit(buf, len, &ne);
+    if (res == DSN_OK)
+        err = env_add_rcpt(&ne, &m->env.from, NULL) >= 0 ? queue_submit(buf, len, &ne)
+                                                         : ERROR_NOT_ENOUGH_MEMORY;
     free(buf);
     if (err) {
         wchar_t what[300];
@@ -307,7 +305,8 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_NDR, err, 1,
               (const wchar_t *[]){ what });
         env_free(&ne);
-        return 0;
+        *qerr = res == DSN_OK ? err : 0;
+        return notice_fate(res, err);
     }
     utf8_to_wide(ne.id, wnew, ARRAYSIZE(wnew));
     env_free(&ne);
@@ -317,7 +316,7 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
     else
         event(EVENTLOG_INFORMATION_TYPE, MSG_DELAY_SENT, LOC_QUEUE_NDR, 0, 4,
               (const wchar_t *[]){ wid, wfrom, wnew, wrcpts });
-    return 1;
+    return NOTICE_QUEUED;
 }
 
 /* Finishing a message's round ---------------------------------------------- */
@@ -381,7 +380,14 @@ static void finalize(struct qmsg *m)
         }
     }
     if (n > 0) {
-        if (!send_notice(m, DSN_FAILED, which, n, reason)) {
+        DWORD qerr;
+        enum notice_fate nf = send_notice(m, DSN_FAILED, which, n, reason, &qerr);
+        if (notice_to_badmail(nf)) {
+            /* Why no report went out, in its own words: a notice that could
+             * not be queued is not a message from <>. */
+            char note[256], why[200];
+            notice_badmail_note(nf, DSN_FAILED, qerr, note, sizeof note);
+            notice_badmail_why(nf, DSN_FAILED, qerr, why, sizeof why);
             char text[ENV_WHY_MAX * 2 + 2048];
             size_t o = 0;
             for (size_t i = 0; i < n && o < sizeof text - 1; i++) {
@@ -390,16 +396,14 @@ static void finalize(struct qmsg *m)
                 mailbox_text(&r->addr, a, sizeof a);
                 int w = snprintf(text + o, sizeof text - o,
                                  "Message %s could not be delivered to %s (status %s).\r\n"
-                                 "Reason: %s\r\n%s%s%s"
-                                 "No notification was sent: the message came from the null "
-                                 "sender <>.\r\n", m->id, a, r->status, r->why,
+                                 "Reason: %s\r\n%s%s%s%s", m->id, a, r->status, r->why,
                                  r->reply[0] ? "Remote reply: " : "", r->reply,
-                                 r->reply[0] ? "\r\n" : "");
+                                 r->reply[0] ? "\r\n" : "", note);
                 if (w < 0 || (size_t)w >= sizeof text - o)
                     break;
                 o += (size_t)w;
             }
-            badmail(m, text);
+            badmail(m, text, why);
         }
         for (size_t i = 0; i < n; i++)
             m->env.rcpt[which[i]].notified |= ENV_NOTIFIED_FAILURE;
@@ -966,7 +970,8 @@ static void dispatch(struct qmsg *m)
             late[n_late++] = i;
     }
     if (n_late) {
-        send_notice(m, DSN_DELAYED, late, n_late, "");
+        DWORD qerr;   /* a delay notice that cannot be queued is reported, not retried */
+        send_notice(m, DSN_DELAYED, late, n_late, "", &qerr);
         for (size_t i = 0; i < n_late; i++)
             m->env.rcpt[late[i]].notified |= ENV_NOTIFIED_DELAY;
         changed = 1;

@@ -8,9 +8,10 @@
  * connection while the destination has more jobs (connection reuse). The
  * results go into the envelope per recipient through core/retry.h; failed
  * recipients get an NDR (core/dsn.h) at once, a null-sender message that
- * fails goes to Badmail. The content is sent as it is on disk: only a next
- * hop without 8BITMIME gets 8-bit parts re-encoded (core/convert.h), and
- * never a signed part: that message bounces with 5.6.3 instead.
+ * fails goes to Badmail, as does one whose NDR cannot be queued (its .txt
+ * says which, core/notice.h). The content is sent as it is on disk: only a
+ * next hop without 8BITMIME gets 8-bit parts re-encoded (core/convert.h),
+ * and never a signed part: that message bounces with 5.6.3 instead.
  */
 #ifndef IMSVC_QUEUE_H
 #define IMSVC_QUEUE_H
