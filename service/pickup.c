@@ -2,6 +2,8 @@
  *
  * Never deletes a file before its message is committed to the queue, and
  * never leaves a file it cannot queue where it would be tried forever.
+ * Runs on its own thread: a slow content filter delays the next pickup
+ * file, never a delivery.
  */
 #include <stdio.h>
 #include <windows.h>
@@ -18,26 +20,38 @@
 #include "utf.h"
 
 #define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
-#define PICKUP_FILES_MAX  1000u  /* files taken per scan */
+#define PICKUP_FILES_MAX  100u   /* files taken per pass: then stop and pause are
+                                    looked at, and the next pass goes on after
+                                    the last name taken */
 #define PICKUP_EVENT_MS   60000u /* a store failure is reported once a minute */
 
-static struct {
+struct pickup_settings {
     wchar_t dir[MAX_PATH];
     wchar_t badmail[MAX_PATH];
     size_t max_size;
+};
+
+static struct {
+    struct pickup_settings set;     /* under lock: PARAMCHANGE writes it */
+    struct pickup_settings run;     /* the pickup thread's copy for one pass */
     SRWLOCK lock;
+    HANDLE thread, wake;
+    volatile LONG stop, paused;
+    wchar_t cursor[MAX_PATH];       /* the last name taken: the next pass goes on after it */
     /* store failures, reported once a minute per error (scans only) */
     struct penalty_limiter failures;
     int failures_ready;
 } pk = { .lock = SRWLOCK_INIT };
 
-void pickup_init(const struct imsvc_config *cfg)
+void pickup_reconfigure(const struct imsvc_config *cfg)
 {
+    struct pickup_settings n;
+    config_pickup_dir(cfg, n.dir, MAX_PATH);
+    config_badmail_dir(cfg, n.badmail, MAX_PATH);
+    n.max_size = (size_t)cfg->max_message_kb * 1024u;
+    CreateDirectoryW(n.dir, NULL);
     AcquireSRWLockExclusive(&pk.lock);
-    config_pickup_dir(cfg, pk.dir, MAX_PATH);
-    config_badmail_dir(cfg, pk.badmail, MAX_PATH);
-    pk.max_size = (size_t)cfg->max_message_kb * 1024u;
-    CreateDirectoryW(pk.dir, NULL);
+    pk.set = n;
     ReleaseSRWLockExclusive(&pk.lock);
 }
 
@@ -265,10 +279,10 @@ static int parse_file(struct pick *p, char *buf, size_t *len, size_t *body_off)
 static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why, DWORD err)
 {
     wchar_t dst[MAX_PATH], txt[MAX_PATH];
-    _snwprintf(dst, MAX_PATH, L"%ls\\pickup-%ls", pk.badmail, name);
-    _snwprintf(txt, MAX_PATH, L"%ls\\pickup-%ls.txt", pk.badmail, name);
+    _snwprintf(dst, MAX_PATH, L"%ls\\pickup-%ls", pk.run.badmail, name);
+    _snwprintf(txt, MAX_PATH, L"%ls\\pickup-%ls.txt", pk.run.badmail, name);
     dst[MAX_PATH - 1] = txt[MAX_PATH - 1] = 0;
-    CreateDirectoryW(pk.badmail, NULL);
+    CreateDirectoryW(pk.run.badmail, NULL);
     MoveFileExW(path, dst, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
     HANDLE h = CreateFileW(txt, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
     if (h != INVALID_HANDLE_VALUE) {
@@ -314,7 +328,7 @@ static void report_store_failure(const wchar_t *name, DWORD err)
 static int take(const wchar_t *name)
 {
     wchar_t path[MAX_PATH];
-    _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.dir, name);
+    _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.run.dir, name);
     path[MAX_PATH - 1] = 0;
     /* Exclusive: a file an application is still writing is left alone. */
     HANDLE h = CreateFileW(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
@@ -323,14 +337,14 @@ static int take(const wchar_t *name)
     LARGE_INTEGER sz;
     char *buf = NULL;
     DWORD got = 0;
-    int ok = GetFileSizeEx(h, &sz) && (uint64_t)sz.QuadPart <= pk.max_size &&
+    int ok = GetFileSizeEx(h, &sz) && (uint64_t)sz.QuadPart <= pk.run.max_size &&
              (buf = malloc((size_t)sz.QuadPart + 1)) != NULL &&
              ReadFile(h, buf, (DWORD)sz.QuadPart, &got, NULL) && got == (DWORD)sz.QuadPart;
     CloseHandle(h);
     if (!ok) {
         struct receipt_answer big;
         receipt_answer(RECEIPT_PICKUP, RECEIPT_TOO_BIG, 0, NULL, &big);
-        const char *why = buf || sz.QuadPart <= (LONGLONG)pk.max_size
+        const char *why = buf || sz.QuadPart <= (LONGLONG)pk.run.max_size
                           ? "the file could not be read" : big.text;
         DWORD err = GetLastError();
         free(buf);
@@ -377,21 +391,82 @@ static int take(const wchar_t *name)
     return rc;
 }
 
-void pickup_scan(void)
+/* One pass: at most PICKUP_FILES_MAX files, those named after the cursor
+ * first; a pass that reaches the end of the folder starts the next from its
+ * beginning. Returns how many files it looked at. */
+static unsigned scan_pass(void)
 {
     AcquireSRWLockShared(&pk.lock);
+    pk.run = pk.set;
+    ReleaseSRWLockShared(&pk.lock);
     wchar_t pat[MAX_PATH];
-    _snwprintf(pat, MAX_PATH, L"%ls\\*.eml", pk.dir);
+    _snwprintf(pat, MAX_PATH, L"%ls\\*.eml", pk.run.dir);
     pat[MAX_PATH - 1] = 0;
     WIN32_FIND_DATAW fd;
     HANDLE f = FindFirstFileW(pat, &fd);
-    if (f != INVALID_HANDLE_VALUE) {
-        unsigned n = 0;
-        do {
-            if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) && take(fd.cFileName) != 0)
-                break;
-        } while (++n < PICKUP_FILES_MAX && FindNextFileW(f, &fd));
-        FindClose(f);
+    if (f == INVALID_HANDLE_VALUE) {
+        pk.cursor[0] = 0;
+        return 0;
     }
-    ReleaseSRWLockShared(&pk.lock);
+    unsigned n = 0;
+    wchar_t last[MAX_PATH] = L"";
+    do {
+        if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || wcscmp(fd.cFileName, pk.cursor) <= 0)
+            continue;
+        n++;
+        if (wcscmp(fd.cFileName, last) > 0)
+            wcscpy(last, fd.cFileName);
+        if (take(fd.cFileName) != 0)
+            break;   /* the queue cannot take messages now: the next pass tries again */
+    } while (n < PICKUP_FILES_MAX && !pk.stop && FindNextFileW(f, &fd));
+    FindClose(f);
+    if (n < PICKUP_FILES_MAX)
+        pk.cursor[0] = 0;   /* the end of the folder: the next pass from its beginning */
+    else
+        wcscpy(pk.cursor, last);
+    return n;
+}
+
+static DWORD WINAPI pickup_main(void *arg)
+{
+    (void)arg;
+    while (!pk.stop) {
+        unsigned n = pk.paused ? 0 : scan_pass();
+        /* A full pass means more may wait: go on at once, else every interval. */
+        WaitForSingleObject(pk.wake, n >= PICKUP_FILES_MAX ? 0 : PICKUP_INTERVAL_SECS * 1000u);
+    }
+    return 0;
+}
+
+DWORD pickup_start(const struct imsvc_config *cfg)
+{
+    pickup_reconfigure(cfg);
+    pk.stop = 0;
+    pk.cursor[0] = 0;
+    if (!pk.wake)
+        pk.wake = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (!pk.wake)
+        return GetLastError();
+    pk.thread = CreateThread(NULL, 0, pickup_main, NULL, 0, NULL);
+    return pk.thread ? ERROR_SUCCESS : GetLastError();
+}
+
+void pickup_pause(int paused)
+{
+    InterlockedExchange(&pk.paused, paused ? 1 : 0);
+    if (pk.wake)
+        SetEvent(pk.wake);
+}
+
+void pickup_stop(DWORD wait_ms)
+{
+    if (!pk.thread)
+        return;
+    InterlockedExchange(&pk.stop, 1);
+    SetEvent(pk.wake);
+    /* A file in the filter past the wait is abandoned: it stays in Pickup,
+     * and its message, not committed, is not in the queue. */
+    WaitForSingleObject(pk.thread, wait_ms);
+    CloseHandle(pk.thread);
+    pk.thread = NULL;
 }

@@ -28,7 +28,6 @@
 #include "mime.h"
 #include "notice.h"
 #include "outbound.h"
-#include "pickup.h"
 #include "receive.h"
 #include "retry.h"
 #include "route.h"
@@ -1222,7 +1221,7 @@ static void write_status(int64_t now)
 static DWORD WINAPI scheduler_main(void *arg)
 {
     (void)arg;
-    int64_t last_status = 0, last_pickup = 0, last_ctl = 0;
+    int64_t last_status = 0, last_ctl = 0;
     struct qmsg **batch = NULL;
     size_t cap = 0;
     EnterCriticalSection(&q.lock);
@@ -1261,10 +1260,6 @@ static DWORD WINAPI scheduler_main(void *arg)
         if (now != last_ctl) {   /* once a second, not on every wake-up */
             ctl_scan();
             last_ctl = now;
-        }
-        if (now - last_pickup >= PICKUP_INTERVAL_SECS && !q.paused) {
-            pickup_scan();
-            last_pickup = now;
         }
         EnterCriticalSection(&q.lock);
         if (q.stop)
@@ -1383,7 +1378,6 @@ DWORD queue_start(const struct imsvc_config *cfg)
     _snwprintf(wr, ARRAYSIZE(wr), L"%u", recovered);
     event(EVENTLOG_INFORMATION_TYPE, MSG_QUEUE_RECOVERED, LOC_SPOOL_RECOVER, 0, 2,
           (const wchar_t *[]){ wc, wr });
-    pickup_init(cfg);
 
     q.running = 1;
     q.n_workers = cfg->max_outbound;
@@ -1410,7 +1404,6 @@ void queue_reconfigure(const struct imsvc_config *cfg)
     CreateDirectoryW(ns->drop_dir, NULL);
     CreateDirectoryW(ns->badmail_dir, NULL);
     current = ns;
-    pickup_init(cfg);
     EnterCriticalSection(&q.lock);
     WakeAllConditionVariable(&q.work_cv);
     WakeAllConditionVariable(&q.sched_cv);

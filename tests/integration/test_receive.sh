@@ -129,6 +129,27 @@ grep -q "too many hops (more than 50 Received header fields)" "$data/Badmail/pic
 wait_for 20 has_drop "pickup fifty" && pass "a pickup file with 50 Received fields is delivered" ||
     fail "pickup file with 50 hops not delivered"
 
+# Pickup on its own thread: a slow filter does not hold up delivery ----------------
+for i in 1 2 3; do
+    pickup "slow$i" "x-sender: app@recv.test" "x-receiver: u3@recv.test" "X-Test-Filter: sleep 8" \
+        "Subject: pickup slow $i"
+done
+sleep 3   # the first file is in the filter by now (a pass every 2 seconds)
+run swaks --server 127.0.0.1:$PORT --from a@recv.test --to far@remote.test \
+    --header "Subject: relayed while filtering" --body "relayed while pickup files are filtered"
+expect_status 0 "a message relayed through SMTP is accepted while pickup files are in a slow filter"
+if wait_for 6 has_sink "relayed while filtering"; then
+    pass "... and reaches the smart host within 6 seconds"
+else
+    fail "the relayed message did not reach the smart host within 6 seconds"
+fi
+n=$(ls "$data"/Pickup/slow*.eml 2>/dev/null | wc -l)
+[ "$n" -ge 1 ] && pass "... while pickup files were still being filtered ($n waiting)" ||
+    fail "no pickup file was still waiting: the test did not overlap the slow filter"
+all_slow() { has_drop "pickup slow 1" && has_drop "pickup slow 2" && has_drop "pickup slow 3"; }
+wait_for 45 all_slow && pass "the slowly filtered pickup files are delivered too" ||
+    fail "slow pickup files not all delivered: $(ls "$data"/Pickup 2>&1 | tr '\n' ' ')"
+
 run imsvc stop
 expect_status 0 "stop"
 run imsvc uninstall
