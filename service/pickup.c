@@ -2,6 +2,8 @@
  *
  * Never deletes a file before its message is committed to the queue, and
  * never leaves a file it cannot queue where it would be tried forever.
+ * Runs on its own thread: a slow content filter delays the next pickup
+ * file, never a delivery.
  */
 #include <stdio.h>
 #include <windows.h>
@@ -11,37 +13,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "eventlog.h"
-#include "filter.h"
 #include "location.h"
-#include "queue.h"
-#include "spool.h"
+#include "penalty.h"
+#include "receive.h"
 #include "utf.h"
 
 #define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
-#define PICKUP_FILES_MAX  1000u  /* files taken per scan */
+#define PICKUP_FILES_MAX  100u   /* files taken per pass: then stop and pause are
+                                    looked at, and the next pass goes on after
+                                    the last name taken */
+#define PICKUP_EVENT_MS   60000u /* a store failure is reported once a minute */
 
-static struct {
+struct pickup_settings {
     wchar_t dir[MAX_PATH];
     wchar_t badmail[MAX_PATH];
-    wchar_t filter[CONFIG_STR_MAX];
-    char host[256];
     size_t max_size;
+};
+
+static struct {
+    struct pickup_settings set;     /* under lock: PARAMCHANGE writes it */
+    struct pickup_settings run;     /* the pickup thread's copy for one pass */
     SRWLOCK lock;
+    HANDLE thread, wake;
+    volatile LONG stop, paused;
+    wchar_t cursor[MAX_PATH];       /* the last name taken: the next pass goes on after it */
+    /* store failures, reported once a minute per error (scans only) */
+    struct penalty_limiter failures;
+    int failures_ready;
 } pk = { .lock = SRWLOCK_INIT };
 
-void pickup_init(const struct imsvc_config *cfg)
+void pickup_reconfigure(const struct imsvc_config *cfg)
 {
+    struct pickup_settings n;
+    config_pickup_dir(cfg, n.dir, MAX_PATH);
+    config_badmail_dir(cfg, n.badmail, MAX_PATH);
+    n.max_size = (size_t)cfg->max_message_kb * 1024u;
+    CreateDirectoryW(n.dir, NULL);
     AcquireSRWLockExclusive(&pk.lock);
-    config_pickup_dir(cfg, pk.dir, MAX_PATH);
-    config_badmail_dir(cfg, pk.badmail, MAX_PATH);
-    _snwprintf(pk.filter, ARRAYSIZE(pk.filter), L"%ls", cfg->content_filter);
-    if (WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, pk.host, sizeof pk.host, NULL,
-                            NULL) <= 0)
-        strcpy(pk.host, "localhost");
-    pk.max_size = (size_t)cfg->max_message_kb * 1024u;
-    CreateDirectoryW(pk.dir, NULL);
+    pk.set = n;
     ReleaseSRWLockExclusive(&pk.lock);
 }
 
@@ -269,10 +279,10 @@ static int parse_file(struct pick *p, char *buf, size_t *len, size_t *body_off)
 static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why, DWORD err)
 {
     wchar_t dst[MAX_PATH], txt[MAX_PATH];
-    _snwprintf(dst, MAX_PATH, L"%ls\\pickup-%ls", pk.badmail, name);
-    _snwprintf(txt, MAX_PATH, L"%ls\\pickup-%ls.txt", pk.badmail, name);
+    _snwprintf(dst, MAX_PATH, L"%ls\\pickup-%ls", pk.run.badmail, name);
+    _snwprintf(txt, MAX_PATH, L"%ls\\pickup-%ls.txt", pk.run.badmail, name);
     dst[MAX_PATH - 1] = txt[MAX_PATH - 1] = 0;
-    CreateDirectoryW(pk.badmail, NULL);
+    CreateDirectoryW(pk.run.badmail, NULL);
     MoveFileExW(path, dst, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
     HANDLE h = CreateFileW(txt, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
     if (h != INVALID_HANDLE_VALUE) {
@@ -289,30 +299,57 @@ static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why
                  (const wchar_t *[]){ name, what, dst });
 }
 
+/* The queue could not store the file's message: it stays for the next scan.
+ * A full disk is reported by the spool (once); anything else here, once a
+ * minute per error. */
+static void report_store_failure(const wchar_t *name, DWORD err)
+{
+    if (!pk.failures_ready) {
+        penalty_limiter_init(&pk.failures, PICKUP_EVENT_MS);
+        pk.failures_ready = 1;
+    }
+    unsigned long held = 0;
+    if (!penalty_report(&pk.failures, &err, sizeof err, GetTickCount64(), &held))
+        return;
+    wchar_t what[MAX_PATH + 200], more[96] = L"";
+    if (held)
+        _snwprintf(more, ARRAYSIZE(more), L" (%lu more such failures in the last minute were "
+                   L"not logged)", held);
+    more[ARRAYSIZE(more) - 1] = 0;
+    _snwprintf(what, ARRAYSIZE(what), L"cannot queue the pickup file %ls; it stays in the Pickup "
+               L"folder and is tried again%ls", name, more);
+    what[ARRAYSIZE(what) - 1] = 0;
+    evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, LOC_QUEUE_PICKUP, err, 1,
+                 (const wchar_t *[]){ what });
+}
 
-static void take(const wchar_t *name)
+/* Queue one file. Returns -1 when the queue cannot take messages now (the
+ * scan ends there), else 0. */
+static int take(const wchar_t *name)
 {
     wchar_t path[MAX_PATH];
-    _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.dir, name);
+    _snwprintf(path, MAX_PATH, L"%ls\\%ls", pk.run.dir, name);
     path[MAX_PATH - 1] = 0;
     /* Exclusive: a file an application is still writing is left alone. */
     HANDLE h = CreateFileW(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, 0, NULL);
     if (h == INVALID_HANDLE_VALUE)
-        return;
+        return 0;
     LARGE_INTEGER sz;
     char *buf = NULL;
     DWORD got = 0;
-    int ok = GetFileSizeEx(h, &sz) && (uint64_t)sz.QuadPart <= pk.max_size &&
+    int ok = GetFileSizeEx(h, &sz) && (uint64_t)sz.QuadPart <= pk.run.max_size &&
              (buf = malloc((size_t)sz.QuadPart + 1)) != NULL &&
              ReadFile(h, buf, (DWORD)sz.QuadPart, &got, NULL) && got == (DWORD)sz.QuadPart;
     CloseHandle(h);
     if (!ok) {
-        char why[200];
-        snprintf(why, sizeof why, buf || sz.QuadPart <= (LONGLONG)pk.max_size
-                 ? "the file could not be read" : "the file is larger than MaxMessageKB");
+        struct receipt_answer big;
+        receipt_answer(RECEIPT_PICKUP, RECEIPT_TOO_BIG, 0, NULL, &big);
+        const char *why = buf || sz.QuadPart <= (LONGLONG)pk.run.max_size
+                          ? "the file could not be read" : big.text;
+        DWORD err = GetLastError();
         free(buf);
-        to_badmail(path, name, why, GetLastError());
-        return;
+        to_badmail(path, name, why, err);
+        return 0;
     }
     size_t len = got, body = 0;
     struct pick p = { .why = "" };
@@ -321,63 +358,115 @@ static void take(const wchar_t *name)
         to_badmail(path, name, p.why, ERROR_INVALID_DATA);
         env_free(&p.env);
         free(buf);
-        return;
+        return 0;
     }
     snprintf(p.env.client, sizeof p.env.client, "pickup directory");
-    struct spool_msg *sm;
-    DWORD err = spool_create(&sm);
-    if (err) {
-        env_free(&p.env);
-        free(buf);
-        return;   /* the queue cannot take it now: the file stays for the next scan */
-    }
-    char date[64], received[600];
-    clock_rfc5322(clock_unix(), date, sizeof date);
-    int n = snprintf(received, sizeof received, "Received: from pickup directory by %s with "
-                     "imsvc\r\n\tid %s; %s\r\n", pk.host, spool_msg_id(sm), date);
-    if (n > 0 && (size_t)n < sizeof received)
-        err = spool_write(sm, received, (size_t)n);
-    if (!err)
-        err = spool_write(sm, buf + body, len - body);
-    snprintf(p.env.id, sizeof p.env.id, "%s", spool_msg_id(sm));
-    p.env.arrived = clock_unix();
-    char reason[FILTER_REASON_MAX];
-    DWORD ferr = 0;
-    enum filter_verdict v = err ? FILTER_ERROR : filter_message(pk.filter, sm, &p.env, reason,
-                                                                sizeof reason, &ferr);
-    if (err) {
-        spool_abort(sm);
-    } else if (v == FILTER_REJECT) {
-        spool_abort(sm);
-        char why[FILTER_REASON_MAX + 64];
-        snprintf(why, sizeof why, "rejected by the content filter: %s", reason);
-        to_badmail(path, name, why, 0);
-    } else if (v == FILTER_ERROR) {
-        spool_abort(sm);   /* the file stays: tried again at the next scan */
-    } else {
-        err = spool_commit(sm, &p.env, v == FILTER_HOLD);
-        if (!err)
+    int rc = 0;
+    struct receive *r = receive_begin(RECEIPT_PICKUP, NULL);
+    if (r) {
+        char origin[MAX_PATH * 3 + 16];
+        wide_to_utf8(name, origin + 12, sizeof origin - 12);
+        memcpy(origin, "pickup file ", 12);
+        receive_describe(r, origin);
+        receive_write(r, buf + body, len - body);
+        DWORD err = 0;
+        enum receipt_outcome o = receive_run(r, &p.env);
+        receive_outcome(r, &err);
+        struct receipt_answer a;
+        receive_result(r, &a);
+        if (a.fate == RECEIPT_FATE_TAKEN) {
             DeleteFileW(path);
+        } else if (a.fate == RECEIPT_FATE_REFUSED) {
+            to_badmail(path, name, a.text, 0);
+        } else if (o == RECEIPT_STORE_FAILED) {
+            if (a.events & RECEIPT_EV_STORE_FAILED)
+                report_store_failure(name, err);
+            rc = -1;
+        }
+        /* RECEIPT_FATE_RETRY: the file stays and is tried at the next scan */
+        receive_free(r);
     }
     env_free(&p.env);
     free(buf);
+    return rc;
 }
 
-void pickup_scan(void)
+/* One pass: at most PICKUP_FILES_MAX files, those named after the cursor
+ * first; a pass that reaches the end of the folder starts the next from its
+ * beginning. Returns how many files it looked at. */
+static unsigned scan_pass(void)
 {
     AcquireSRWLockShared(&pk.lock);
+    pk.run = pk.set;
+    ReleaseSRWLockShared(&pk.lock);
     wchar_t pat[MAX_PATH];
-    _snwprintf(pat, MAX_PATH, L"%ls\\*.eml", pk.dir);
+    _snwprintf(pat, MAX_PATH, L"%ls\\*.eml", pk.run.dir);
     pat[MAX_PATH - 1] = 0;
     WIN32_FIND_DATAW fd;
     HANDLE f = FindFirstFileW(pat, &fd);
-    if (f != INVALID_HANDLE_VALUE) {
-        unsigned n = 0;
-        do {
-            if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
-                take(fd.cFileName);
-        } while (++n < PICKUP_FILES_MAX && FindNextFileW(f, &fd));
-        FindClose(f);
+    if (f == INVALID_HANDLE_VALUE) {
+        pk.cursor[0] = 0;
+        return 0;
     }
-    ReleaseSRWLockShared(&pk.lock);
+    unsigned n = 0;
+    wchar_t last[MAX_PATH] = L"";
+    do {
+        if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || wcscmp(fd.cFileName, pk.cursor) <= 0)
+            continue;
+        n++;
+        if (wcscmp(fd.cFileName, last) > 0)
+            wcscpy(last, fd.cFileName);
+        if (take(fd.cFileName) != 0)
+            break;   /* the queue cannot take messages now: the next pass tries again */
+    } while (n < PICKUP_FILES_MAX && !pk.stop && FindNextFileW(f, &fd));
+    FindClose(f);
+    if (n < PICKUP_FILES_MAX)
+        pk.cursor[0] = 0;   /* the end of the folder: the next pass from its beginning */
+    else
+        wcscpy(pk.cursor, last);
+    return n;
+}
+
+static DWORD WINAPI pickup_main(void *arg)
+{
+    (void)arg;
+    while (!pk.stop) {
+        unsigned n = pk.paused ? 0 : scan_pass();
+        /* A full pass means more may wait: go on at once, else every interval. */
+        WaitForSingleObject(pk.wake, n >= PICKUP_FILES_MAX ? 0 : PICKUP_INTERVAL_SECS * 1000u);
+    }
+    return 0;
+}
+
+DWORD pickup_start(const struct imsvc_config *cfg)
+{
+    pickup_reconfigure(cfg);
+    pk.stop = 0;
+    pk.cursor[0] = 0;
+    if (!pk.wake)
+        pk.wake = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (!pk.wake)
+        return GetLastError();
+    pk.thread = CreateThread(NULL, 0, pickup_main, NULL, 0, NULL);
+    return pk.thread ? ERROR_SUCCESS : GetLastError();
+}
+
+void pickup_pause(int paused)
+{
+    InterlockedExchange(&pk.paused, paused ? 1 : 0);
+    if (pk.wake)
+        SetEvent(pk.wake);
+}
+
+void pickup_stop(DWORD wait_ms)
+{
+    if (!pk.thread)
+        return;
+    InterlockedExchange(&pk.stop, 1);
+    SetEvent(pk.wake);
+    /* A file in the filter past the wait is abandoned: it stays in Pickup,
+     * and its message, not committed, is not in the queue. */
+    WaitForSingleObject(pk.thread, wait_ms);
+    CloseHandle(pk.thread);
+    pk.thread = NULL;
 }

@@ -24,8 +24,9 @@
 #include "delivery.h"
 #include "filter.h"
 #include "location.h"
-#include "pickup.h"
+#include "notice.h"
 #include "qmgr.h"
+#include "receive.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
@@ -155,24 +156,25 @@ static void on_committed(const char *id)
 
 DWORD queue_submit(const void *content, size_t len, struct envelope *env)
 {
-    struct spool_msg *sm;
-    DWORD err = spool_create(&sm);
-    if (err)
-        return err;
-    snprintf(env->id, sizeof env->id, "%s", spool_msg_id(sm));
-    env->arrived = clock_unix();
-    err = spool_write(sm, content, len);
-    if (err) {
-        spool_abort(sm);
-        return err;
+    struct receive *r = receive_begin(RECEIPT_NOTICE, NULL);
+    if (!r)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    receive_write(r, content, len);
+    DWORD err = ERROR_SUCCESS;
+    if (receive_run(r, env) != RECEIPT_QUEUED) {
+        receive_outcome(r, &err);
+        if (!err)
+            err = ERROR_INVALID_DATA;   /* refused by a limit: not queued all the same */
     }
-    return spool_commit(sm, env, 0);
+    receive_free(r);
+    return err;
 }
 
 /* Badmail and NDRs ---------------------------------------------------------- */
 
-/* A message nobody can be told about: content and reason side by side. */
-static void badmail(const struct qmsg *m, const char *reason)
+/* A message nobody can be told about: content and reason side by side;
+ * why: the event's short reason (UTF-8). */
+static void badmail(const struct qmsg *m, const char *reason, const char *why_utf8)
 {
     wchar_t eml[MAX_PATH], txt[MAX_PATH];
     _snwprintf(eml, MAX_PATH, L"%ls\\%hs.eml", SET->badmail_dir, m->id);
@@ -196,18 +198,17 @@ static void badmail(const struct qmsg *m, const char *reason)
         CloseHandle(h);
     wchar_t wid[ENV_ID_MAX + 1], why[200];
     utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
-    _snwprintf(why, ARRAYSIZE(why), L"it came from the null sender <>, so it is itself a "
-               L"notification");
-    why[ARRAYSIZE(why) - 1] = 0;
+    utf8_to_wide(why_utf8, why, ARRAYSIZE(why));
     event(EVENTLOG_WARNING_TYPE, MSG_BADMAIL, LOC_QUEUE_BADMAIL, err, 3,
           (const wchar_t *[]){ wid, why, eml });
 }
 
-/* Compose and queue a DSN about recipients which[] of m. Returns 1 if a
- * notice was queued or none was wanted, 0 if it must go to Badmail. */
-static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *which, size_t n,
-                       const char *reason)
+/* Compose and queue a DSN about recipients which[] of m. Returns its fate
+ * (core/notice.h); *qerr: the Win32 error when it could not be queued. */
+static enum notice_fate send_notice(struct qmsg *m, enum dsn_action action, const size_t *which,
+                                    size_t n, const char *reason, DWORD *qerr)
 {
+    *qerr = 0;
     char date[64], arrival[64], until[64], msgid[ENV_ID_MAX + 300];
     int64_t now = clock_unix();
     clock_rfc5322(now, date, sizeof date);
@@ -231,13 +232,9 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         buf = malloc(len + 1);
         res = buf ? dsn_compose(&r, buf, len + 1, &len) : DSN_BAD_INPUT;
     }
-    if (res == DSN_NULL_SENDER) {
+    if (res == DSN_NULL_SENDER || res == DSN_NOBODY) {
         free(buf);
-        return 0;
-    }
-    if (res == DSN_NOBODY) {
-        free(buf);
-        return 1;
+        return notice_fate(res, 0);
     }
     wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wnew[ENV_ID_MAX + 1], wrcpts[1200], wreason[600];
     char from[600], rcpts[1200] = "";
@@ -254,14 +251,15 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
     utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
     utf8_to_wide(rcpts, wrcpts, ARRAYSIZE(wrcpts));
     utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
-    DWORD err = ERROR_INVALID_DATA;
+    DWORD err = ERROR_INVALID_DATA;   /* could not be composed */
     struct envelope ne;
     env_init(&ne);
     ne.from.null_path = 1;
     ne.body = has_8bit((const unsigned char *)buf, buf ? len : 0) ? ADDR_BODY_8BITMIME
                                                                   : ADDR_BODY_NONE;
-    if (res == DSN_OK && env_add_rcpt(&ne, &m->env.from, NULL) >= 0)
-        err = queue_submit(buf, len, &ne);
+    if (res == DSN_OK)
+        err = env_add_rcpt(&ne, &m->env.from, NULL) >= 0 ? queue_submit(buf, len, &ne)
+                                                         : ERROR_NOT_ENOUGH_MEMORY;
     free(buf);
     if (err) {
         wchar_t what[300];
@@ -272,7 +270,8 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
         event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_NDR, err, 1,
               (const wchar_t *[]){ what });
         env_free(&ne);
-        return 0;
+        *qerr = res == DSN_OK ? err : 0;
+        return notice_fate(res, err);
     }
     utf8_to_wide(ne.id, wnew, ARRAYSIZE(wnew));
     env_free(&ne);
@@ -282,7 +281,7 @@ static int send_notice(struct qmsg *m, enum dsn_action action, const size_t *whi
     else
         event(EVENTLOG_INFORMATION_TYPE, MSG_DELAY_SENT, LOC_QUEUE_NDR, 0, 4,
               (const wchar_t *[]){ wid, wfrom, wnew, wrcpts });
-    return 1;
+    return NOTICE_QUEUED;
 }
 
 /* Finishing a message's round ---------------------------------------------- */
@@ -343,7 +342,14 @@ static void finalize(struct qmsg *m)
         }
     }
     if (n > 0) {
-        if (!send_notice(m, DSN_FAILED, which, n, reason)) {
+        DWORD qerr;
+        enum notice_fate nf = send_notice(m, DSN_FAILED, which, n, reason, &qerr);
+        if (notice_to_badmail(nf)) {
+            /* Why no report went out, in its own words: a notice that could
+             * not be queued is not a message from <>. */
+            char note[256], why[200];
+            notice_badmail_note(nf, DSN_FAILED, qerr, note, sizeof note);
+            notice_badmail_why(nf, DSN_FAILED, qerr, why, sizeof why);
             char text[ENV_WHY_MAX * 2 + 2048];
             size_t o = 0;
             for (size_t i = 0; i < n && o < sizeof text - 1; i++) {
@@ -352,16 +358,14 @@ static void finalize(struct qmsg *m)
                 mailbox_text(&r->addr, a, sizeof a);
                 int w = snprintf(text + o, sizeof text - o,
                                  "Message %s could not be delivered to %s (status %s).\r\n"
-                                 "Reason: %s\r\n%s%s%s"
-                                 "No notification was sent: the message came from the null "
-                                 "sender <>.\r\n", m->id, a, r->status, r->why,
+                                 "Reason: %s\r\n%s%s%s%s", m->id, a, r->status, r->why,
                                  r->reply[0] ? "Remote reply: " : "", r->reply,
-                                 r->reply[0] ? "\r\n" : "");
+                                 r->reply[0] ? "\r\n" : "", note);
                 if (w < 0 || (size_t)w >= sizeof text - o)
                     break;
                 o += (size_t)w;
             }
-            badmail(m, text);
+            badmail(m, text, why);
         }
         for (size_t i = 0; i < n; i++)
             m->env.rcpt[which[i]].notified |= ENV_NOTIFIED_FAILURE;
@@ -461,7 +465,8 @@ static void dispatch(struct qmsg *m)
     }
     int changed = 0;
     if (pl.n_late) {
-        send_notice(m, DSN_DELAYED, pl.late, pl.n_late, "");
+        DWORD qerr;   /* a delay notice that cannot be queued is reported, not retried */
+        send_notice(m, DSN_DELAYED, pl.late, pl.n_late, "", &qerr);
         for (size_t i = 0; i < pl.n_late; i++)
             m->env.rcpt[pl.late[i]].notified |= ENV_NOTIFIED_DELAY;
         changed = 1;
@@ -651,7 +656,7 @@ void queue_counts(struct queue_counts *c)
 static DWORD WINAPI scheduler_main(void *arg)
 {
     (void)arg;
-    int64_t last_pickup = 0, last_ctl = 0;
+    int64_t last_ctl = 0;
     struct qmsg **batch = NULL;
     size_t cap = 0;
     EnterCriticalSection(&q.lock);
@@ -686,10 +691,6 @@ static DWORD WINAPI scheduler_main(void *arg)
         if (now != last_ctl) {   /* once a second, not on every wake-up */
             ctl_scan();
             last_ctl = now;
-        }
-        if (now - last_pickup >= PICKUP_INTERVAL_SECS && !q.paused) {
-            pickup_scan();
-            last_pickup = now;
         }
         EnterCriticalSection(&q.lock);
         if (q.stop)
@@ -770,7 +771,6 @@ DWORD queue_start(const struct imsvc_config *cfg)
     _snwprintf(wr, ARRAYSIZE(wr), L"%u", recovered);
     event(EVENTLOG_INFORMATION_TYPE, MSG_QUEUE_RECOVERED, LOC_SPOOL_RECOVER, 0, 2,
           (const wchar_t *[]){ wc, wr });
-    pickup_init(cfg);
 
     q.running = 1;
     delivery_start(cfg->max_outbound, &SET->dc);
@@ -792,7 +792,6 @@ void queue_reconfigure(const struct imsvc_config *cfg)
     CreateDirectoryW(ns->badmail_dir, NULL);
     current = ns;
     delivery_configure(&ns->dc);
-    pickup_init(cfg);
     EnterCriticalSection(&q.lock);
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);

@@ -10,9 +10,10 @@
  * connection while the destination has more jobs (connection reuse). The
  * results go into the envelope per recipient through core/retry.h; failed
  * recipients get an NDR (core/dsn.h) at once, a null-sender message that
- * fails goes to Badmail. The content is sent as it is on disk: only a next
- * hop without 8BITMIME gets 8-bit parts re-encoded (core/convert.h), and
- * never a signed part: that message bounces with 5.6.3 instead.
+ * fails goes to Badmail, as does one whose NDR cannot be queued (its .txt
+ * says which, core/notice.h). The content is sent as it is on disk: only a
+ * next hop without 8BITMIME gets 8-bit parts re-encoded (core/convert.h),
+ * and never a signed part: that message bounces with 5.6.3 instead.
  */
 #ifndef IMSVC_QUEUE_H
 #define IMSVC_QUEUE_H
@@ -33,9 +34,10 @@ void queue_reconfigure(const struct imsvc_config *cfg);
 /* While paused nothing is delivered; messages are still accepted. */
 void queue_pause(int paused);
 
-/* Queue a message made here (an NDR, a pickup file): content, and an
- * envelope with from and recipients (its id and arrival are set here).
- * Returns a Win32 error; on success the message is on disk. */
+/* Queue a notice made here (an NDR, a delay notification) through the
+ * receive module: content, and an envelope with from and recipients (its id
+ * and arrival are set there). Returns a Win32 error; on success the message
+ * is on disk. */
 DWORD queue_submit(const void *content, size_t len, struct envelope *env);
 
 /* The status file the service rewrites every few seconds, for `imsvc status`:

@@ -17,6 +17,8 @@
 #include "service.h"
 #include "queue.h"
 #include "ioengine.h"
+#include "pickup.h"
+#include "receive.h"
 #include "smtp_server.h"
 #include "status.h"
 #include "tlscache.h"
@@ -179,7 +181,9 @@ static void reload(void)
         acl_secure_data(&fresh, &ar);
         report_rights(&ar);
     }
+    receive_configure(&fresh);
     queue_reconfigure(&fresh);
+    pickup_reconfigure(&fresh);
     /* The listener takes its settings when it starts: restart it with the
      * new ones. If they do not work, the old ones are put back. */
     smtp_server_stop(WAIT_HINT_STOP_MS);
@@ -250,6 +254,7 @@ static DWORD start_up(void)
     }
     /* The queue first: it recovers what a crash left before anything new
      * is accepted, and the listener commits into it. */
+    receive_configure(&config);
     rc = queue_start(&config);
     if (rc != ERROR_SUCCESS) {
         io_engine_stop();
@@ -261,8 +266,19 @@ static DWORD start_up(void)
         return rc;
     }
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    /* The receivers: the pickup folder on its own thread, then the listener. */
+    rc = pickup_start(&config);
+    if (rc != ERROR_SUCCESS) {
+        queue_stop(WAIT_HINT_STOP_MS);
+        io_engine_stop();
+        evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
+                     LOC_QUEUE_PICKUP, rc, 1,
+                     (const wchar_t *[]){ L"cannot start the pickup folder's thread" });
+        return rc;
+    }
     rc = smtp_server_start(&config);
     if (rc != ERROR_SUCCESS) {
+        pickup_stop(WAIT_HINT_STOP_MS);
         queue_stop(WAIT_HINT_STOP_MS);
         io_engine_stop();
         wchar_t why[128];
@@ -316,6 +332,7 @@ static int service_loop(void)
                              LOC_SVC_PAUSE, 0, 0, NULL);
             paused = TRUE;
             smtp_server_pause(1);
+            pickup_pause(1);
             queue_pause(1);
             report(SERVICE_PAUSED, NO_ERROR, 0);
         }
@@ -325,6 +342,7 @@ static int service_loop(void)
                              LOC_SVC_CONTINUE, 0, 0, NULL);
             paused = FALSE;
             smtp_server_pause(0);
+            pickup_pause(0);
             queue_pause(0);
             report(SERVICE_RUNNING, NO_ERROR, 0);
         }
@@ -333,6 +351,7 @@ static int service_loop(void)
     report(SERVICE_STOP_PENDING, NO_ERROR, WAIT_HINT_STOP_MS);
     status_stop();
     smtp_server_stop(WAIT_HINT_STOP_MS / 2);
+    pickup_stop(WAIT_HINT_STOP_MS / 4);
     queue_stop(WAIT_HINT_STOP_MS / 2);
     tls_cache_shutdown();   /* outbound credentials kept per destination */
     io_engine_stop();

@@ -4,9 +4,10 @@
  * 421 4.7.0 when MaxSessions or MaxSessionsPerAddress is reached. A session
  * is a handler on the engine (ioengine.h) over a channel (channel.h): input
  * is fed to the engine, the engine's events are acted on, its replies
- * written. Nothing here waits: AUTH through SSPI and the content filter run
- * on work threads (io_work), the group commit calls back (spool_commit_async),
- * and each resumes the session with IO_EV_WAKE. While such work runs the
+ * written. A message goes into the queue through the receive module
+ * (receive.h). Nothing here waits: AUTH through SSPI and the content filter
+ * run on work threads (io_work), the group commit calls back
+ * (receive_commit_async), and each resumes the session with IO_EV_WAKE. While such work runs the
  * session takes no input (its bytes wait in the connection's buffer).
  *
  * Timers: the engine's peer timer for the state (InactivityTimeout for a
@@ -31,16 +32,14 @@
 #include "clock.h"
 #include "config.h"
 #include "eventlog.h"
-#include "filter.h"
 #include "ioengine.h"
 #include "location.h"
 #include "ntlm.h"
 #include "penalty.h"
+#include "receive.h"
 #include "secret.h"
 #include "smtp_server.h"
 #include "smtpd.h"
-#include "spool.h"
-#include "storage.h"
 #include "tls.h"
 #include "utf.h"
 
@@ -74,7 +73,6 @@ struct server {
     char hostname[256];
     const struct config_lists *lists;   /* LocalDomains and RelayAddresses, parsed by
                                            config_load; never freed (config.h) */
-    wchar_t content_filter[CONFIG_STR_MAX];
     struct tls_cred tls_cred;       /* valid when a certificate is loaded */
     struct tls_policy tls_policy;
     DWORD ntlm_min_key_bits;
@@ -197,7 +195,7 @@ enum work {
     WORK_NTLM,          /* one AcceptSecurityContext step */
     WORK_PASSWORD,      /* AUTH LOGIN/PLAIN checked through NTLM */
     WORK_FILTER,        /* the content filter, then the commit */
-    WORK_COMMIT,        /* the group commit (spool_commit_async) */
+    WORK_COMMIT,        /* the group commit (receive_commit_async) */
     WORK_DELAY,         /* a failed AUTH's answer, held back by the penalty */
 };
 
@@ -227,15 +225,9 @@ struct session {
     DWORD delay_ms;
     SECURITY_STATUS sspi_status;
     /* the message being received */
-    struct spool_msg *msg;
-    DWORD failure;                  /* the first Win32 error while spooling */
+    struct receive *rcv;            /* NULL: none, or out of memory at DATA */
     struct envelope env;
     int have_env;
-    int hold;
-    enum filter_verdict verdict;
-    char reason[FILTER_REASON_MAX];
-    DWORD filter_err;
-    char qid[ENV_ID_MAX + 1];
     volatile DWORD commit_err;
     ULONGLONG data_start;
     unsigned long long data_bytes;
@@ -302,40 +294,29 @@ static void arm_timer(struct session *s)
 
 /* The queue ------------------------------------------------------------- */
 
-static void spool_put(struct session *s, const void *p, size_t len)
+static void message_discard(struct session *s)
 {
-    if (!s->msg || s->failure)
-        return;
-    s->failure = spool_write(s->msg, p, len);
+    receive_free(s->rcv);
+    s->rcv = NULL;
 }
 
-static void spool_discard(struct session *s)
-{
-    spool_abort(s->msg);
-    s->msg = NULL;
-}
-
-static void spool_begin(struct session *s)
+static void message_begin(struct session *s)
 {
     s->data_start = GetTickCount64();
     s->data_bytes = 0;
-    s->failure = spool_create(&s->msg);
-    if (s->failure)
-        return;
-    char date[64], received[2048];
-    clock_rfc5322(clock_unix(), date, sizeof date);
-    int n = smtpd_received(s->engine, spool_msg_id(s->msg), date, received, sizeof received);
-    if (n < 0)
-        s->failure = ERROR_INSUFFICIENT_BUFFER;
-    else
-        spool_put(s, received, (size_t)n);
+    message_discard(s);
+    s->rcv = receive_begin(RECEIPT_SMTP, s->engine);
+    if (s->rcv) {
+        char origin[INET6_ADDRSTRLEN + 32];
+        snprintf(origin, sizeof origin, "session from %s", s->peer);
+        receive_describe(s->rcv, origin);
+    }
 }
 
-/* The transaction's envelope, as the engine holds it. */
+/* The transaction's envelope, as the engine holds it (its id and arrival
+ * are the receive module's). */
 static DWORD build_envelope(struct session *s, struct envelope *e)
 {
-    snprintf(e->id, sizeof e->id, "%s", spool_msg_id(s->msg));
-    e->arrived = clock_unix();
     e->from = *smtpd_sender(s->engine);
     snprintf(e->client, sizeof e->client, "[%s]", s->peer);
     snprintf(e->helo, sizeof e->helo, "%s", smtpd_helo(s->engine));
@@ -366,8 +347,7 @@ static void commit_start(struct session *s)
 {
     s->work = WORK_COMMIT;
     io_ref(s->io);
-    DWORD err = spool_commit_async(s->msg, &s->env, s->hold, commit_done, s);
-    s->msg = NULL;   /* spool_commit_async frees it either way */
+    DWORD err = receive_commit_async(s->rcv, commit_done, s);
     if (err) {
         s->commit_err = err;
         io_wake_ref(s->io);
@@ -378,105 +358,71 @@ static void commit_start(struct session *s)
 static void filter_work(void *ctx)
 {
     struct session *s = ctx;
-    s->verdict = filter_message(srv.content_filter, s->msg, &s->env, s->reason, sizeof s->reason,
-                                &s->filter_err);
+    receive_filter(s->rcv);
 }
 
-static void message_begin_commit(struct session *s)
-{
-    env_init(&s->env);
-    s->have_env = 1;
-    s->hold = 0;
-    if (!s->msg && !s->failure)
-        s->failure = ERROR_INVALID_HANDLE;
-    if (!s->failure)
-        s->failure = build_envelope(s, &s->env);
-    if (s->msg)
-        snprintf(s->qid, sizeof s->qid, "%s", spool_msg_id(s->msg));
-    else
-        s->qid[0] = 0;
-    if (!s->failure && srv.content_filter[0]) {
-        s->work = WORK_FILTER;
-        if (io_work(s->io, filter_work, s) == 0)
-            return;
-        s->work = WORK_NONE;
-        s->verdict = FILTER_ERROR;
-        s->filter_err = ERROR_NOT_ENOUGH_MEMORY;
-        snprintf(s->reason, sizeof s->reason, "cannot start the content filter");
-    } else {
-        s->verdict = FILTER_ACCEPT;
-    }
-    if (!s->failure && s->verdict == FILTER_ACCEPT) {
-        commit_start(s);
-        return;
-    }
-    /* answered below, as when the work comes back */
-}
-
-/* The message could not be stored: a full disk is 452 4.3.1 and reported
- * once by the spool; anything else 451 4.3.0 and an event. */
-static void answer_store_failure(struct session *s, DWORD err)
-{
-    struct storage_reply rp;
-    storage_reply(err, &rp);
-    if (!rp.full)
-        report_session_error(s, LOC_SMTPD_SPOOL, err, "cannot store a message in the queue");
-    smtpd_message_refused(s->engine, rp.code, rp.status, rp.text);
-}
-
-/* The message's fate once nothing more runs for it. */
+/* The message's fate once nothing more runs for it: the receive module's
+ * answer to the engine. A store failure other than a full disk (which the
+ * spool reports once) is reported here, naming the client. */
 static void message_answer(struct session *s)
 {
-    if (s->failure) {
-        spool_discard(s);
-        answer_store_failure(s, s->failure);
-    } else if (s->work == WORK_COMMIT) {
-        s->work = WORK_NONE;
-        if (s->commit_err)
-            answer_store_failure(s, s->commit_err);
-        else
-            smtpd_message_stored(s->engine, s->qid);
+    struct receipt_answer a;
+    DWORD err = 0;
+    if (s->rcv) {
+        receive_outcome(s->rcv, &err);
+        receive_result(s->rcv, &a);
+    } else {
+        err = ERROR_NOT_ENOUGH_MEMORY;
+        receipt_answer(RECEIPT_SMTP, RECEIPT_STORE_FAILED, err, NULL, &a);
     }
+    if (a.events & RECEIPT_EV_STORE_FAILED)
+        report_session_error(s, LOC_SMTPD_SPOOL, err, "cannot store a message in the queue");
+    if (a.fate == RECEIPT_FATE_TAKEN)
+        smtpd_message_stored(s->engine, receive_id(s->rcv));
+    else
+        smtpd_message_refused(s->engine, a.code, a.status, a.text);
+    message_discard(s);
     if (s->have_env) {
         env_free(&s->env);
         s->have_env = 0;
     }
 }
 
-/* The filter's verdict is back: refuse, fail, hold or commit. Returns 1 when
- * a commit was started (the answer comes later). */
-static int filter_answer(struct session *s)
+/* The next step of the receive module, scheduled so that nothing blocks
+ * this I/O worker: the filter on a work thread, the commit asynchronously. */
+static void message_step(struct session *s, enum receive_step step)
 {
-    s->work = WORK_NONE;
-    if (s->verdict == FILTER_REJECT) {
-        spool_discard(s);
-        smtpd_message_refused(s->engine, 554, "5.7.1", s->reason);
-        return 0;
+    if (step == RECEIVE_STEP_FILTER) {
+        s->work = WORK_FILTER;
+        if (io_work(s->io, filter_work, s) == 0)
+            return;
+        s->work = WORK_NONE;
+        receive_filter_unrun(s->rcv, ERROR_NOT_ENOUGH_MEMORY, "cannot start the content filter");
+        step = receive_filtered(s->rcv);
     }
-    if (s->verdict == FILTER_ERROR) {
-        wchar_t wid[ENV_ID_MAX + 1], wreason[FILTER_REASON_MAX];
-        utf8_to_wide(s->qid, wid, ARRAYSIZE(wid));
-        utf8_to_wide(s->reason, wreason, ARRAYSIZE(wreason));
-        evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_FILTER_FAILED, LOC_QUEUE_FILTER,
-                     s->filter_err, 3, (const wchar_t *[]){ srv.content_filter, wid, wreason });
-        spool_discard(s);
-        smtpd_message_refused(s->engine, 451, "4.3.0", "the content filter failed; try again later");
-        return 0;
+    if (step == RECEIVE_STEP_COMMIT) {
+        commit_start(s);
+        return;
     }
-    if (s->verdict == FILTER_HOLD) {
-        wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wreason[FILTER_REASON_MAX];
-        char from[600];
-        if (s->env.from.null_path || addr_format_mailbox(&s->env.from, from, sizeof from) < 0)
-            strcpy(from, "<>");
-        utf8_to_wide(s->qid, wid, ARRAYSIZE(wid));
-        utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
-        utf8_to_wide(s->reason, wreason, ARRAYSIZE(wreason));
-        evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_MESSAGE_HELD,
-                     LOC_QUEUE_FILTER, 0, 3, (const wchar_t *[]){ wid, wfrom, wreason });
-        s->hold = 1;
+    message_answer(s);
+}
+
+/* The engine has the whole message: its envelope, then the receive steps. */
+static void message_end(struct session *s)
+{
+    env_init(&s->env);
+    s->have_env = 1;
+    if (!s->rcv) {
+        message_answer(s);
+        return;
     }
-    commit_start(s);
-    return 1;
+    DWORD err = build_envelope(s, &s->env);
+    if (err) {
+        receive_committed(s->rcv, err);   /* not queued: answered as a store failure */
+        message_answer(s);
+        return;
+    }
+    message_step(s, receive_end(s->rcv, &s->env));
 }
 
 /* Authentication --------------------------------------------------------- */
@@ -697,19 +643,18 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
         s->ntlm = NULL;
         return 0;
     case SMTPD_EV_DATA_BEGIN:
-        spool_begin(s);
+        message_begin(s);
         return 0;
     case SMTPD_EV_DATA_CHUNK:
         s->data_bytes += ev->len;
-        spool_put(s, ev->data, ev->len);
+        if (s->rcv)
+            receive_write(s->rcv, ev->data, ev->len);
         return 0;
     case SMTPD_EV_MESSAGE:
-        message_begin_commit(s);
-        if (s->work == WORK_NONE)
-            message_answer(s);   /* failed before any work began */
+        message_end(s);
         return 0;
     case SMTPD_EV_MESSAGE_REJECTED:
-        spool_discard(s);
+        message_discard(s);
         return 0;
     case SMTPD_EV_CLOSE:
         return -1;
@@ -731,10 +676,12 @@ static void work_returned(struct session *s)
         auth_answer(s);
         break;
     case WORK_FILTER:
-        if (!filter_answer(s))
-            message_answer(s);
+        s->work = WORK_NONE;
+        message_step(s, receive_filtered(s->rcv));
         break;
     case WORK_COMMIT:
+        s->work = WORK_NONE;
+        receive_committed(s->rcv, s->commit_err);
         message_answer(s);
         break;
     default:
@@ -846,7 +793,7 @@ static void session_free(struct session *s)
     if (left == 0 && srv.stopping && srv.all_closed)
         SetEvent(srv.all_closed);
     ReleaseSRWLockExclusive(&srv.lock);
-    spool_discard(s);
+    message_discard(s);
     if (s->have_env)
         env_free(&s->env);
     ntlm_free(s->ntlm);
@@ -1054,8 +1001,6 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
         srv.engine.options |= SMTPD_OPT_STARTTLS;
-    _snwprintf(srv.content_filter, ARRAYSIZE(srv.content_filter), L"%ls", cfg->content_filter);
-    srv.content_filter[ARRAYSIZE(srv.content_filter) - 1] = 0;
     return ERROR_SUCCESS;
 }
 

@@ -3,7 +3,8 @@
  * (argv[1]) and its envelope (argv[2]) and answers by the message's
  * "X-Test-Filter:" header: reject (exit 1 with a reason), hold (exit 2),
  * crash (exit 7), handles (exit 1, the reason counting the handles it
- * inherited), anything else or none: accept. It also checks that the
+ * inherited), sleep N (wait N seconds, then accept: a slow filter),
+ * anything else or none: accept. It also checks that the
  * envelope file it was given is an imsvc envelope, and fails (exit 9) if
  * not, so the test sees a wrong path at once.
  *
@@ -18,6 +19,7 @@
 #include <winsock2.h>
 #include <windows.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
 
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
             rc = 7;
         } else if (strncmp(line + 15, "handles", 7) == 0) {
             handles = 1;
+        } else if (strncmp(line + 15, "sleep ", 6) == 0) {
+            Sleep((DWORD)atoi(line + 21) * 1000u);
         }
     }
     fclose(f);
