@@ -7,18 +7,25 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "domains.h"
 #include "receipt.h"
 #include "smtpd.h"
 
-static const char *const local[] = { "example.org" };
+/* LocalDomains "example.org", parsed once for the suite */
+static const struct domain_list *local(void)
+{
+    static struct domain_list l;
+    if (l.n == 0)
+        ck_assert_int_eq(domains_parse(&l, "example.org", NULL, 0), 0);
+    return &l;
+}
 
 static struct smtpd *session_at_data(const char *extra)
 {
     struct smtpd_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.hostname = "mx.example";
-    cfg.local_domains = local;
-    cfg.n_local_domains = 1;
+    cfg.local_domains = local();
     struct smtpd *s = smtpd_new(&cfg, "192.0.2.7", 0);
     ck_assert_ptr_nonnull(s);
     char conv[512];
