@@ -851,3 +851,9 @@ int addr_mailbox_equal(const struct addr_path *a, const struct addr_path *b)
             return 0;
     return 1;
 }
+
+void addr_mailbox_text(const struct addr_path *p, char *buf, size_t n)
+{
+    if (p->null_path || addr_format_mailbox(p, buf, n) < 0)
+        snprintf(buf, n, "%s", p->null_path ? "<>" : "(unprintable)");
+}

@@ -105,6 +105,9 @@ const char *addr_domain_rule(const char *s, size_t len);
  *   addr_format_params:  the parameters in a fixed order, space-separated,
  *                        keywords in upper case; "" when there are none */
 int addr_format_mailbox(const struct addr_path *p, char *buf, size_t n);
+/* For messages and events: the mailbox, "<>" for the null path, or
+ * "(unprintable)" when it does not fit; always NUL-terminated (n > 0). */
+void addr_mailbox_text(const struct addr_path *p, char *buf, size_t n);
 int addr_format_path(const struct addr_path *p, char *buf, size_t n);
 int addr_format_params(const struct addr_params *p, char *buf, size_t n);
 

@@ -430,3 +430,12 @@ enum mime_verdict mime_conversion_verdict(const struct mime_scan *scan, int peer
         *why = text;
     return v;
 }
+
+int mime_has_8bit(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] & 0x80)
+            return 1;
+    return 0;
+}

@@ -70,6 +70,9 @@ enum mime_verdict {
     MIME_VERDICT_REFUSE_COMPLEX,    /* 8-bit and too deep/many parts to convert: bounce 5.6.3 */
 };
 
+/* Does p hold an octet above 127? */
+int mime_has_8bit(const void *p, size_t n);
+
 /* The queue's question: may this message go to a peer that does (or does
  * not) offer 8BITMIME? *why (if not NULL) gets a sentence for the NDR or the
  * log; it is a static string. */

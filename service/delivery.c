@@ -68,14 +68,6 @@ void delivery_result(struct smtpc_result *r, enum smtpc_outcome o, const char *s
     snprintf(r->why, sizeof r->why, "%s", why);
 }
 
-static int has_8bit(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] & 0x80)
-            return 1;
-    return 0;
-}
-
 /* Delivery: the drop directory --------------------------------------------- */
 
 static void deliver_drop(struct delivery_job *j)
@@ -527,7 +519,7 @@ static void delivery_send(struct delivery *dv)
     }
     dv->msg = (struct smtpc_message){
         .from = dv->from, .to = dv->tp, .n_to = j->n, .size = len,
-        .eight_bit = has_8bit(content, len),
+        .eight_bit = mime_has_8bit(content, len),
     };
     outbound_send_async(dv->c, &dv->msg, content, len, dv->res, NULL, delivery_sent, dv);
 }

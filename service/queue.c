@@ -19,14 +19,13 @@
 #include "queue.h"
 
 #include "clock.h"
-#include "dsn.h"
 #include "eventlog.h"
 #include "delivery.h"
 #include "filter.h"
 #include "location.h"
-#include "notice.h"
+#include "mime.h"
+#include "notices.h"
 #include "qmgr.h"
-#include "receive.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
@@ -66,9 +65,8 @@ struct settings {
     struct retry_policy policy;
     struct route_config rc;
     char smarthost[300];
-    char helo[256];
-    wchar_t badmail_dir[MAX_PATH];
     struct delivery_config dc;         /* what delivery.h needs */
+    struct notices_config nc;          /* ... and notices.h */
 };
 
 static struct settings *volatile current;
@@ -81,7 +79,6 @@ static struct {
     size_t n_msgs, cap_msgs;
     int stop, paused, running;
     HANDLE scheduler;
-    volatile LONG seq;
 } q;
 
 /* Small things -------------------------------------------------------------- */
@@ -92,20 +89,6 @@ static void event(WORD type, DWORD id, DWORD location, DWORD status, int n,
                   const wchar_t *const *strings)
 {
     evlog_report(type, CAT_QUEUING, id, location, status, n, strings);
-}
-
-static void mailbox_text(const struct addr_path *p, char *out, size_t n)
-{
-    if (p->null_path || addr_format_mailbox(p, out, n) < 0)
-        snprintf(out, n, "%s", p->null_path ? "<>" : "(unprintable)");
-}
-
-static int has_8bit(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] & 0x80)
-            return 1;
-    return 0;
 }
 
 /* The message index --------------------------------------------------------- */
@@ -152,138 +135,6 @@ static void on_committed(const char *id)
     /* Out of memory: the message is on disk and is found at the next start. */
 }
 
-/* Submitting a message made here ----------------------------------------- */
-
-DWORD queue_submit(const void *content, size_t len, struct envelope *env)
-{
-    struct receive *r = receive_begin(RECEIPT_NOTICE, NULL);
-    if (!r)
-        return ERROR_NOT_ENOUGH_MEMORY;
-    receive_write(r, content, len);
-    DWORD err = ERROR_SUCCESS;
-    if (receive_run(r, env) != RECEIPT_QUEUED) {
-        receive_outcome(r, &err);
-        if (!err)
-            err = ERROR_INVALID_DATA;   /* refused by a limit: not queued all the same */
-    }
-    receive_free(r);
-    return err;
-}
-
-/* Badmail and NDRs ---------------------------------------------------------- */
-
-/* A message nobody can be told about: content and reason side by side;
- * why: the event's short reason (UTF-8). */
-static void badmail(const struct qmsg *m, const char *reason, const char *why_utf8)
-{
-    wchar_t eml[MAX_PATH], txt[MAX_PATH];
-    _snwprintf(eml, MAX_PATH, L"%ls\\%hs.eml", SET->badmail_dir, m->id);
-    _snwprintf(txt, MAX_PATH, L"%ls\\%hs.txt", SET->badmail_dir, m->id);
-    eml[MAX_PATH - 1] = txt[MAX_PATH - 1] = 0;
-    CreateDirectoryW(SET->badmail_dir, NULL);
-    DWORD err = ERROR_SUCCESS;
-    HANDLE h = CreateFileW(eml, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-    DWORD k;
-    if (h == INVALID_HANDLE_VALUE ||
-        !WriteFile(h, m->content, (DWORD)m->len, &k, NULL) || k != m->len ||
-        !FlushFileBuffers(h))
-        err = GetLastError();
-    if (h != INVALID_HANDLE_VALUE)
-        CloseHandle(h);
-    h = CreateFileW(txt, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-    if (h == INVALID_HANDLE_VALUE ||
-        !WriteFile(h, reason, (DWORD)strlen(reason), &k, NULL) || !FlushFileBuffers(h))
-        err = err ? err : GetLastError();
-    if (h != INVALID_HANDLE_VALUE)
-        CloseHandle(h);
-    wchar_t wid[ENV_ID_MAX + 1], why[200];
-    utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
-    utf8_to_wide(why_utf8, why, ARRAYSIZE(why));
-    event(EVENTLOG_WARNING_TYPE, MSG_BADMAIL, LOC_QUEUE_BADMAIL, err, 3,
-          (const wchar_t *[]){ wid, why, eml });
-}
-
-/* Compose and queue a DSN about recipients which[] of m. Returns its fate
- * (core/notice.h); *qerr: the Win32 error when it could not be queued. */
-static enum notice_fate send_notice(struct qmsg *m, enum dsn_action action, const size_t *which,
-                                    size_t n, const char *reason, DWORD *qerr)
-{
-    *qerr = 0;
-    char date[64], arrival[64], until[64], msgid[ENV_ID_MAX + 300];
-    int64_t now = clock_unix();
-    clock_rfc5322(now, date, sizeof date);
-    clock_rfc5322(m->env.arrived, arrival, sizeof arrival);
-    clock_rfc5322(m->env.arrived + SET->policy.expire, until, sizeof until);
-    snprintf(msgid, sizeof msgid, "<%s.%s.%ld@%s>", action == DSN_FAILED ? "ndr" : "delay",
-             m->id, (long)InterlockedIncrement(&q.seq), SET->helo);
-    struct dsn_request r = {
-        .action = action, .env = &m->env, .which = which, .n_which = n, .host = SET->helo,
-        .date = date, .arrival_date = arrival, .message_id = msgid,
-        .retry_until = action == DSN_DELAYED ? until : NULL,
-        .original = (const char *)m->content, .original_len = m->len,
-        /* NdrContent: the sender may be forged, so by default only headers go back */
-        .content = _wcsicmp(SET->cfg.ndr_content, L"full") == 0 ? DSN_CONTENT_FULL
-                                                                : DSN_CONTENT_HEADERS,
-    };
-    size_t len = 0;
-    enum dsn_result res = dsn_compose(&r, NULL, 0, &len);
-    char *buf = NULL;
-    if (res == DSN_TOO_SMALL) {
-        buf = malloc(len + 1);
-        res = buf ? dsn_compose(&r, buf, len + 1, &len) : DSN_BAD_INPUT;
-    }
-    if (res == DSN_NULL_SENDER || res == DSN_NOBODY) {
-        free(buf);
-        return notice_fate(res, 0);
-    }
-    wchar_t wid[ENV_ID_MAX + 1], wfrom[600], wnew[ENV_ID_MAX + 1], wrcpts[1200], wreason[600];
-    char from[600], rcpts[1200] = "";
-    mailbox_text(&m->env.from, from, sizeof from);
-    for (size_t i = 0, o = 0; i < n && o < sizeof rcpts - 2; i++) {
-        char one[600];
-        mailbox_text(&m->env.rcpt[which[i]].addr, one, sizeof one);
-        int w = snprintf(rcpts + o, sizeof rcpts - o, "%s%s", i ? ", " : "", one);
-        if (w < 0 || (size_t)w >= sizeof rcpts - o)
-            break;
-        o += (size_t)w;
-    }
-    utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
-    utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
-    utf8_to_wide(rcpts, wrcpts, ARRAYSIZE(wrcpts));
-    utf8_to_wide(reason, wreason, ARRAYSIZE(wreason));
-    DWORD err = ERROR_INVALID_DATA;   /* could not be composed */
-    struct envelope ne;
-    env_init(&ne);
-    ne.from.null_path = 1;
-    ne.body = has_8bit((const unsigned char *)buf, buf ? len : 0) ? ADDR_BODY_8BITMIME
-                                                                  : ADDR_BODY_NONE;
-    if (res == DSN_OK)
-        err = env_add_rcpt(&ne, &m->env.from, NULL) >= 0 ? queue_submit(buf, len, &ne)
-                                                         : ERROR_NOT_ENOUGH_MEMORY;
-    free(buf);
-    if (err) {
-        wchar_t what[300];
-        _snwprintf(what, ARRAYSIZE(what), L"cannot queue the %ls for message %ls to %ls",
-                   action == DSN_FAILED ? L"non-delivery report" : L"delay notification",
-                   wid, wfrom);
-        what[ARRAYSIZE(what) - 1] = 0;
-        event(EVENTLOG_ERROR_TYPE, MSG_SPOOL_ERROR, LOC_QUEUE_NDR, err, 1,
-              (const wchar_t *[]){ what });
-        env_free(&ne);
-        *qerr = res == DSN_OK ? err : 0;
-        return notice_fate(res, err);
-    }
-    utf8_to_wide(ne.id, wnew, ARRAYSIZE(wnew));
-    env_free(&ne);
-    if (action == DSN_FAILED)
-        event(EVENTLOG_INFORMATION_TYPE, MSG_NDR_SENT, LOC_QUEUE_NDR, 0, 5,
-              (const wchar_t *[]){ wid, wfrom, wnew, wrcpts, wreason });
-    else
-        event(EVENTLOG_INFORMATION_TYPE, MSG_DELAY_SENT, LOC_QUEUE_NDR, 0, 4,
-              (const wchar_t *[]){ wid, wfrom, wnew, wrcpts });
-    return NOTICE_QUEUED;
-}
-
 /* Finishing a message's round ---------------------------------------------- */
 
 /* Deferred because the data directory's disk is full (deliver_drop's 4.3.1):
@@ -298,7 +149,7 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
     wchar_t wid[ENV_ID_MAX + 1], who[600], why[QUEUE_WHY_MAX], extra[64];
     char a[600];
     utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
-    mailbox_text(&r->addr, a, sizeof a);
+    addr_mailbox_text(&r->addr, a, sizeof a);
     utf8_to_wide(a, who, ARRAYSIZE(who));
     utf8_to_wide(r->why, why, ARRAYSIZE(why));
     if (cls == RETRY_TRANSIENT && (r->attempts == 1 || r->attempts == SET->policy.n_first + 1) &&
@@ -313,7 +164,7 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
     } else if (cls == RETRY_PERMANENT) {
         char from[600];
         wchar_t wfrom[600];
-        mailbox_text(&m->env.from, from, sizeof from);
+        addr_mailbox_text(&m->env.from, from, sizeof from);
         utf8_to_wide(from, wfrom, ARRAYSIZE(wfrom));
         if (r->status[0] == '4') {
             _snwprintf(extra, ARRAYSIZE(extra), L"%lu seconds",
@@ -330,47 +181,8 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
 /* Every job of m has ended: NDRs, then the envelope, then the index. */
 static void finalize(struct qmsg *m)
 {
-    size_t *which = malloc((m->env.n_rcpt ? m->env.n_rcpt : 1) * sizeof *which);
-    size_t n = 0;
-    char reason[ENV_WHY_MAX + 32] = "";
-    for (size_t i = 0; which && i < m->env.n_rcpt; i++) {
-        struct env_rcpt *r = &m->env.rcpt[i];
-        if (r->state == ENV_FAILED && !(r->notified & ENV_NOTIFIED_FAILURE)) {
-            which[n++] = i;
-            if (!reason[0])
-                snprintf(reason, sizeof reason, "%s %s", r->status, r->why);
-        }
-    }
-    if (n > 0) {
-        DWORD qerr;
-        enum notice_fate nf = send_notice(m, DSN_FAILED, which, n, reason, &qerr);
-        if (notice_to_badmail(nf)) {
-            /* Why no report went out, in its own words: a notice that could
-             * not be queued is not a message from <>. */
-            char note[256], why[200];
-            notice_badmail_note(nf, DSN_FAILED, qerr, note, sizeof note);
-            notice_badmail_why(nf, DSN_FAILED, qerr, why, sizeof why);
-            char text[ENV_WHY_MAX * 2 + 2048];
-            size_t o = 0;
-            for (size_t i = 0; i < n && o < sizeof text - 1; i++) {
-                const struct env_rcpt *r = &m->env.rcpt[which[i]];
-                char a[600];
-                mailbox_text(&r->addr, a, sizeof a);
-                int w = snprintf(text + o, sizeof text - o,
-                                 "Message %s could not be delivered to %s (status %s).\r\n"
-                                 "Reason: %s\r\n%s%s%s%s", m->id, a, r->status, r->why,
-                                 r->reply[0] ? "Remote reply: " : "", r->reply,
-                                 r->reply[0] ? "\r\n" : "", note);
-                if (w < 0 || (size_t)w >= sizeof text - o)
-                    break;
-                o += (size_t)w;
-            }
-            badmail(m, text, why);
-        }
-        for (size_t i = 0; i < n; i++)
-            m->env.rcpt[which[i]].notified |= ENV_NOTIFIED_FAILURE;
-    }
-    free(which);
+    struct notices_msg nm = { m->id, &m->env, m->content, m->len };
+    notices_failures(&SET->nc, &nm);
     int64_t due;
     int done = env_done(&m->env);
     if (done) {
@@ -454,7 +266,7 @@ static void dispatch(struct qmsg *m)
         return;
     }
     m->arrived = m->env.arrived;
-    m->eight_bit = has_8bit(m->content, m->len);
+    m->eight_bit = mime_has_8bit(m->content, m->len);
 
     /* What is due, late or unroutable, and where the due recipients go
      * (core/qmgr.h). */
@@ -465,10 +277,8 @@ static void dispatch(struct qmsg *m)
     }
     int changed = 0;
     if (pl.n_late) {
-        DWORD qerr;   /* a delay notice that cannot be queued is reported, not retried */
-        send_notice(m, DSN_DELAYED, pl.late, pl.n_late, "", &qerr);
-        for (size_t i = 0; i < pl.n_late; i++)
-            m->env.rcpt[pl.late[i]].notified |= ENV_NOTIFIED_DELAY;
+        struct notices_msg nm = { m->id, &m->env, m->content, m->len };
+        notices_delay(&SET->nc, &nm, pl.late, pl.n_late);
         changed = 1;
     }
     for (size_t i = 0; i < pl.n_bad; i++) {
@@ -737,9 +547,8 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     ns->rc.smarthost = ns->smarthost;
     ns->rc.smarthost_default_port = 25;
     ns->rc.outbound_port = cfg->outbound_port;
-    wide_to_utf8(cfg->host_name, ns->helo, sizeof ns->helo);
     delivery_config_make(cfg, ns->policy.n_first ? ns->policy.first[0] : 0, &ns->dc);
-    config_badmail_dir(cfg, ns->badmail_dir, MAX_PATH);
+    notices_config_make(cfg, ns->policy.expire, &ns->nc);
     return ns;
 }
 
@@ -751,7 +560,7 @@ DWORD queue_start(const struct imsvc_config *cfg)
         return ERROR_NOT_ENOUGH_MEMORY;
     current = ns;
     CreateDirectoryW(SET->dc.drop_dir, NULL);
-    CreateDirectoryW(SET->badmail_dir, NULL);
+    CreateDirectoryW(SET->nc.badmail_dir, NULL);
     InitializeCriticalSection(&q.lock);
     InitializeConditionVariable(&q.sched_cv);
 
@@ -789,7 +598,7 @@ void queue_reconfigure(const struct imsvc_config *cfg)
     if (!ns)
         return;
     CreateDirectoryW(ns->dc.drop_dir, NULL);
-    CreateDirectoryW(ns->badmail_dir, NULL);
+    CreateDirectoryW(ns->nc.badmail_dir, NULL);
     current = ns;
     delivery_configure(&ns->dc);
     EnterCriticalSection(&q.lock);

@@ -34,12 +34,6 @@ void queue_reconfigure(const struct imsvc_config *cfg);
 /* While paused nothing is delivered; messages are still accepted. */
 void queue_pause(int paused);
 
-/* Queue a notice made here (an NDR, a delay notification) through the
- * receive module: content, and an envelope with from and recipients (its id
- * and arrival are set there). Returns a Win32 error; on success the message
- * is on disk. */
-DWORD queue_submit(const void *content, size_t len, struct envelope *env);
-
 /* The status file the service rewrites every few seconds, for `imsvc status`:
  * <DataDirectory>\Queue\status.txt. */
 /* The queue manager's counts, for the status file. */
