@@ -59,15 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.2
-    done
-}
-
 T=$(mktemp -d /tmp/imsvc-backscatter.XXXXXX)
 wp_create
 

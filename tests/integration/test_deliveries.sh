@@ -33,14 +33,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.2
-    done
-}
 threads() { ls "/proc/$1/task" 2>/dev/null | wc -l; }
 
 wp_create

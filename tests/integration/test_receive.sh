@@ -53,15 +53,6 @@ mkdir -p "$exe_dir" "$T/sink"
 cp "$B/imsvc.exe" "$exe_dir/"
 x86_64-w64-mingw32-gcc -O2 -static -o "$exe_dir/test_filter.exe" tests/integration/tools/test_filter.c -lws2_32
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null; }
-# wait_for SECONDS CMD...: poll CMD until it succeeds or the deadline passes.
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.2
-    done
-}
 in_drop() { grep -l "^Subject: $1" "$data"/Drop/*.eml 2>/dev/null | head -1 || true; }
 has_drop() { [ -n "$(in_drop "$1")" ]; }
 in_sink() { grep -l "^Subject: $1" "$T"/sink/*.eml 2>/dev/null | head -1 || true; }

@@ -64,17 +64,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds or the
-# deadline passes.
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.2
-    done
-}
-
 W=$(mktemp -d /tmp/imsvc-recovery.XXXXXX)
 wp_create
 

@@ -43,6 +43,17 @@ event_id() {
     echo $((v & 0xFFFF))
 }
 
+# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds (0), or
+# return 1 once SECONDS have passed.
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.2
+    done
+}
+
 summary() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
