@@ -20,18 +20,18 @@
 #include <string.h>
 
 #include "clock.h"
+#include "commitlog.h"
 #include "eventlog.h"
 #include "location.h"
 #include "storage.h"
 
-#define SPOOL_ENV_MAX       (4u * 1024u * 1024u)  /* an envelope file, read whole */
+#define SPOOL_ENV_MAX       CLOG_ENV_MAX          /* an envelope file, read whole */
 #define SPOOL_LOG_ROTATE    (8u * 1024u * 1024u)  /* start a new log past this size */
 #define SPOOL_IDLE_ROTATE_MS 1000u                /* ... or after this long without commits */
-#define SPOOL_REC_HEAD_MAX  160u
 #define SPOOL_COPY_CHUNK    65536u
 
-#define REC_INLINE 0x1u   /* the content is in the record */
-#define REC_HOLD   0x2u   /* the message went to Hold\ */
+#define REC_INLINE CLOG_INLINE
+#define REC_HOLD   CLOG_HOLD
 
 struct spool_msg {
     char id[ENV_ID_MAX + 1];
@@ -473,26 +473,24 @@ DWORD spool_commit_async(struct spool_msg *m, const struct envelope *env, int ho
 
 /* The commit log ---------------------------------------------------------- */
 
-/* Record: "rec 1 KIND ID FLAGS ENVLEN CLEN CCRC\n", ENVLEN octets of envelope,
- * CLEN octets of content when inline, "end CRC\n" with the CRC of everything
- * before it except the content (whose own CRC is CCRC). */
+/* One record (core/commitlog.h) appended to the current log. */
 static DWORD log_append(char kind, const char *id, unsigned flags, const char *env,
                         size_t env_len, const void *content, uint64_t clen, uint32_t ccrc)
 {
-    char head[SPOOL_REC_HEAD_MAX], tail[32];
-    int hn = snprintf(head, sizeof head, "rec 1 %c %s %u %zu %llu %08lx\n", kind, id, flags,
-                      env_len, (unsigned long long)clen, (unsigned long)ccrc);
-    if (hn < 0 || (size_t)hn >= sizeof head)
+    char head[CLOG_HEAD_MAX], tail[CLOG_TAIL_MAX];
+    size_t hn = clog_format_head(kind, id, flags, env_len, clen, ccrc, head, sizeof head);
+    if (!hn)
         return ERROR_INVALID_DATA;
-    uint32_t crc = env_crc32_update(env_crc32_update(0, head, (size_t)hn), env, env_len);
-    int tn = snprintf(tail, sizeof tail, "end %08lx\n", (unsigned long)crc);
-    DWORD err = write_all(sp.log, head, (size_t)hn);
+    size_t tn = clog_format_tail(head, hn, env, env_len, tail, sizeof tail);
+    if (!tn)
+        return ERROR_INVALID_DATA;
+    DWORD err = write_all(sp.log, head, hn);
     if (!err && env_len)
         err = write_all(sp.log, env, env_len);
     if (!err && (flags & REC_INLINE) && clen)
         err = write_all(sp.log, content, (size_t)clen);
     if (!err)
-        err = write_all(sp.log, tail, (size_t)tn);
+        err = write_all(sp.log, tail, tn);
     if (!err)
         sp.log_size += (uint64_t)hn + env_len + ((flags & REC_INLINE) ? clen : 0) + (uint64_t)tn;
     return err;
@@ -661,85 +659,8 @@ static DWORD WINAPI committer_main(void *arg)
     return 0;
 }
 
-/* Reading a log: calls fn for each whole record; stops at the first torn
- * or damaged one (the tail a crash cut short: never acknowledged). */
-struct rec {
-    char kind;
-    char id[ENV_ID_MAX + 1];
-    unsigned flags;
-    const char *env;
-    size_t env_len;
-    const unsigned char *content;
-    uint64_t clen;
-    uint32_t ccrc;
-};
-
-static int id_ok(const char *id)
-{
-    if (!*id)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '-' || *p == '_'))
-            return 0;
-    return 1;
-}
-
-static void log_read(const unsigned char *buf, size_t len, void (*fn)(void *, const struct rec *),
-                     void *arg)
-{
-    size_t off = 0;
-    while (off < len) {
-        const unsigned char *nl = memchr(buf + off, '\n', len - off);
-        if (!nl || (size_t)(nl - (buf + off)) >= SPOOL_REC_HEAD_MAX)
-            return;
-        size_t hn = (size_t)(nl - (buf + off)) + 1;
-        char head[SPOOL_REC_HEAD_MAX + 1];
-        memcpy(head, buf + off, hn);
-        head[hn] = 0;
-        struct rec r = { 0 };
-        unsigned long long clen;
-        unsigned long ccrc;
-        size_t env_len;
-        char idbuf[ENV_ID_MAX + 2];
-        if (sscanf(head, "rec 1 %c %65s %u %zu %llu %lx", &r.kind, idbuf, &r.flags, &env_len,
-                   &clen, &ccrc) != 6 || strlen(idbuf) > ENV_ID_MAX || !id_ok(idbuf) ||
-            (r.kind != 'C' && r.kind != 'D'))
-            return;
-        strcpy(r.id, idbuf);
-        size_t body = off + hn;
-        uint64_t inl = (r.flags & REC_INLINE) ? clen : 0;
-        if (env_len > SPOOL_ENV_MAX || inl > SPOOL_INLINE_MAX || body + env_len + inl > len)
-            return;
-        size_t tail = body + env_len + (size_t)inl;
-        const unsigned char *tnl = memchr(buf + tail, '\n', len - tail);
-        if (!tnl)
-            return;
-        char tl[32] = { 0 };
-        size_t tlen = (size_t)(tnl - (buf + tail));
-        if (tlen >= sizeof tl)
-            return;
-        memcpy(tl, buf + tail, tlen);
-        unsigned long want;
-        if (sscanf(tl, "end %lx", &want) != 1)
-            return;
-        uint32_t crc = env_crc32_update(env_crc32_update(0, head, hn), buf + body, env_len);
-        if (crc != (uint32_t)want)
-            return;
-        if (inl && env_crc32_update(0, buf + body + env_len, (size_t)inl) != (uint32_t)ccrc)
-            return;
-        r.env = (const char *)buf + body;
-        r.env_len = env_len;
-        r.content = inl ? buf + body + env_len : NULL;
-        r.clen = clen;
-        r.ccrc = (uint32_t)ccrc;
-        fn(arg, &r);
-        off = (size_t)(tnl - buf) + 1;
-    }
-}
-
 /* Checkpoint: flush what a log covers, then delete the log. */
-static void ckpt_rec(void *arg, const struct rec *r)
+static void ckpt_rec(void *arg, const struct clog_rec *r)
 {
     (void)arg;
     if (r->kind != 'C')
@@ -760,7 +681,7 @@ static void checkpoint_log(unsigned seq)
     size_t len;
     if (spool_read_file(path, (size_t)-1 / 2, &buf, &len) != ERROR_SUCCESS)
         return;
-    log_read(buf, len, ckpt_rec, NULL);
+    clog_read(buf, len, ckpt_rec, NULL);
     free(buf);
     if (!DeleteFileW(path))
         report(LOC_SPOOL_CHECKPOINT, GetLastError(), L"cannot delete a checkpointed commit log");
@@ -879,7 +800,7 @@ static void recover_report(struct recovery *rc, DWORD err, const wchar_t *fmt, c
  * it whole already. Returns ERROR_SUCCESS when nothing is left to do (and
  * when nothing can be done: the content is nowhere), else the error that
  * stopped it: its log is then kept. */
-static DWORD restore_msg(struct recovery *rc, const struct rec *r)
+static DWORD restore_msg(struct recovery *rc, const struct clog_rec *r)
 {
     int held = (r->flags & REC_HOLD) != 0;
     wchar_t eml[MAX_PATH], env[MAX_PATH], tmp[MAX_PATH];
@@ -967,7 +888,7 @@ static DWORD restore_msg(struct recovery *rc, const struct rec *r)
     return ERROR_SUCCESS;
 }
 
-static void recover_rec(void *arg, const struct rec *r)
+static void recover_rec(void *arg, const struct clog_rec *r)
 {
     struct recovery *rc = arg;
     if (rc->pass == 0) {
@@ -1083,20 +1004,8 @@ static void replay_log(struct recovery *rc, size_t i)
         return;
     }
     rc->cur = i;
-    log_read(buf, len, recover_rec, rc);
+    clog_read(buf, len, recover_rec, rc);
     free(buf);
-}
-
-/* One D record, as log_append writes it. Returns its length, or 0. */
-static size_t removal_format(const char *id, char *out, size_t cap)
-{
-    char head[SPOOL_REC_HEAD_MAX];
-    int hn = snprintf(head, sizeof head, "rec 1 D %s 0 0 0 00000000\n", id);
-    if (hn < 0 || (size_t)hn >= sizeof head)
-        return 0;
-    uint32_t crc = env_crc32_update(0, head, (size_t)hn);
-    int n = snprintf(out, cap, "%send %08lx\n", head, (unsigned long)crc);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
 /* The removal log: a new log above every other, with every D record known,
@@ -1117,9 +1026,9 @@ static DWORD removals_start(const struct recovery *rc, unsigned *seq)
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError();
     DWORD err = ERROR_SUCCESS;
-    char rec[SPOOL_REC_HEAD_MAX + 32];
+    char rec[CLOG_HEAD_MAX + 32];
     for (size_t i = 0; i < rc->n_done && !err; i++) {
-        size_t n = removal_format(rc->done[i], rec, sizeof rec);
+        size_t n = clog_format_removal(rc->done[i], rec, sizeof rec);
         err = n ? write_all(h, rec, n) : ERROR_INVALID_DATA;
     }
     if (!err && !FlushFileBuffers(h))
@@ -1137,8 +1046,8 @@ static DWORD removals_start(const struct recovery *rc, unsigned *seq)
 /* A removal while a log is kept: recorded, and flushed, in the removal log. */
 static void removals_append(const char *id)
 {
-    char rec[SPOOL_REC_HEAD_MAX + 32];
-    size_t n = removal_format(id, rec, sizeof rec);
+    char rec[CLOG_HEAD_MAX + 32];
+    size_t n = clog_format_removal(id, rec, sizeof rec);
     EnterCriticalSection(&sp.removals_lock);
     if (sp.removals != INVALID_HANDLE_VALUE && !sp.removals_err) {
         DWORD err = n ? write_all(sp.removals, rec, n) : ERROR_INVALID_DATA;
@@ -1540,7 +1449,7 @@ static DWORD scan_dir(const wchar_t *dir, int held, void (*fn)(void *, const cha
             continue;
         }
         id[n - 1 - 4] = 0;   /* ".env" */
-        if (strlen(id) > ENV_ID_MAX || !id_ok(id)) {
+        if (strlen(id) > ENV_ID_MAX || !clog_id_valid(id)) {
             (*bad)++;
             continue;
         }
