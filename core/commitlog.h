@@ -47,9 +47,17 @@ size_t clog_format_tail(const char *head, size_t head_len, const char *env, size
 /* A whole D record for id; its length, or 0. */
 size_t clog_format_removal(const char *id, char *out, size_t cap);
 
+/* A record's first line (line[len-1] is its '\n'), every field exactly as
+ * clog_format_head writes it: 0 and r filled (env and content NULL), or -1. */
+int clog_parse_head(const char *line, size_t len, struct clog_rec *r);
+/* One whole record at the start of buf: its length, r pointing into buf; 0
+ * when it is torn, damaged, or not one (a CRC that does not match, a field
+ * out of bounds, anything clog_format_* would not write). */
+size_t clog_parse(const unsigned char *buf, size_t len, struct clog_rec *r);
 /* Calls fn for each whole record of buf in order; stops at the first torn
- * or damaged one (the tail a crash cut short: never acknowledged). */
-void clog_read(const unsigned char *buf, size_t len,
-               void (*fn)(void *arg, const struct clog_rec *r), void *arg);
+ * or damaged one (the tail a crash cut short: never acknowledged). Returns
+ * the length of the records read: len when the whole buffer was good. */
+size_t clog_read(const unsigned char *buf, size_t len,
+                 void (*fn)(void *arg, const struct clog_rec *r), void *arg);
 
 #endif
