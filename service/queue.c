@@ -1091,9 +1091,12 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
     char text[300];
     int failed = 0;
     wchar_t held_env[MAX_PATH];
-    spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH);
-    int held = GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
-    if (strcmp(action, "delete") == 0 && held) {
+    int held = spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH) == 0 &&
+               GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
+    if (!spool_id_valid(id)) {
+        failed = 1;
+        snprintf(text, sizeof text, "%.64s is not a queue ID", id);
+    } else if (strcmp(action, "delete") == 0 && held) {
         failed = spool_remove(id, 1) != ERROR_SUCCESS;
         snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted from Hold (no "
                  "notification was sent)", id);
@@ -1152,7 +1155,7 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
 static void ctl_scan(void)
 {
     wchar_t ctl[MAX_PATH], pat[MAX_PATH];
-    _snwprintf(ctl, MAX_PATH, L"%ls\\ctl", spool_dir());
+    spool_ctl_dir(ctl, MAX_PATH);
     _snwprintf(pat, MAX_PATH, L"%ls\\*.*", ctl);
     ctl[MAX_PATH - 1] = pat[MAX_PATH - 1] = 0;
     WIN32_FIND_DATAW fd;
@@ -1344,8 +1347,9 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
 
 void queue_status_path(const struct imsvc_config *cfg, wchar_t *out, size_t cap)
 {
-    _snwprintf(out, cap, L"%ls\\Queue\\status.txt", cfg->data_dir);
-    out[cap - 1] = 0;
+    wchar_t qdir[MAX_PATH];
+    config_queue_dir(cfg, qdir, MAX_PATH);
+    spool_status_path(qdir, out, cap);
 }
 
 DWORD queue_start(const struct imsvc_config *cfg)
