@@ -139,9 +139,9 @@ while [ "$left" -gt 0 ]; do
         FILL_FAILS=$((FILL_FAILS + 1))
         why_failed
         [ "$FILL_FAILS" -lt 5 ] || { log "fill: five runs failed"; exit 1; }
-        sleep 3   # the status file catches up
     fi
     T_FILL=$(awk -v a="$T_FILL" -v b="$t" 'BEGIN { printf "%.3f", a + b }')
+    sleep 5   # the status file (rewritten every 2 s) catches up before it is counted
     left=$(( BACKLOG - $(queued) ))
 done
 wait_queued "$BACKLOG"
