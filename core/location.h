@@ -91,6 +91,8 @@
 #define LOC_SPOOL_LOG_BLOCKED   LOC(LOCMOD_QUEUE, 0x0023) /* a log kept unreplayed: a later one unread */
 #define LOC_SPOOL_LOG_DELETE    LOC(LOCMOD_QUEUE, 0x0024) /* deleting a replayed commit log */
 #define LOC_SPOOL_REMOVALS      LOC(LOCMOD_QUEUE, 0x0025) /* the removal log that comes with kept logs */
+/* service/spool.c queue layout (sites 0x0030-0x003F) */
+#define LOC_SPOOL_MIGRATE       LOC(LOCMOD_QUEUE, 0x0030) /* moving a flat queue into hash folders */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)

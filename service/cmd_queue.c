@@ -138,8 +138,8 @@ static int find_message(const char *id, int *held)
 {
     wchar_t p[MAX_PATH];
     for (*held = 0; *held <= 1; (*held)++) {
-        spool_path(spool_dir(), id, *held, L"env", p, MAX_PATH);
-        if (GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES)
+        if (spool_path(spool_dir(), id, *held, L"env", p, MAX_PATH) == 0 &&
+            GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES)
             return 0;
     }
     return -1;
@@ -218,7 +218,7 @@ static int apply_offline(const char *action, const char *id, int held)
 static int request_online(const char *action, const char *id)
 {
     wchar_t ctl[MAX_PATH], req[MAX_PATH], done[MAX_PATH];
-    _snwprintf(ctl, MAX_PATH, L"%ls\\ctl", spool_dir());
+    spool_ctl_dir(ctl, MAX_PATH);
     _snwprintf(req, MAX_PATH, L"%ls\\%hs.%hs", ctl, action, id);
     _snwprintf(done, MAX_PATH, L"%ls\\%hs.%hs.done", ctl, action, id);
     ctl[MAX_PATH - 1] = req[MAX_PATH - 1] = done[MAX_PATH - 1] = 0;
@@ -264,6 +264,12 @@ static int cmd_change(const char *action, const char *id)
 
 int queue_cmd(int argc, char **argv)
 {
+    if (argc == 3 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "retry") == 0 ||
+                      strcmp(argv[1], "delete") == 0) && !spool_id_valid(argv[2])) {
+        fprintf(stderr, "imsvc: %s is not a queue ID (letters, digits, '.', '-' and '_', at most "
+                "%d; see `imsvc queue list`)\n", argv[2], ENV_ID_MAX);
+        return 1;
+    }
     if (argc == 1 || (argc == 2 && strcmp(argv[1], "list") == 0))
         return cmd_list();
     if (argc == 3 && strcmp(argv[1], "show") == 0)

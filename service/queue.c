@@ -367,9 +367,12 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
     char text[300];
     int failed = 0;
     wchar_t held_env[MAX_PATH];
-    spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH);
-    int held = GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
-    if (strcmp(action, "delete") == 0 && held) {
+    int held = spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH) == 0 &&
+               GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
+    if (!spool_id_valid(id)) {
+        failed = 1;
+        snprintf(text, sizeof text, "%.64s is not a queue ID", id);
+    } else if (strcmp(action, "delete") == 0 && held) {
         failed = spool_remove(id, 1) != ERROR_SUCCESS;
         snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted from Hold (no "
                  "notification was sent)", id);
@@ -428,7 +431,7 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
 static void ctl_scan(void)
 {
     wchar_t ctl[MAX_PATH], pat[MAX_PATH];
-    _snwprintf(ctl, MAX_PATH, L"%ls\\ctl", spool_dir());
+    spool_ctl_dir(ctl, MAX_PATH);
     _snwprintf(pat, MAX_PATH, L"%ls\\*.*", ctl);
     ctl[MAX_PATH - 1] = pat[MAX_PATH - 1] = 0;
     WIN32_FIND_DATAW fd;

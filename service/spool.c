@@ -20,18 +20,23 @@
 #include <string.h>
 
 #include "clock.h"
+#include "commitlog.h"
 #include "eventlog.h"
 #include "location.h"
 #include "storage.h"
 
-#define SPOOL_ENV_MAX       (4u * 1024u * 1024u)  /* an envelope file, read whole */
+#define SPOOL_ENV_MAX       CLOG_ENV_MAX          /* an envelope file, read whole */
 #define SPOOL_LOG_ROTATE    (8u * 1024u * 1024u)  /* start a new log past this size */
 #define SPOOL_IDLE_ROTATE_MS 1000u                /* ... or after this long without commits */
-#define SPOOL_REC_HEAD_MAX  160u
 #define SPOOL_COPY_CHUNK    65536u
+/* Queue files live in Queue\XX\YY\ (and Hold\XX\YY\), XX and YY from a
+ * hash of the ID: under Wine, creating a file costs time that grows with its
+ * folder, so no folder may grow with the queue. 64 x 64 folders keep about
+ * two dozen files in each with 50,000 messages waiting. */
+#define SPOOL_HASH_FANOUT   64u
 
-#define REC_INLINE 0x1u   /* the content is in the record */
-#define REC_HOLD   0x2u   /* the message went to Hold\ */
+#define REC_INLINE CLOG_INLINE
+#define REC_HOLD   CLOG_HOLD
 
 struct spool_msg {
     char id[ENV_ID_MAX + 1];
@@ -170,11 +175,99 @@ void spool_set_notify(void (*fn)(const char *id))
     sp.notify = fn;
 }
 
-void spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
-                wchar_t *out, size_t cap)
+int spool_id_valid(const char *id)
 {
-    _snwprintf(out, cap, held ? L"%ls\\Hold\\%hs.%ls" : L"%ls\\%hs.%ls", queue_dir, id, ext);
-    out[cap - 1] = 0;
+    return clog_id_valid(id);
+}
+
+/* FNV-1a: the IDs differ mostly in their last characters. */
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+               wchar_t *out, size_t cap)
+{
+    if (cap == 0)
+        return -1;
+    out[0] = 0;
+    if (!spool_id_valid(id))
+        return -1;
+    uint32_t h = id_hash(id);
+    int n = _snwprintf(out, cap, L"%ls%ls\\%02X\\%02X\\%hs.%ls", queue_dir, held ? L"\\Hold" : L"",
+                       (unsigned)(h % SPOOL_HASH_FANOUT),
+                       (unsigned)(h / SPOOL_HASH_FANOUT % SPOOL_HASH_FANOUT), id, ext);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Where main before the hashed layout kept a message: Queue\ID.ext. */
+static int flat_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+                     wchar_t *out, size_t cap)
+{
+    int n = _snwprintf(out, cap, held ? L"%ls\\Hold\\%hs.%ls" : L"%ls\\%hs.%ls", queue_dir, id,
+                       ext);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void spool_ctl_dir(wchar_t *out, size_t cap)
+{
+    int n = _snwprintf(out, cap, L"%ls\\ctl", sp.dir);
+    if (n < 0 || (size_t)n >= cap)
+        out[0] = 0;
+}
+
+void spool_status_path(const wchar_t *queue_dir, wchar_t *out, size_t cap)
+{
+    int n = _snwprintf(out, cap, L"%ls\\status.txt", queue_dir);
+    if (n < 0 || (size_t)n >= cap)
+        out[0] = 0;
+}
+
+/* The two hash folders above a path spool_path made; they are made when
+ * first needed and never removed (an empty folder costs nothing). */
+static DWORD make_parents(const wchar_t *file)
+{
+    wchar_t d[MAX_PATH];
+    if (wcslen(file) >= MAX_PATH)
+        return ERROR_BUFFER_OVERFLOW;
+    wcscpy(d, file);
+    wchar_t *leaf = wcsrchr(d, L'\\');
+    if (!leaf)
+        return ERROR_PATH_NOT_FOUND;
+    *leaf = 0;
+    wchar_t *mid = wcsrchr(d, L'\\');
+    if (!mid)
+        return ERROR_PATH_NOT_FOUND;
+    *mid = 0;
+    if (!CreateDirectoryW(d, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+        return GetLastError();
+    *mid = L'\\';
+    if (!CreateDirectoryW(d, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+        return GetLastError();
+    return ERROR_SUCCESS;
+}
+
+/* A rename into a hash folder, which is made if it is not there yet. */
+static DWORD move_into(const wchar_t *from, const wchar_t *to, DWORD flags)
+{
+    if (MoveFileExW(from, to, flags))
+        return ERROR_SUCCESS;
+    DWORD err = GetLastError();
+    if (err != ERROR_PATH_NOT_FOUND || make_parents(to) != ERROR_SUCCESS)
+        return err;
+    return MoveFileExW(from, to, flags) ? ERROR_SUCCESS : GetLastError();
 }
 
 static void log_path(unsigned seq, wchar_t *out, size_t cap)
@@ -266,10 +359,9 @@ static DWORD replace_file(const wchar_t *path, const char *id, const wchar_t *ex
     DWORD err = write_file(tmp, p, len, flush);
     if (err)
         return err;
-    if (!MoveFileExW(tmp, path, MOVEFILE_REPLACE_EXISTING)) {
-        err = GetLastError();
+    err = move_into(tmp, path, MOVEFILE_REPLACE_EXISTING);
+    if (err)
         DeleteFileW(tmp);
-    }
     return err;
 }
 
@@ -473,26 +565,24 @@ DWORD spool_commit_async(struct spool_msg *m, const struct envelope *env, int ho
 
 /* The commit log ---------------------------------------------------------- */
 
-/* Record: "rec 1 KIND ID FLAGS ENVLEN CLEN CCRC\n", ENVLEN octets of envelope,
- * CLEN octets of content when inline, "end CRC\n" with the CRC of everything
- * before it except the content (whose own CRC is CCRC). */
+/* One record (core/commitlog.h) appended to the current log. */
 static DWORD log_append(char kind, const char *id, unsigned flags, const char *env,
                         size_t env_len, const void *content, uint64_t clen, uint32_t ccrc)
 {
-    char head[SPOOL_REC_HEAD_MAX], tail[32];
-    int hn = snprintf(head, sizeof head, "rec 1 %c %s %u %zu %llu %08lx\n", kind, id, flags,
-                      env_len, (unsigned long long)clen, (unsigned long)ccrc);
-    if (hn < 0 || (size_t)hn >= sizeof head)
+    char head[CLOG_HEAD_MAX], tail[CLOG_TAIL_MAX];
+    size_t hn = clog_format_head(kind, id, flags, env_len, clen, ccrc, head, sizeof head);
+    if (!hn)
         return ERROR_INVALID_DATA;
-    uint32_t crc = env_crc32_update(env_crc32_update(0, head, (size_t)hn), env, env_len);
-    int tn = snprintf(tail, sizeof tail, "end %08lx\n", (unsigned long)crc);
-    DWORD err = write_all(sp.log, head, (size_t)hn);
+    size_t tn = clog_format_tail(head, hn, env, env_len, tail, sizeof tail);
+    if (!tn)
+        return ERROR_INVALID_DATA;
+    DWORD err = write_all(sp.log, head, hn);
     if (!err && env_len)
         err = write_all(sp.log, env, env_len);
     if (!err && (flags & REC_INLINE) && clen)
         err = write_all(sp.log, content, (size_t)clen);
     if (!err)
-        err = write_all(sp.log, tail, (size_t)tn);
+        err = write_all(sp.log, tail, tn);
     if (!err)
         sp.log_size += (uint64_t)hn + env_len + ((flags & REC_INLINE) ? clen : 0) + (uint64_t)tn;
     return err;
@@ -564,8 +654,9 @@ static DWORD commit_finish(struct spool_msg *m)
     wchar_t eml[MAX_PATH], env[MAX_PATH];
     spool_path(sp.dir, m->id, m->hold, L"eml", eml, MAX_PATH);
     spool_path(sp.dir, m->id, m->hold, L"env", env, MAX_PATH);
-    if (!MoveFileExW(m->path, eml, 0))
-        return GetLastError();
+    DWORD mv = move_into(m->path, eml, 0);
+    if (mv)
+        return mv;
     m->path[0] = 0;
     DWORD err = replace_file(env, m->id, L"env", m->env_text, m->env_len, 0);
     if (err)
@@ -661,85 +752,8 @@ static DWORD WINAPI committer_main(void *arg)
     return 0;
 }
 
-/* Reading a log: calls fn for each whole record; stops at the first torn
- * or damaged one (the tail a crash cut short: never acknowledged). */
-struct rec {
-    char kind;
-    char id[ENV_ID_MAX + 1];
-    unsigned flags;
-    const char *env;
-    size_t env_len;
-    const unsigned char *content;
-    uint64_t clen;
-    uint32_t ccrc;
-};
-
-static int id_ok(const char *id)
-{
-    if (!*id)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '-' || *p == '_'))
-            return 0;
-    return 1;
-}
-
-static void log_read(const unsigned char *buf, size_t len, void (*fn)(void *, const struct rec *),
-                     void *arg)
-{
-    size_t off = 0;
-    while (off < len) {
-        const unsigned char *nl = memchr(buf + off, '\n', len - off);
-        if (!nl || (size_t)(nl - (buf + off)) >= SPOOL_REC_HEAD_MAX)
-            return;
-        size_t hn = (size_t)(nl - (buf + off)) + 1;
-        char head[SPOOL_REC_HEAD_MAX + 1];
-        memcpy(head, buf + off, hn);
-        head[hn] = 0;
-        struct rec r = { 0 };
-        unsigned long long clen;
-        unsigned long ccrc;
-        size_t env_len;
-        char idbuf[ENV_ID_MAX + 2];
-        if (sscanf(head, "rec 1 %c %65s %u %zu %llu %lx", &r.kind, idbuf, &r.flags, &env_len,
-                   &clen, &ccrc) != 6 || strlen(idbuf) > ENV_ID_MAX || !id_ok(idbuf) ||
-            (r.kind != 'C' && r.kind != 'D'))
-            return;
-        strcpy(r.id, idbuf);
-        size_t body = off + hn;
-        uint64_t inl = (r.flags & REC_INLINE) ? clen : 0;
-        if (env_len > SPOOL_ENV_MAX || inl > SPOOL_INLINE_MAX || body + env_len + inl > len)
-            return;
-        size_t tail = body + env_len + (size_t)inl;
-        const unsigned char *tnl = memchr(buf + tail, '\n', len - tail);
-        if (!tnl)
-            return;
-        char tl[32] = { 0 };
-        size_t tlen = (size_t)(tnl - (buf + tail));
-        if (tlen >= sizeof tl)
-            return;
-        memcpy(tl, buf + tail, tlen);
-        unsigned long want;
-        if (sscanf(tl, "end %lx", &want) != 1)
-            return;
-        uint32_t crc = env_crc32_update(env_crc32_update(0, head, hn), buf + body, env_len);
-        if (crc != (uint32_t)want)
-            return;
-        if (inl && env_crc32_update(0, buf + body + env_len, (size_t)inl) != (uint32_t)ccrc)
-            return;
-        r.env = (const char *)buf + body;
-        r.env_len = env_len;
-        r.content = inl ? buf + body + env_len : NULL;
-        r.clen = clen;
-        r.ccrc = (uint32_t)ccrc;
-        fn(arg, &r);
-        off = (size_t)(tnl - buf) + 1;
-    }
-}
-
 /* Checkpoint: flush what a log covers, then delete the log. */
-static void ckpt_rec(void *arg, const struct rec *r)
+static void ckpt_rec(void *arg, const struct clog_rec *r)
 {
     (void)arg;
     if (r->kind != 'C')
@@ -760,7 +774,7 @@ static void checkpoint_log(unsigned seq)
     size_t len;
     if (spool_read_file(path, (size_t)-1 / 2, &buf, &len) != ERROR_SUCCESS)
         return;
-    log_read(buf, len, ckpt_rec, NULL);
+    clog_read(buf, len, ckpt_rec, NULL);
     free(buf);
     if (!DeleteFileW(path))
         report(LOC_SPOOL_CHECKPOINT, GetLastError(), L"cannot delete a checkpointed commit log");
@@ -879,7 +893,7 @@ static void recover_report(struct recovery *rc, DWORD err, const wchar_t *fmt, c
  * it whole already. Returns ERROR_SUCCESS when nothing is left to do (and
  * when nothing can be done: the content is nowhere), else the error that
  * stopped it: its log is then kept. */
-static DWORD restore_msg(struct recovery *rc, const struct rec *r)
+static DWORD restore_msg(struct recovery *rc, const struct clog_rec *r)
 {
     int held = (r->flags & REC_HOLD) != 0;
     wchar_t eml[MAX_PATH], env[MAX_PATH], tmp[MAX_PATH];
@@ -896,6 +910,7 @@ static DWORD restore_msg(struct recovery *rc, const struct rec *r)
     DWORD have = content_check(eml, r->clen, r->ccrc);
     if (have != ERROR_SUCCESS) {
         DWORD err;
+        make_parents(eml);   /* its failure shows in the write below */
         if (r->content) {
             err = write_file(eml, r->content, (size_t)r->clen, 1);
         } else {
@@ -967,7 +982,7 @@ static DWORD restore_msg(struct recovery *rc, const struct rec *r)
     return ERROR_SUCCESS;
 }
 
-static void recover_rec(void *arg, const struct rec *r)
+static void recover_rec(void *arg, const struct clog_rec *r)
 {
     struct recovery *rc = arg;
     if (rc->pass == 0) {
@@ -1083,20 +1098,8 @@ static void replay_log(struct recovery *rc, size_t i)
         return;
     }
     rc->cur = i;
-    log_read(buf, len, recover_rec, rc);
+    clog_read(buf, len, recover_rec, rc);
     free(buf);
-}
-
-/* One D record, as log_append writes it. Returns its length, or 0. */
-static size_t removal_format(const char *id, char *out, size_t cap)
-{
-    char head[SPOOL_REC_HEAD_MAX];
-    int hn = snprintf(head, sizeof head, "rec 1 D %s 0 0 0 00000000\n", id);
-    if (hn < 0 || (size_t)hn >= sizeof head)
-        return 0;
-    uint32_t crc = env_crc32_update(0, head, (size_t)hn);
-    int n = snprintf(out, cap, "%send %08lx\n", head, (unsigned long)crc);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
 /* The removal log: a new log above every other, with every D record known,
@@ -1117,9 +1120,9 @@ static DWORD removals_start(const struct recovery *rc, unsigned *seq)
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError();
     DWORD err = ERROR_SUCCESS;
-    char rec[SPOOL_REC_HEAD_MAX + 32];
+    char rec[CLOG_HEAD_MAX + 32];
     for (size_t i = 0; i < rc->n_done && !err; i++) {
-        size_t n = removal_format(rc->done[i], rec, sizeof rec);
+        size_t n = clog_format_removal(rc->done[i], rec, sizeof rec);
         err = n ? write_all(h, rec, n) : ERROR_INVALID_DATA;
     }
     if (!err && !FlushFileBuffers(h))
@@ -1137,8 +1140,8 @@ static DWORD removals_start(const struct recovery *rc, unsigned *seq)
 /* A removal while a log is kept: recorded, and flushed, in the removal log. */
 static void removals_append(const char *id)
 {
-    char rec[SPOOL_REC_HEAD_MAX + 32];
-    size_t n = removal_format(id, rec, sizeof rec);
+    char rec[CLOG_HEAD_MAX + 32];
+    size_t n = clog_format_removal(id, rec, sizeof rec);
     EnterCriticalSection(&sp.removals_lock);
     if (sp.removals != INVALID_HANDLE_VALUE && !sp.removals_err) {
         DWORD err = n ? write_all(sp.removals, rec, n) : ERROR_INVALID_DATA;
@@ -1342,6 +1345,74 @@ static void recovery_free(struct recovery *rc)
     free(rc->refs);
 }
 
+/* Upgrade ---------------------------------------------------------------- */
+
+/* Move the messages a flat queue folder (main before the hashed layout)
+ * holds into their hash folders: content first, envelope last, as a commit
+ * does, so that a start cut short between the two finishes the move at the
+ * next. Returns how many were moved; a message that cannot be moved stays
+ * where it is (event 4100) and is tried again at the next start. */
+static unsigned migrate_flat(int held)
+{
+    wchar_t dir[MAX_PATH], pat[MAX_PATH];
+    int n = _snwprintf(dir, MAX_PATH, held ? L"%ls\\Hold" : L"%ls", sp.dir);
+    int pn = _snwprintf(pat, MAX_PATH, L"%ls\\*.env", dir);
+    if (n < 0 || n >= MAX_PATH || pn < 0 || pn >= MAX_PATH)
+        return 0;
+    /* The names first: a folder is not changed while it is listed. */
+    char (*ids)[ENV_ID_MAX + 1] = NULL;
+    size_t n_ids = 0, cap = 0;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE)
+        return 0;
+    do {
+        char id[ENV_ID_MAX + 8];
+        int k = WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, id, (int)sizeof id, NULL, NULL);
+        if (k <= 5 || (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY))
+            continue;
+        id[k - 1 - 4] = 0;
+        if (!spool_id_valid(id))
+            continue;
+        if (n_ids == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            void *p = realloc(ids, nc * sizeof *ids);
+            if (!p)
+                break;   /* the rest moves at the next start */
+            ids = p;
+            cap = nc;
+        }
+        strcpy(ids[n_ids++], id);
+    } while (FindNextFileW(f, &fd));
+    FindClose(f);
+    unsigned moved = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        wchar_t from[MAX_PATH], to[MAX_PATH];
+        DWORD err = ERROR_SUCCESS;
+        if (flat_path(sp.dir, ids[i], held, L"eml", from, MAX_PATH) ||
+            spool_path(sp.dir, ids[i], held, L"eml", to, MAX_PATH)) {
+            err = ERROR_BUFFER_OVERFLOW;
+        } else {
+            err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
+            if (absent(err))
+                err = ERROR_SUCCESS;   /* moved already by a start cut short */
+        }
+        if (!err && (flat_path(sp.dir, ids[i], held, L"env", from, MAX_PATH) ||
+                     spool_path(sp.dir, ids[i], held, L"env", to, MAX_PATH)))
+            err = ERROR_BUFFER_OVERFLOW;
+        if (!err)
+            err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
+        if (err)
+            report(LOC_SPOOL_MIGRATE, err, L"cannot move queued message %hs from %ls into its "
+                   L"hashed queue folder; it stays where it is, is not delivered, and is moved "
+                   L"at the next start", ids[i], dir);
+        else
+            moved++;
+    }
+    free(ids);
+    return moved;
+}
+
 static DWORD make_dir(const wchar_t *d)
 {
     if (CreateDirectoryW(d, NULL) || GetLastError() == ERROR_ALREADY_EXISTS)
@@ -1363,6 +1434,9 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
         report(LOC_SPOOL_OPEN, err, L"cannot create the queue directories");
         return err;
     }
+    /* Before recovery, which restores into the hashed layout. */
+    migrate_flat(0);
+    migrate_flat(1);
     struct recovery rc = { 0 };
     sp.removals = INVALID_HANDLE_VALUE;
     sp.removals_err = ERROR_SUCCESS;
@@ -1511,21 +1585,39 @@ DWORD spool_release(const char *id)
     wchar_t from[MAX_PATH], to[MAX_PATH];
     spool_path(sp.dir, id, 1, L"eml", from, MAX_PATH);
     spool_path(sp.dir, id, 0, L"eml", to, MAX_PATH);
-    if (!MoveFileExW(from, to, MOVEFILE_WRITE_THROUGH))
-        return GetLastError();
+    DWORD err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
+    if (err)
+        return err;
     spool_path(sp.dir, id, 1, L"env", from, MAX_PATH);
     spool_path(sp.dir, id, 0, L"env", to, MAX_PATH);
-    if (!MoveFileExW(from, to, MOVEFILE_WRITE_THROUGH))
-        return GetLastError();
-    return ERROR_SUCCESS;
+    return move_into(from, to, MOVEFILE_WRITE_THROUGH);
 }
 
-static DWORD scan_dir(const wchar_t *dir, int held, void (*fn)(void *, const char *, int),
-                      void *arg, unsigned *bad)
+/* A hash folder's name: two hex digits below SPOOL_HASH_FANOUT; -1 if not. */
+static int hash_folder(const wchar_t *name)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 2; i++) {
+        wchar_t c = name[i];
+        if (c >= L'0' && c <= L'9')
+            v = v * 16 + (unsigned)(c - L'0');
+        else if (c >= L'A' && c <= L'F')
+            v = v * 16 + (unsigned)(c - L'A' + 10);
+        else
+            return -1;
+    }
+    return name[2] == 0 && v < SPOOL_HASH_FANOUT ? (int)v : -1;
+}
+
+/* The messages of one leaf folder; an ID that hashes elsewhere is counted
+ * as bad (spool_path would never find it). */
+static DWORD scan_leaf(const wchar_t *queue_dir, const wchar_t *dir, int held,
+                       void (*fn)(void *, const char *, int), void *arg, unsigned *bad)
 {
     wchar_t pat[MAX_PATH];
-    _snwprintf(pat, MAX_PATH, L"%ls\\*.env", dir);
-    pat[MAX_PATH - 1] = 0;
+    int pn = _snwprintf(pat, MAX_PATH, L"%ls\\*.env", dir);
+    if (pn < 0 || pn >= MAX_PATH)
+        return ERROR_BUFFER_OVERFLOW;
     WIN32_FIND_DATAW fd;
     HANDLE f = FindFirstFileW(pat, &fd);
     if (f == INVALID_HANDLE_VALUE) {
@@ -1540,7 +1632,9 @@ static DWORD scan_dir(const wchar_t *dir, int held, void (*fn)(void *, const cha
             continue;
         }
         id[n - 1 - 4] = 0;   /* ".env" */
-        if (strlen(id) > ENV_ID_MAX || !id_ok(id)) {
+        wchar_t want[MAX_PATH];
+        if (!spool_id_valid(id) || spool_path(queue_dir, id, held, L"env", want, MAX_PATH) != 0 ||
+            _wcsnicmp(want, dir, wcslen(dir)) != 0 || want[wcslen(dir)] != L'\\') {
             (*bad)++;
             continue;
         }
@@ -1550,6 +1644,35 @@ static DWORD scan_dir(const wchar_t *dir, int held, void (*fn)(void *, const cha
     return ERROR_SUCCESS;
 }
 
+/* The hash folders in dir, one level: calls leaf(arg2, path) for each. */
+static DWORD scan_level(const wchar_t *dir, int depth, const wchar_t *queue_dir, int held,
+                        void (*fn)(void *, const char *, int), void *arg, unsigned *bad)
+{
+    wchar_t pat[MAX_PATH];
+    int pn = _snwprintf(pat, MAX_PATH, L"%ls\\??", dir);
+    if (pn < 0 || pn >= MAX_PATH)
+        return ERROR_BUFFER_OVERFLOW;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pat, &fd);
+    if (f == INVALID_HANDLE_VALUE) {
+        DWORD err = GetLastError();
+        return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND ? ERROR_SUCCESS : err;
+    }
+    DWORD err = ERROR_SUCCESS;
+    do {
+        if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || hash_folder(fd.cFileName) < 0)
+            continue;
+        wchar_t sub[MAX_PATH];
+        int n = _snwprintf(sub, MAX_PATH, L"%ls\\%ls", dir, fd.cFileName);
+        if (n < 0 || n >= MAX_PATH)
+            continue;
+        err = depth == 0 ? scan_level(sub, 1, queue_dir, held, fn, arg, bad)
+                         : scan_leaf(queue_dir, sub, held, fn, arg, bad);
+    } while (!err && FindNextFileW(f, &fd));
+    FindClose(f);
+    return err;
+}
+
 DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id, int held),
                  void *arg, unsigned *bad)
 {
@@ -1557,11 +1680,12 @@ DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id,
     if (!bad)
         bad = &dummy;
     *bad = 0;
-    DWORD err = scan_dir(queue_dir, 0, fn, arg, bad);
+    DWORD err = scan_level(queue_dir, 0, queue_dir, 0, fn, arg, bad);
     wchar_t hold[MAX_PATH];
-    _snwprintf(hold, MAX_PATH, L"%ls\\Hold", queue_dir);
-    hold[MAX_PATH - 1] = 0;
+    int n = _snwprintf(hold, MAX_PATH, L"%ls\\Hold", queue_dir);
+    if (n < 0 || n >= MAX_PATH)
+        return ERROR_BUFFER_OVERFLOW;
     if (!err)
-        err = scan_dir(hold, 1, fn, arg, bad);
+        err = scan_level(hold, 0, queue_dir, 1, fn, arg, bad);
     return err;
 }

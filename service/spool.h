@@ -1,9 +1,11 @@
 /* spool.h - the queue on disk: nothing is acknowledged before it is there.
  *
  * Layout under the queue directory (<DataDirectory>\Queue):
- *   ID.eml, ID.env   a queued message: content (byte for byte, our Received
- *                    header first) and envelope (core/envelope.h)
- *   Hold\ID.*        a message a content filter held: kept, never delivered
+ *   XX\YY\ID.eml, XX\YY\ID.env
+ *                    a queued message: content (byte for byte, our Received
+ *                    header first) and envelope (core/envelope.h); XX and YY
+ *                    hash folders derived from the ID (spool_path)
+ *   Hold\XX\YY\ID.*  a message a content filter held: kept, never delivered
  *                    until released (`imsvc queue retry ID`)
  *   tmp\             messages being received; emptied on start, but for the
  *                    spilled contents a kept commit log needs
@@ -18,6 +20,9 @@
  * path, and then deletes the log; on start, whatever a surviving log holds
  * that is missing or torn in the queue is rewritten from it.
  *
+ * This module is the only owner of the queue's layout: no other file builds
+ * a path inside it or decides what a queue ID is. A flat queue (main before
+ * the hash folders) is moved into the hash folders by spool_open.
  * This module never decides anything about delivery and never sends mail.
  */
 #ifndef IMSVC_SPOOL_H
@@ -104,9 +109,20 @@ void spool_counters(unsigned long long *commits, unsigned long long *flushes);
 const wchar_t *spool_dir(void);
 void spool_set_dir(const wchar_t *queue_dir);
 
-/* Paths for a message in queue_dir: ext L"eml" or L"env". */
-void spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
-                wchar_t *out, size_t cap);
+/* A queue ID: 1 to ENV_ID_MAX letters, digits, '.', '-', '_'. Every ID
+ * that comes from outside (a command line, a request file's name) is
+ * checked with this before it is used. */
+int spool_id_valid(const char *id);
+/* The path of a message in queue_dir: ext L"eml" or L"env", in its hash
+ * folder (Queue\XX\YY\ID.ext, Hold\XX\YY\ID.ext). 0, or -1 with out
+ * empty when id is not a queue ID or the path does not fit. */
+int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+               wchar_t *out, size_t cap);
+/* The folder of control requests (`imsvc queue retry|delete` while the
+ * service runs) in spool_dir(), and the status file in queue_dir; out is
+ * empty if the path does not fit. */
+void spool_ctl_dir(wchar_t *out, size_t cap);
+void spool_status_path(const wchar_t *queue_dir, wchar_t *out, size_t cap);
 
 /* Read a whole small file (at most max octets). */
 DWORD spool_read_file(const wchar_t *path, size_t max, unsigned char **buf, size_t *len);

@@ -25,8 +25,9 @@ static struct {
 
 void status_path(const struct imsvc_config *cfg, wchar_t *out, size_t cap)
 {
-    _snwprintf(out, cap, L"%ls\\Queue\\status.txt", cfg->data_dir);
-    out[cap - 1] = 0;
+    wchar_t qdir[MAX_PATH];
+    config_queue_dir(cfg, qdir, MAX_PATH);
+    spool_status_path(qdir, out, cap);   /* the spool owns the queue folder's layout */
 }
 
 /* Collect every module's counts and replace the file. */

@@ -68,7 +68,7 @@ expect_out "exit status 7" "event 4110 names the filter's exit status"
 
 send a@ops.test b@ops.test "X-Test-Filter: hold" "filter hold"
 expect_status 0 "a held message gets 250"
-held=$(ls "$data"/Queue/Hold/*.env 2>/dev/null | head -1 || true)
+held=$(ls "$data"/Queue/Hold/*/*/*.env 2>/dev/null | head -1 || true)
 [ -n "$held" ] && pass "it waits in Queue\\Hold" || fail "no held message in Queue\\Hold"
 hid=$(basename "${held:-none.env}" .env)
 sleep 3
@@ -121,7 +121,7 @@ run imsvc queue retry "$did"
 expect_status 0 "queue retry of a deferred message"
 run imsvc queue delete "$did"
 expect_status 0 "queue delete"
-[ ! -e "$data/Queue/$did.env" ] && [ ! -e "$data/Queue/$did.eml" ] &&
+[ -n "$did" ] && [ -z "$(find "$data/Queue" -name "$did.env" -o -name "$did.eml")" ] &&
     pass "the deleted message's files are gone" || fail "deleted message still queued"
 run imsvc queue show "$did"
 expect_status 1 "queue show of a deleted message"

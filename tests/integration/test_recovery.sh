@@ -184,10 +184,17 @@ while off < len(data):
     off = end + 1
 print("LOG", name)
 small = 0
+def queued(qid, ext):
+    # Queue\XX\YY\ID.ext: the hash folder is found, not computed
+    import glob
+    hits = glob.glob(os.path.join(q, "[0-9A-F][0-9A-F]", "[0-9A-F][0-9A-F]", qid + "." + ext))
+    if len(hits) != 1:
+        sys.exit("queued message %s: %d %s files in the hash folders" % (qid, len(hits), ext))
+    return hits[0]
 for kind, qid, flags in recs:
     if kind != "C":
         continue
-    eml, env = os.path.join(q, qid + ".eml"), os.path.join(q, qid + ".env")
+    eml, env = queued(qid, "eml"), queued(qid, "env")
     if not flags & 1:
         os.rename(eml, os.path.join(q, "tmp", qid + ".eml"))
         os.remove(env)
@@ -235,7 +242,8 @@ send during 1 0 2>"$W/send.err" && pass "it accepts mail" || { OUT=$(cat "$W/sen
     fail "tmp\\$spilled.eml is gone"
 queued=0
 for id in $(awk '$1 == "LOST" || $1 == "SPILLED" { print $2 }' "$W/crash.txt"); do
-    [ -f "$qdir/$id.env" ] && queued=$((queued + 1))
+    [ -n "$(find "$qdir" -path "$qdir/tmp" -prune -o -path "$qdir/log" -prune -o -name "$id.env" -print)" ] &&
+        queued=$((queued + 1))
 done
 expect_eq "$queued" 0 "the lost messages are not queued while the log cannot be read"
 run imsvc events --id "$(event_id MSG_SPOOL_LOG_KEPT)"

@@ -1,16 +1,17 @@
 # queue.sh - waiting for the service's queue in integration tests.
 #
 # queue_settle DATA_DIR [SECONDS]: wait until the queue under DATA_DIR holds
-# no message (no Queue/*.env left), so what was accepted has been delivered
-# or bounced. Returns 1 if it has not settled by the deadline (default 30 s).
+# no message (no Queue/XX/YY/*.env left in the hash folders), so what was
+# accepted has been delivered or bounced. Returns 1 if it has not settled by the deadline (default 30 s).
 queue_settle() {
     local dir=$1/Queue deadline=$(( $(date +%s) + ${2:-30} ))
+    local glob="$dir/[0-9A-F][0-9A-F]/[0-9A-F][0-9A-F]/*.env"
     while [ "$(date +%s)" -le "$deadline" ]; do
-        if ! compgen -G "$dir/*.env" >/dev/null; then
+        if ! compgen -G "$glob" >/dev/null; then
             return 0
         fi
         sleep 0.2
     done
-    echo "queue_settle: $(ls "$dir"/*.env 2>/dev/null | wc -l) messages still queued in $dir" >&2
+    echo "queue_settle: $(compgen -G "$glob" | wc -l) messages still queued in $dir" >&2
     return 1
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #include "eventlog.h"
 #include "evt.h"
@@ -659,6 +660,163 @@ START_TEST(a_log_that_cannot_be_read_holds_back_the_earlier_ones)
 }
 END_TEST
 
+/* The layout: Queue\XX\YY\ID.ext with XX, YY two upper-case hex digits below
+ * 0x40 from the ID, the same for an ID every time; Hold\ likewise. */
+static void path_is_hashed(const wchar_t *p, const wchar_t *base, const char *id, const char *ext)
+{
+    size_t bl = wcslen(base);
+    ck_assert_msg(_wcsnicmp(p, base, bl) == 0 && p[bl] == L'\\', "%ls not under %ls", p, base);
+    const wchar_t *h = p + bl + 1;
+    for (int i = 0; i < 2; i++, h += 3) {
+        ck_assert_msg(iswxdigit(h[0]) && iswxdigit(h[1]) && h[2] == L'\\' &&
+                      !iswlower(h[0]) && !iswlower(h[1]) && h[0] <= L'3', "bad hash folder in %ls", p);
+    }
+    wchar_t want[200];
+    _snwprintf(want, 200, L"%hs.%hs", id, ext);
+    ck_assert_msg(wcscmp(h, want) == 0, "%ls does not end in %ls", p, want);
+}
+
+struct found {
+    unsigned n, held;
+    char ids[8][ENV_ID_MAX + 1];
+};
+
+static void found_one(void *arg, const char *id, int held)
+{
+    struct found *f = arg;
+    if (f->n < 8)
+        strcpy(f->ids[f->n], id);
+    f->n++;
+    f->held += held;
+}
+
+START_TEST(messages_live_in_hash_folders)
+{
+    make_dir();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char id[ENV_ID_MAX + 1];
+    commit("Subject: hashed\r\n\r\nbody\r\n", id, sizeof id);
+    wchar_t p[MAX_PATH], p2[MAX_PATH], hold[MAX_PATH];
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", p, MAX_PATH), 0);
+    path_is_hashed(p, qdir, id, "eml");
+    ck_assert(GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES);
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", p2, MAX_PATH), 0);
+    ck_assert(wcscmp(p, p2) == 0);
+    _snwprintf(hold, MAX_PATH, L"%ls\\Hold", qdir);
+    ck_assert_int_eq(spool_path(qdir, id, 1, L"env", p2, MAX_PATH), 0);
+    path_is_hashed(p2, hold, id, "env");
+    /* IDs spread: 200 IDs land in many folders */
+    unsigned distinct = 0;
+    static wchar_t seen[200][MAX_PATH];
+    for (int i = 0; i < 200; i++) {
+        char x[40];
+        snprintf(x, sizeof x, "01DD8203%08X.%04X0001", i * 7919, i);
+        ck_assert_int_eq(spool_path(qdir, x, 0, L"env", seen[i], MAX_PATH), 0);
+        *wcsrchr(seen[i], L'\\') = 0;
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = wcscmp(seen[i], seen[j]) == 0;
+        distinct += !dup;
+    }
+    ck_assert_uint_gt(distinct, 150);
+    /* what is not a queue ID has no path */
+    static const char *const bad[] = { "", "a\\b", "..\\x", "a/b", "a b", "a:b",
+        "12345678901234567890123456789012345678901234567890123456789012345" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p2[0] = L'x';
+        ck_assert_int_eq(spool_id_valid(bad[i]), 0);
+        ck_assert_int_eq(spool_path(qdir, bad[i], 0, L"env", p2, MAX_PATH), -1);
+        ck_assert(p2[0] == 0);
+    }
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"env", p2, 10), -1);
+    /* an envelope in a hash folder its ID does not hash to is not listed */
+    struct found f = { 0 };
+    unsigned bad_n = 99;
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f, &bad_n), ERROR_SUCCESS);
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.ids[0], id);
+    ck_assert_uint_eq(bad_n, 0);
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"env", p, MAX_PATH), 0);
+    wchar_t *leaf = wcsrchr(p, L'\\');
+    wchar_t other[MAX_PATH];
+    _snwprintf(other, MAX_PATH, L"%.*ls\\%ls", (int)(leaf - p - 3), p,
+               wcsncmp(leaf - 2, L"00", 2) ? L"00" : L"01");
+    CreateDirectoryW(other, NULL);
+    wcscat(other, L"\\0000000000000000.00000009.env");
+    HANDLE h = CreateFileW(other, GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    ck_assert(h != INVALID_HANDLE_VALUE);
+    CloseHandle(h);
+    memset(&f, 0, sizeof f);
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f, &bad_n), ERROR_SUCCESS);
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_uint_eq(bad_n, 1);
+    teardown();
+}
+END_TEST
+
+/* A flat queue (Queue\ID.*, Queue\Hold\ID.*) is moved into the hash
+ * folders by spool_open, a message whose content was moved already but not
+ * its envelope included; nothing of it is lost or left flat. */
+START_TEST(a_flat_queue_is_moved_into_hash_folders)
+{
+    make_dir();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char a[ENV_ID_MAX + 1], b[ENV_ID_MAX + 1], c[ENV_ID_MAX + 1];
+    commit("Subject: a\r\n\r\nflat\r\n", a, sizeof a);
+    commit("Subject: b\r\n\r\nflat held\r\n", b, sizeof b);
+    commit("Subject: c\r\n\r\nhalf moved\r\n", c, sizeof c);
+    spool_close();
+    wchar_t from[MAX_PATH], to[MAX_PATH], hold[MAX_PATH];
+    _snwprintf(hold, MAX_PATH, L"%ls\\Hold", qdir);
+    static const wchar_t *const exts[] = { L"eml", L"env" };
+    for (int i = 0; i < 2; i++) {
+        spool_path(qdir, a, 0, exts[i], from, MAX_PATH);
+        _snwprintf(to, MAX_PATH, L"%ls\\%hs.%ls", qdir, a, exts[i]);
+        ck_assert(MoveFileW(from, to));
+        spool_path(qdir, b, 0, exts[i], from, MAX_PATH);
+        _snwprintf(to, MAX_PATH, L"%ls\\%hs.%ls", hold, b, exts[i]);
+        ck_assert(MoveFileW(from, to));
+    }
+    spool_path(qdir, c, 0, L"env", from, MAX_PATH);
+    _snwprintf(to, MAX_PATH, L"%ls\\%hs.env", qdir, c);
+    ck_assert(MoveFileW(from, to));
+    struct found f = { 0 };
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f, NULL), ERROR_SUCCESS);
+    ck_assert_uint_eq(f.n, 0);   /* nothing in the hash folders */
+
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    memset(&f, 0, sizeof f);
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f, NULL), ERROR_SUCCESS);
+    ck_assert_uint_eq(f.n, 3);
+    ck_assert_uint_eq(f.held, 1);
+    unsigned char *buf;
+    size_t len;
+    ck_assert_uint_eq(spool_read_content(b, 1, &buf, &len), ERROR_SUCCESS);
+    ck_assert_str_eq((char *)buf, "Subject: b\r\n\r\nflat held\r\n");
+    free(buf);
+    ck_assert_uint_eq(spool_read_content(c, 0, &buf, &len), ERROR_SUCCESS);
+    ck_assert_str_eq((char *)buf, "Subject: c\r\n\r\nhalf moved\r\n");
+    free(buf);
+    struct envelope e;
+    env_init(&e);
+    ck_assert_uint_eq(spool_read_env(a, 0, &e), ERROR_SUCCESS);
+    ck_assert_str_eq(e.id, a);
+    env_free(&e);
+    /* nothing is left flat */
+    _snwprintf(from, MAX_PATH, L"%ls\\*.e??", qdir);
+    WIN32_FIND_DATAW fd;
+    ck_assert_ptr_eq(FindFirstFileW(from, &fd), INVALID_HANDLE_VALUE);
+    _snwprintf(from, MAX_PATH, L"%ls\\*.e??", hold);
+    ck_assert_ptr_eq(FindFirstFileW(from, &fd), INVALID_HANDLE_VALUE);
+    /* and the held one is released into its queue hash folder */
+    ck_assert_uint_eq(spool_release(b), ERROR_SUCCESS);
+    env_init(&e);
+    ck_assert_uint_eq(spool_read_env(b, 0, &e), ERROR_SUCCESS);
+    env_free(&e);
+    teardown();
+}
+END_TEST
+
 Suite *spool_suite(void)
 {
     Suite *s = suite_create("spool");
@@ -673,6 +831,8 @@ Suite *spool_suite(void)
     tcase_add_test(tc, a_message_not_restored_keeps_its_log_and_its_spilled_content);
     tcase_add_test(tc, a_removal_outlives_its_log_while_an_earlier_log_is_kept);
     tcase_add_test(tc, a_log_that_cannot_be_read_holds_back_the_earlier_ones);
+    tcase_add_test(tc, messages_live_in_hash_folders);
+    tcase_add_test(tc, a_flat_queue_is_moved_into_hash_folders);
     suite_add_tcase(s, tc);
     return s;
 }
