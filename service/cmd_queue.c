@@ -4,7 +4,8 @@
  * Reads the queue's files directly, so it works whether the service runs or
  * not. Changes (retry, delete) are never made under a running service's
  * feet: they are handed to it as request files in Queue\ctl and carried out
- * by its scheduler; with the service stopped they are made here.
+ * by its queue manager (queuectl.h); with the service stopped they are made
+ * here.
  */
 #include "cmd_queue.h"
 
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "queue.h"
+#include "queuectl.h"
 #include "service.h"
 #include "spool.h"
 #include "status.h"
@@ -213,41 +215,6 @@ static int apply_offline(const char *action, const char *id, int held)
     return 0;
 }
 
-/* With the service running: a request file in Queue\ctl, carried out by
- * its scheduler, which leaves its answer in ACTION.ID.done. */
-static int request_online(const char *action, const char *id)
-{
-    wchar_t ctl[MAX_PATH], req[MAX_PATH], done[MAX_PATH];
-    spool_ctl_dir(ctl, MAX_PATH);
-    _snwprintf(req, MAX_PATH, L"%ls\\%hs.%hs", ctl, action, id);
-    _snwprintf(done, MAX_PATH, L"%ls\\%hs.%hs.done", ctl, action, id);
-    ctl[MAX_PATH - 1] = req[MAX_PATH - 1] = done[MAX_PATH - 1] = 0;
-    CreateDirectoryW(ctl, NULL);
-    DeleteFileW(done);
-    HANDLE h = CreateFileW(req, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-    if (h == INVALID_HANDLE_VALUE) {
-        fprintf(stderr, "imsvc: cannot write the request %ls (error %lu)\n", req, GetLastError());
-        return 1;
-    }
-    CloseHandle(h);
-    for (DWORD waited = 0; waited < CTL_WAIT_MS; waited += 100) {
-        unsigned char *text;
-        size_t len;
-        if (spool_read_file(done, 4096, &text, &len) == ERROR_SUCCESS) {
-            DeleteFileW(done);
-            int failed = len > 0 && text[0] == '!';
-            printf("%s\n", (char *)text + failed);
-            free(text);
-            return failed;
-        }
-        Sleep(100);
-    }
-    fprintf(stderr, "imsvc: the service has not answered the %s request for %s within %u "
-            "seconds; it stays in %ls and is carried out when the service gets to it\n", action,
-            id, CTL_WAIT_MS / 1000, ctl);
-    return 1;
-}
-
 static int cmd_change(const char *action, const char *id)
 {
     wchar_t dir[MAX_PATH];
@@ -257,8 +224,8 @@ static int cmd_change(const char *action, const char *id)
         fprintf(stderr, "imsvc: there is no queued message %s (see `imsvc queue list`)\n", id);
         return 1;
     }
-    if (control_running())
-        return request_online(action, id);
+    if (control_running())   /* the service carries it out (queuectl.h) */
+        return queuectl_request(action[0] == 'r' ? CTLREQ_RETRY : CTLREQ_DELETE, id, CTL_WAIT_MS);
     return apply_offline(action, id, held);
 }
 

@@ -26,6 +26,7 @@
 #include "mime.h"
 #include "notices.h"
 #include "qmgr.h"
+#include "queuectl.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
@@ -331,21 +332,6 @@ static void dispatch(struct qmsg *m)
 
 /* Requests from `imsvc queue retry|delete` -------------------------------- */
 
-static void ctl_answer(const wchar_t *ctl, const wchar_t *name, int failed, const char *text)
-{
-    wchar_t done[MAX_PATH];
-    _snwprintf(done, MAX_PATH, L"%ls\\%ls.done", ctl, name);
-    done[MAX_PATH - 1] = 0;
-    HANDLE h = CreateFileW(done, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return;
-    DWORD k;
-    if (failed)
-        WriteFile(h, "!", 1, &k, NULL);
-    WriteFile(h, text, (DWORD)strlen(text), &k, NULL);
-    CloseHandle(h);
-}
-
 /* q.lock held. */
 static struct qmsg *index_find(const char *id)
 {
@@ -355,28 +341,21 @@ static struct qmsg *index_find(const char *id)
     return NULL;
 }
 
-static void ctl_one(const wchar_t *ctl, const wchar_t *name)
+/* A request from `imsvc queue retry|delete` (queuectl.h): 0 with the
+ * answer, or 1 to leave it for a later scan. */
+static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int *failedp,
+                      char *text, size_t text_len)
 {
-    char a[ENV_ID_MAX + 16];
-    wide_to_utf8(name, a, sizeof a);
-    char *dot = strchr(a, '.');
-    if (!dot)
-        return;
-    *dot = 0;
-    const char *action = a, *id = dot + 1;
-    char text[300];
+    (void)arg;
     int failed = 0;
     wchar_t held_env[MAX_PATH];
     int held = spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH) == 0 &&
                GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
-    if (!spool_id_valid(id)) {
-        failed = 1;
-        snprintf(text, sizeof text, "%.64s is not a queue ID", id);
-    } else if (strcmp(action, "delete") == 0 && held) {
+    if (action == CTLREQ_DELETE && held) {
         failed = spool_remove(id, 1) != ERROR_SUCCESS;
-        snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted from Hold (no "
+        snprintf(text, text_len, failed ? "cannot delete %s" : "%s deleted from Hold (no "
                  "notification was sent)", id);
-    } else if (strcmp(action, "retry") == 0 && held) {
+    } else if (action == CTLREQ_RETRY && held) {
         failed = spool_release(id) != ERROR_SUCCESS;
         if (!failed) {
             EnterCriticalSection(&q.lock);
@@ -384,9 +363,9 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
             WakeConditionVariable(&q.sched_cv);
             LeaveCriticalSection(&q.lock);
         }
-        snprintf(text, sizeof text, failed ? "cannot release %s" : "%s released from Hold; "
+        snprintf(text, text_len, failed ? "cannot release %s" : "%s released from Hold; "
                  "delivery starts now", id);
-    } else if (strcmp(action, "retry") == 0 || strcmp(action, "delete") == 0) {
+    } else {
         EnterCriticalSection(&q.lock);
         struct qmsg *m = index_find(id);
         int busy = m && m->busy;
@@ -395,10 +374,10 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
         LeaveCriticalSection(&q.lock);
         if (!m) {
             failed = 1;
-            snprintf(text, sizeof text, "there is no queued message %s", id);
+            snprintf(text, text_len, "there is no queued message %s", id);
         } else if (busy) {
-            return;   /* a delivery round is running: the request waits for the next tick */
-        } else if (action[0] == 'd') {
+            return 1;   /* a delivery round is running: the request waits for the next tick */
+        } else if (action == CTLREQ_DELETE) {
             failed = spool_remove(id, 0) != ERROR_SUCCESS;
             EnterCriticalSection(&q.lock);
             if (failed)
@@ -406,7 +385,7 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
             else
                 index_remove(m);
             LeaveCriticalSection(&q.lock);
-            snprintf(text, sizeof text, failed ? "cannot delete %s" : "%s deleted (no "
+            snprintf(text, text_len, failed ? "cannot delete %s" : "%s deleted (no "
                      "notification was sent)", id);
         } else {
             failed = spool_retry_now(id) != ERROR_SUCCESS;
@@ -415,37 +394,12 @@ static void ctl_one(const wchar_t *ctl, const wchar_t *name)
             m->due = 0;
             WakeConditionVariable(&q.sched_cv);
             LeaveCriticalSection(&q.lock);
-            snprintf(text, sizeof text, failed ? "cannot reschedule %s" : "%s is being tried "
+            snprintf(text, text_len, failed ? "cannot reschedule %s" : "%s is being tried "
                      "now", id);
         }
-    } else {
-        return;
     }
-    ctl_answer(ctl, name, failed, text);
-    wchar_t req[MAX_PATH];
-    _snwprintf(req, MAX_PATH, L"%ls\\%ls", ctl, name);
-    req[MAX_PATH - 1] = 0;
-    DeleteFileW(req);
-}
-
-static void ctl_scan(void)
-{
-    wchar_t ctl[MAX_PATH], pat[MAX_PATH];
-    spool_ctl_dir(ctl, MAX_PATH);
-    _snwprintf(pat, MAX_PATH, L"%ls\\*.*", ctl);
-    ctl[MAX_PATH - 1] = pat[MAX_PATH - 1] = 0;
-    WIN32_FIND_DATAW fd;
-    HANDLE f = FindFirstFileW(pat, &fd);
-    if (f == INVALID_HANDLE_VALUE)
-        return;
-    do {
-        size_t n = wcslen(fd.cFileName);
-        if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ||
-            (n > 5 && wcscmp(fd.cFileName + n - 5, L".done") == 0))
-            continue;
-        ctl_one(ctl, fd.cFileName);
-    } while (FindNextFileW(f, &fd));
-    FindClose(f);
+    *failedp = failed;
+    return 0;
 }
 
 void queue_counts(struct queue_counts *c)
@@ -502,7 +456,7 @@ static DWORD WINAPI scheduler_main(void *arg)
         for (size_t i = 0; i < nb; i++)
             dispatch(batch[i]);
         if (now != last_ctl) {   /* once a second, not on every wake-up */
-            ctl_scan();
+            queuectl_scan(ctl_handle, NULL);
             last_ctl = now;
         }
         EnterCriticalSection(&q.lock);
