@@ -21,7 +21,6 @@
 #include "clock.h"
 #include "eventlog.h"
 #include "delivery.h"
-#include "filter.h"
 #include "location.h"
 #include "mime.h"
 #include "notices.h"
@@ -509,7 +508,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     return ns;
 }
 
-DWORD queue_start(const struct imsvc_config *cfg)
+DWORD queue_start(const struct imsvc_config *cfg, unsigned recovered)
 {
     memset(&q, 0, sizeof q);
     struct settings *ns = settings_new(cfg);
@@ -524,12 +523,7 @@ DWORD queue_start(const struct imsvc_config *cfg)
     wchar_t qdir[MAX_PATH];
     config_queue_dir(cfg, qdir, MAX_PATH);
     spool_set_notify(on_committed);
-    unsigned recovered = 0;
-    DWORD err = spool_open(qdir, &recovered);
-    if (err) {
-        DeleteCriticalSection(&q.lock);
-        return err;
-    }
+    DWORD err;
     unsigned count = 0, bad = 0;
     spool_scan(qdir, load_one, &count, &bad);
     wchar_t wc[16], wr[16];
@@ -589,7 +583,7 @@ void queue_stop(DWORD wait_ms)
         delivery_stop(deadline);
     /* Deliveries still running after the wait are abandoned; their messages
      * are on disk in the state before this round and are tried again. */
-    spool_close();
+    spool_set_notify(NULL);
     q.running = 0;
     q.scheduler = NULL;
 }

@@ -23,9 +23,11 @@
 #include "config.h"
 #include "envelope.h"
 
-/* Open the spool (recovering what a crash left), load every queued message
- * and start delivering. Returns a Win32 error. */
-DWORD queue_start(const struct imsvc_config *cfg);
+/* With the spool open (spool.h; recovered: what its recovery restored, for
+ * the start event), load every queued message and start delivering.
+ * Returns a Win32 error. The spool stays open after queue_stop: its owner
+ * closes it. */
+DWORD queue_start(const struct imsvc_config *cfg, unsigned recovered);
 /* Stop the scheduler; deliveries in progress get wait_ms to finish. */
 void queue_stop(DWORD wait_ms);
 /* PARAMCHANGE: routing, retry, smart host and filter settings apply to the

@@ -20,6 +20,7 @@
 #include "pickup.h"
 #include "receive.h"
 #include "smtp_server.h"
+#include "spool.h"
 #include "status.h"
 #include "tlscache.h"
 #include "version.h"
@@ -252,10 +253,19 @@ static DWORD start_up(void)
                      (const wchar_t *[]){ L"cannot start the I/O engine (completion port and its threads)" });
         return rc;
     }
-    /* The queue first: it recovers what a crash left before anything new
-     * is accepted, and the listener commits into it. */
+    /* The spool first: it recovers what a crash left before anything new
+     * is accepted; then the queue manager, which delivers from it; then the
+     * receivers, which commit into it. Calls go that one way down. */
     receive_configure(&config);
-    rc = queue_start(&config);
+    wchar_t qdir[MAX_PATH];
+    config_queue_dir(&config, qdir, MAX_PATH);
+    unsigned recovered = 0;
+    rc = spool_open(qdir, &recovered);
+    if (rc == ERROR_SUCCESS) {
+        rc = queue_start(&config, recovered);
+        if (rc != ERROR_SUCCESS)
+            spool_close();
+    }
     if (rc != ERROR_SUCCESS) {
         io_engine_stop();
         wchar_t why[MAX_PATH + 64];
@@ -270,6 +280,7 @@ static DWORD start_up(void)
     rc = pickup_start(&config);
     if (rc != ERROR_SUCCESS) {
         queue_stop(WAIT_HINT_STOP_MS);
+        spool_close();
         io_engine_stop();
         evlog_report(EVENTLOG_ERROR_TYPE, CAT_INIT_TERM, MSG_SERVICE_START_FAILED,
                      LOC_QUEUE_PICKUP, rc, 1,
@@ -280,6 +291,7 @@ static DWORD start_up(void)
     if (rc != ERROR_SUCCESS) {
         pickup_stop(WAIT_HINT_STOP_MS);
         queue_stop(WAIT_HINT_STOP_MS);
+        spool_close();
         io_engine_stop();
         wchar_t why[128];
         _snwprintf(why, ARRAYSIZE(why), L"cannot listen for SMTP on %ls port %lu",
@@ -353,6 +365,7 @@ static int service_loop(void)
     smtp_server_stop(WAIT_HINT_STOP_MS / 2);
     pickup_stop(WAIT_HINT_STOP_MS / 4);
     queue_stop(WAIT_HINT_STOP_MS / 2);
+    spool_close();   /* nothing writes to it any more */
     tls_cache_shutdown();   /* outbound credentials kept per destination */
     io_engine_stop();
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
