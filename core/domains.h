@@ -3,7 +3,7 @@
  *
  * The relay check (core/route.c through core/smtpd.c), routing in the queue
  * (core/route.c), IMCEA decoding (core/imcea.c) and the configuration check
- * (service/config.c) all use these, so what one of them calls local the
+ * (service/host/config.c) all use these, so what one of them calls local the
  * others call local, and what the configuration accepts is exactly what the
  * matcher can match. Portable core: no windows.h, no I/O. Lists grow as
  * needed (they are the only allocation here); an entry the matcher could

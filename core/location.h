@@ -13,7 +13,7 @@
 
 /* Modules (high word). */
 #define LOCMOD_SERVICE   0x0001u  /* service/: SCM glue, command line */
-#define LOCMOD_CONFIG    0x0002u  /* service/config.c: registry parameters */
+#define LOCMOD_CONFIG    0x0002u  /* service/host/config.c: registry parameters */
 #define LOCMOD_INSTALLER 0x0003u  /* installer/ */
 #define LOCMOD_EVENTLOG  0x0004u  /* eventlog/: ReportEvent, journal */
 #define LOCMOD_ADDRESS   0x0005u  /* core/ address parsing and address map */
@@ -31,12 +31,12 @@
 #define LOC_SVC_PAUSE           LOC(LOCMOD_SERVICE, 0x0006)
 #define LOC_SVC_CONTINUE        LOC(LOCMOD_SERVICE, 0x0007)
 
-/* service/config.c */
+/* service/host/config.c */
 #define LOC_CFG_READ            LOC(LOCMOD_CONFIG, 0x0001) /* reading Parameters */
 #define LOC_CFG_CHANGE          LOC(LOCMOD_CONFIG, 0x0002) /* PARAMCHANGE re-read */
 #define LOC_CFG_DATADIR         LOC(LOCMOD_CONFIG, 0x0003) /* creating the data directory */
 
-/* service/acl.c and service/secret.c: least privilege (sites 0x0010-0x001F) */
+/* service/host/acl.c and service/host/secret.c: least privilege (sites 0x0010-0x001F) */
 #define LOC_CFG_FOLDER_ACL      LOC(LOCMOD_CONFIG, 0x0010) /* creating a data folder, setting its DACL */
 #define LOC_CFG_FOLDER_KEPT     LOC(LOCMOD_CONFIG, 0x0011) /* a folder's DACL read back different */
 #define LOC_CFG_ACCOUNT         LOC(LOCMOD_CONFIG, 0x0012) /* resolving PickupWriters or DropReaders */
@@ -50,7 +50,7 @@
 #define LOC_EVL_JOURNAL_REPAIR  LOC(LOCMOD_EVENTLOG, 0x0010) /* open found damage and repaired it */
 #define LOC_EVL_JOURNAL_RESERVE LOC(LOCMOD_EVENTLOG, 0x0011) /* reserving JournalMaxKB on the disk */
 
-/* SMTP server sessions (service/smtp_server.c) */
+/* SMTP server sessions (service/listener/smtp_server.c) */
 #define LOC_SMTPD_LISTEN        LOC(LOCMOD_SMTPD, 0x0001) /* bind/listen on the SMTP port */
 #define LOC_SMTPD_SESSION       LOC(LOCMOD_SMTPD, 0x0002) /* creating a session */
 #define LOC_SMTPD_SPOOL         LOC(LOCMOD_SMTPD, 0x0003) /* writing a message to disk */
@@ -60,7 +60,7 @@
 #define LOC_SMTPD_SOCKET        LOC(LOCMOD_SMTPD, 0x0010) /* a session's socket failed (receive or send) */
 #define LOC_SMTPD_STALLED       LOC(LOCMOD_SMTPD, 0x0011) /* the session engine took no input and wanted nothing */
 
-/* SMTP client sessions (service/cmd_send.c: imsvc send) */
+/* SMTP client sessions (service/commands/cmd_send.c: imsvc send) */
 #define LOC_SMTPC_CONNECT       LOC(LOCMOD_SMTPC, 0x0001) /* resolve and connect to the server */
 #define LOC_SMTPC_SESSION       LOC(LOCMOD_SMTPC, 0x0002) /* the session failed (reply, policy, lost) */
 #define LOC_SMTPC_TLS_CRED      LOC(LOCMOD_SMTPC, 0x0003) /* AcquireCredentialsHandle (Schannel, outbound) */
@@ -68,7 +68,7 @@
 #define LOC_SMTPC_NTLM_CREDS    LOC(LOCMOD_SMTPC, 0x0005) /* AcquireCredentialsHandle (NTLM, outbound) */
 #define LOC_SMTPC_NTLM_INIT     LOC(LOCMOD_SMTPC, 0x0006) /* InitializeSecurityContext for AUTH/XAUTH NTLM */
 
-/* service/spool.c and service/queue.c */
+/* service/spool/spool.c and service/queue/queue.c */
 #define LOC_SPOOL_OPEN          LOC(LOCMOD_QUEUE, 0x0001) /* creating the queue directories, threads */
 #define LOC_SPOOL_COMMIT        LOC(LOCMOD_QUEUE, 0x0002) /* group commit: log, flush, rename */
 #define LOC_SPOOL_CHECKPOINT    LOC(LOCMOD_QUEUE, 0x0003) /* flushing queue files, deleting a log */
@@ -84,14 +84,14 @@
 #define LOC_QUEUE_PICKUP        LOC(LOCMOD_QUEUE, 0x000D) /* the pickup directory */
 #define LOC_QUEUE_FILTER        LOC(LOCMOD_QUEUE, 0x000E) /* running the content filter */
 #define LOC_QUEUE_CONVERT       LOC(LOCMOD_QUEUE, 0x000F) /* 8-bit to 7-bit conversion */
-/* service/spool.c recovery at start: what it keeps (sites 0x0020-0x002F) */
+/* service/spool/spool.c recovery at start: what it keeps (sites 0x0020-0x002F) */
 #define LOC_SPOOL_LOG_LIST      LOC(LOCMOD_QUEUE, 0x0020) /* listing the commit logs */
 #define LOC_SPOOL_LOG_READ      LOC(LOCMOD_QUEUE, 0x0021) /* reading a commit log: it is kept */
 #define LOC_SPOOL_LOG_RESTORE   LOC(LOCMOD_QUEUE, 0x0022) /* a log kept: messages not restored */
 #define LOC_SPOOL_LOG_BLOCKED   LOC(LOCMOD_QUEUE, 0x0023) /* a log kept unreplayed: a later one unread */
 #define LOC_SPOOL_LOG_DELETE    LOC(LOCMOD_QUEUE, 0x0024) /* deleting a replayed commit log */
 #define LOC_SPOOL_REMOVALS      LOC(LOCMOD_QUEUE, 0x0025) /* the removal log that comes with kept logs */
-/* service/spool.c queue layout (sites 0x0030-0x003F) */
+/* service/spool/spool.c queue layout (sites 0x0030-0x003F) */
 #define LOC_SPOOL_MIGRATE       LOC(LOCMOD_QUEUE, 0x0030) /* moving a flat queue into hash folders */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */

@@ -3,7 +3,7 @@
  * now, where each due one goes (grouped by destination, one connection's
  * worth each), and which cannot be routed and with what result.
  *
- * The service (service/queue.c) reads the message, asks for the plan,
+ * The service (service/queue/queue.c) reads the message, asks for the plan,
  * sends the notices, records the unroutable recipients' results and hands
  * each group to delivery. Routing is core/route.h's route_recipient, the
  * same verdict the SMTP server gave at RCPT TO; a recipient it would refuse

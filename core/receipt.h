@@ -1,6 +1,6 @@
 /* receipt.h - the decisions of the one way into the queue, sans I/O.
  *
- * Every message enters the queue through service/receive.c, whatever brought
+ * Every message enters the queue through service/receive/receive.c, whatever brought
  * it: an SMTP session, a file in the pickup folder, or a notice the service
  * composed itself (an NDR, a delay notification). What differs between those
  * sources is data here, not a copy of the code:

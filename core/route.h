@@ -66,7 +66,7 @@ int route_select(const struct route_config *c, const char *domain, struct route 
  *
  * route_recipient is the one decision, made the same way by the SMTP server
  * at RCPT TO (core/smtpd.c) and by the queue before each delivery round
- * (service/queue.c), so that a recipient is either refused while the client
+ * (service/queue/queue.c), so that a recipient is either refused while the client
  * is still there, or accepted and routable: never accepted and then bounced
  * for a reason known at RCPT. docs/routing.md has the table of forms. */
 

@@ -9,7 +9,7 @@
  * multi-line reply keeps its code, and message content handed out never
  * holds a bare CR, a bare LF or a NUL, nor exceeds the size limit. Every
  * recipient handed to the spool is one the queue routes (core/route.h, as
- * service/queue.c asks), and from a client that may not relay, a local one:
+ * service/queue/queue.c asks), and from a client that may not relay, a local one:
  * nothing accepted is bounced later for a reason known at RCPT, and no
  * stranger's mail leaves.
  */

@@ -8,7 +8,7 @@
  * Least privilege: the default account is the virtual account
  * NT SERVICE\IMSvc; the service gets an unrestricted service SID and only
  * the privileges in IMSVC_REQUIRED_PRIVILEGES (docs/service-account.md says
- * why each); the data folders get their protected DACLs (service/acl.c) and
+ * why each); the data folders get their protected DACLs (service/host/acl.c) and
  * the key of the self-signed certificate is made readable by the service
  * SID. LocalSystem (`--account LocalSystem`) and a named account with a
  * password file remain possible. `imsvc uninstall`

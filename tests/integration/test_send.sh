@@ -171,7 +171,7 @@ expect_out_re "^C: QUIT" "the session ends with QUIT"
 run send --server 127.0.0.1:$PF_PORT_CLEAR --from alice@example.com --to bob@send.test --tls off
 expect_status 0 "--tls off delivers in clear"
 
-# Connection reuse (service/outbound): three messages over one connection,
+# Connection reuse (service/io/outbound): three messages over one connection,
 # one EHLO; Postfix's own disconnect line counts the commands it saw.
 before=$(find "$PF_DIR/mail/inbox/new" -type f | wc -l)
 run send --server 127.0.0.1:$PF_PORT_CLEAR --from alice@example.com --to bob@send.test --tls off \
@@ -272,7 +272,7 @@ expect_out_re "why: .*535 5\.7\.3" "the reason carries the 535 text"
 # (c) XAUTH only (XAuth=2: the service sets SMTPD_OPT_NO_AUTH): the client
 # falls back from AUTH to XAUTH NTLM. The fallback itself is also checked in
 # tests/unit/check_smtpc.c (xauth_only), the server option in check_smtpd.c.
-if grep -q SMTPD_OPT_NO_AUTH service/smtp_server.c; then
+if grep -q SMTPD_OPT_NO_AUTH service/listener/smtp_server.c; then
     imsvc config set XAuth 2 >/dev/null
     imsvc stop >/dev/null
     run imsvc start

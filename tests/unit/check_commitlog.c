@@ -11,7 +11,7 @@
 static const char ENV[] = "id 01DC1234ABCD5678.00120001\nfrom <a@example.org>\nrcpt <b@example.net>\n";
 static const char BODY[] = "Received: from x\r\nSubject: t\r\n\r\nhello\r\n";
 
-/* A whole record into out (as service/spool.c writes one); its length. */
+/* A whole record into out (as service/spool/spool.c writes one); its length. */
 static size_t put_rec(char kind, const char *id, unsigned flags, const char *env,
                       const char *content, size_t clen, unsigned char *out, size_t cap)
 {

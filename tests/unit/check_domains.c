@@ -404,9 +404,9 @@ END_TEST
 /* The relay decision and routing agree --------------------------------------------------
  *
  * For each configuration, client and recipient: the SMTP engine's reply to
- * RCPT TO (relay_allowed from the range list, as service/smtp_server.c asks
+ * RCPT TO (relay_allowed from the range list, as service/listener/smtp_server.c asks
  * it), and the queue's verdict on what was accepted (route_recipient, as
- * service/queue.c asks it, with a smart host) over the same parsed lists.
+ * service/queue/queue.c asks it, with a smart host) over the same parsed lists.
  * What is local is written in the table, not worked out by the matcher. */
 
 static const struct {

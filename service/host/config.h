@@ -73,7 +73,7 @@ struct imsvc_config {
     wchar_t delay_notice[32];          /* DelayNotice: "12h"; "0": never */
     wchar_t expire[32];                /* Expire: "2d" */
     wchar_t content_filter[CONFIG_STR_MAX]; /* ContentFilter: a command line; empty: none */
-    /* least privilege (service/acl.c, service/secret.c) */
+    /* least privilege (service/host/acl.c, service/host/secret.c) */
     wchar_t pickup_writers[256];       /* PickupWriters: a group (or SID) that may add files to Pickup */
     wchar_t drop_readers[256];         /* DropReaders: a group (or SID) that may read and take Drop's files */
     DWORD secrets_stamp;               /* not a registry value: changes when a secret is set (secret_stamp) */

@@ -90,7 +90,7 @@ DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id,
                  void *arg, unsigned *bad);
 
 /* The queue directory's subfolders (tmp, log, Hold, ctl), NULL-terminated,
- * for whoever creates or secures them (service/acl.c). */
+ * for whoever creates or secures them (service/host/acl.c). */
 extern const wchar_t *const spool_subfolders[];
 /* A write to the data directory failed with err. When err means the disk
  * is full, the first such failure is reported (event 4150, location and

@@ -1,4 +1,4 @@
-/* smtp_server.h - SMTP sessions on the I/O engine (service/ioengine.h).
+/* smtp_server.h - SMTP sessions on the I/O engine (service/io/ioengine.h).
  *
  * Accepted connections become sessions driven by the sans-I/O engine
  * core/smtpd.c, or are refused with 421 at the MaxSessions and

@@ -1,6 +1,6 @@
 /* cmd_send.c - `imsvc send` (see cmd_send.h): one message by hand.
  *
- * The command line around service/outbound, which owns the connection: this
+ * The command line around service/io/outbound, which owns the connection: this
  * file parses the options, reads the message file whole (at most
  * SEND_FILE_MAX octets) and the password, opens one connection, sends the
  * message (--repeat: several times over that connection), closes, and

@@ -5,7 +5,7 @@
  *              [--auth ntlm|none] [--user DOMAIN\user --password-file F]
  *              [--helo NAME] [-v] [--repeat N] FILE.eml
  *
- * The command line around service/outbound, the blocking socket driver of
+ * The command line around service/io/outbound, the blocking socket driver of
  * core/smtpc that the queue uses for delivery too: STARTTLS through the
  * secure stream (sspi/tls), AUTH NTLM or XAUTH NTLM through sspi/ntlm, the
  * message sent as it is in the file (the engine dot-stuffs and sends CRLF).

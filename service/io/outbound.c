@@ -5,7 +5,7 @@
  * do") asks of it and nothing more: it owns the connection, the timers, the
  * channel (and so the secure stream) and the NTLM context; every protocol
  * decision is the engine's. The session runs in the connection's handler
- * (service/ioengine.h), event by event: no call here blocks on a socket.
+ * (service/io/ioengine.h), event by event: no call here blocks on a socket.
  * The caller's side is a chain of steps on work threads: each step starts
  * something and awaits a condition (READY, a message's results, the end);
  * the handler checks the awaited condition after every change and, once it
