@@ -83,9 +83,9 @@ expect_status 0 "start"
 # A hold and a failed filter, reported for pickup as for SMTP ---------------------
 pickup held "x-sender: app@recv.test" "x-receiver: u1@recv.test" "X-Test-Filter: hold" \
     "Subject: pickup held"
-wait_for 20 bash -c "ls '$data'/Queue/Hold/*.env >/dev/null 2>&1" &&
+wait_for 20 bash -c "ls '$data'/Queue/Hold/*/*/*.env >/dev/null 2>&1" &&
     pass "a pickup file the filter holds waits in Queue\\Hold" || fail "no held message in Queue\\Hold"
-hid=$(basename "$(ls "$data"/Queue/Hold/*.env 2>/dev/null | head -1)" .env)
+hid=$(basename "$(ls "$data"/Queue/Hold/*/*/*.env 2>/dev/null | head -1)" .env)
 [ ! -e "$data/Pickup/held.eml" ] && pass "... and the pickup file was taken" ||
     fail "held pickup file left in Pickup"
 run imsvc events --id "$(event_id MSG_MESSAGE_HELD)"
