@@ -10,21 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
-int clog_id_valid(const char *id)
-{
-    if (!*id)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (p - id >= ENV_ID_MAX || !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '-' || *p == '_'))
-            return 0;
-    return 1;
-}
-
 size_t clog_format_head(char kind, const char *id, unsigned flags, size_t env_len,
                         uint64_t clen, uint32_t ccrc, char *head, size_t cap)
 {
-    if ((kind != 'C' && kind != 'D') || strlen(id) > ENV_ID_MAX || !clog_id_valid(id) ||
+    if ((kind != 'C' && kind != 'D') || strlen(id) > ENV_ID_MAX || !env_id_valid(id) ||
         (flags & ~(CLOG_INLINE | CLOG_HOLD)) || env_len > CLOG_ENV_MAX ||
         ((flags & CLOG_INLINE) && clen > CLOG_INLINE_MAX))
         return 0;
@@ -128,7 +117,7 @@ int clog_parse_head(const char *line, size_t len, struct clog_rec *r)
         return -1;
     memcpy(r->id, id, id_len);
     r->id[id_len] = 0;
-    if (!clog_id_valid(r->id) || !take_lit(&c, " ") ||
+    if (!env_id_valid(r->id) || !take_lit(&c, " ") ||
         !take_dec(&c, CLOG_INLINE | CLOG_HOLD, &flags) || !take_lit(&c, " ") ||
         !take_dec(&c, CLOG_ENV_MAX, &env_len) || !take_lit(&c, " ") ||
         !take_dec(&c, UINT64_MAX, &clen) || !take_lit(&c, " ") ||

@@ -35,9 +35,6 @@ struct clog_rec {
     uint32_t ccrc;
 };
 
-/* A queue ID: 1 to ENV_ID_MAX letters, digits, '.', '-', '_'. */
-int clog_id_valid(const char *id);
-
 /* The first line of a record into head (CLOG_HEAD_MAX); its length, or 0. */
 size_t clog_format_head(char kind, const char *id, unsigned flags, size_t env_len,
                         uint64_t clen, uint32_t ccrc, char *head, size_t cap);

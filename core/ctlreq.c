@@ -20,14 +20,14 @@ static int fits(int w, size_t n, char *buf)
 
 int ctlreq_name(enum ctlreq_action a, const char *id, char *buf, size_t n)
 {
-    if ((unsigned)a > CTLREQ_DELETE || !id || !clog_id_valid(id))
+    if ((unsigned)a > CTLREQ_DELETE || !id || !env_id_valid(id))
         return fits(-1, n, buf);
     return fits(snprintf(buf, n, "%s.%s", action_names[a], id), n, buf);
 }
 
 int ctlreq_answer_name(enum ctlreq_action a, const char *id, char *buf, size_t n)
 {
-    if ((unsigned)a > CTLREQ_DELETE || !id || !clog_id_valid(id))
+    if ((unsigned)a > CTLREQ_DELETE || !id || !env_id_valid(id))
         return fits(-1, n, buf);
     return fits(snprintf(buf, n, "%s.%s.done", action_names[a], id), n, buf);
 }
@@ -49,7 +49,7 @@ enum ctlreq_kind ctlreq_parse(const char *name, enum ctlreq_action *a, char *id,
         *a = (enum ctlreq_action)i;
         if (n)
             snprintf(id, n, "%s", dot + 1);
-        return clog_id_valid(dot + 1) && strlen(dot + 1) < n ? CTLREQ_REQUEST : CTLREQ_BAD_ID;
+        return env_id_valid(dot + 1) && strlen(dot + 1) < n ? CTLREQ_REQUEST : CTLREQ_BAD_ID;
     }
     return CTLREQ_OTHER;
 }

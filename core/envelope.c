@@ -138,7 +138,7 @@ static void ob_flags(struct obuf *o, const char *key, unsigned v,
 
 /* ---- validation shared by both directions ---- */
 
-static int env_id_valid(const char *s)
+int env_id_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > ENV_ID_MAX)

@@ -75,6 +75,10 @@ struct env_error {
     const char *rule;
 };
 
+/* Is s a queue ID: 1 to ENV_ID_MAX of A-Z a-z 0-9 . - _ ? (The one rule:
+ * the spool, the commit log and the control protocol all use it.) */
+int env_id_valid(const char *s);
+
 /* Start an empty envelope (no recipients) / release its recipients. */
 void env_init(struct envelope *e);
 void env_free(struct envelope *e);

@@ -13,11 +13,8 @@ static void unroutable(struct qmgr_unroutable *u, size_t idx, const struct env_r
     /* an accepted verdict without a usable key: a route we cannot name */
     if (v->code == 250)
         snprintf(v->why, sizeof v->why, "no route to the domain %.255s", r->addr.domain);
-    u->result.outcome = v->code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT;
-    u->result.reason = SMTPC_R_NONE;
-    snprintf(u->result.status, sizeof u->result.status, "%s",
-             v->code == 250 ? "5.4.4" : v->status ? v->status : "5.4.4");
-    snprintf(u->result.why, sizeof u->result.why, "%s", v->why);
+    smtpc_result_local(&u->result, v->code / 100 == 4 ? SMTPC_TRANSIENT : SMTPC_PERMANENT,
+                       SMTPC_R_NONE, v->code == 250 || !v->status ? "5.4.4" : v->status, v->why);
 }
 
 int qmgr_plan(const struct envelope *e, int64_t now, const struct retry_policy *p,

@@ -1384,3 +1384,13 @@ const struct smtpc_result *smtpc_rcpt_result(const struct smtpc *s, size_t i)
 {
     return s->have_msg && i < s->n_rcpt ? &s->rcpt[i].res : NULL;
 }
+
+void smtpc_result_local(struct smtpc_result *r, enum smtpc_outcome outcome,
+                        enum smtpc_reason reason, const char *status, const char *why)
+{
+    memset(r, 0, sizeof *r);
+    r->outcome = outcome;
+    r->reason = reason;
+    snprintf(r->status, sizeof r->status, "%s", status);
+    snprintf(r->why, sizeof r->why, "%s", why);
+}

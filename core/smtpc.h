@@ -242,6 +242,10 @@ unsigned smtpc_extensions(const struct smtpc *s);             /* SC_EXT_* */
 unsigned long long smtpc_size_limit(const struct smtpc *s);   /* SIZE n; 0: none given */
 const struct smtpc_reply *smtpc_last_reply(const struct smtpc *s);
 int smtpc_closed(const struct smtpc *s);
+/* A result made by the caller, not by a server (no reply): outcome, reason,
+ * enhanced status and the sentence, each cut to fit. */
+void smtpc_result_local(struct smtpc_result *r, enum smtpc_outcome outcome,
+                        enum smtpc_reason reason, const char *status, const char *why);
 /* Why the session closed (outcome SMTPC_PENDING while it is open). */
 const struct smtpc_result *smtpc_failure(const struct smtpc *s);
 

@@ -17,7 +17,7 @@ struct ctx {
 static void check(void *arg, const struct clog_rec *r)
 {
     struct ctx *c = arg;
-    if (!clog_id_valid(r->id) || (r->kind != 'C' && r->kind != 'D'))
+    if (!env_id_valid(r->id) || (r->kind != 'C' && r->kind != 'D'))
         abort();
     char head[CLOG_HEAD_MAX], tail[CLOG_TAIL_MAX];
     size_t hn = clog_format_head(r->kind, r->id, r->flags, r->env_len, r->clen, r->ccrc, head,

@@ -37,7 +37,6 @@ struct dest {
     char key[ROUTE_KEY_MAX];
     struct route route;
     struct delivery_job *head, *tail;
-    size_t waiting;           /* jobs in the list */
     unsigned active;          /* deliveries on it, parked ones included */
     struct delivery *parked;  /* ... of which holding an open connection, waiting for a job */
     int64_t dead_until;       /* unreachable until then: jobs fail with dead_fail */
@@ -57,16 +56,6 @@ static struct {
     size_t max_deliveries;    /* MaxOutbound */
     LONG active_out;          /* connections open or opening */
 } dl;
-
-void delivery_result(struct smtpc_result *r, enum smtpc_outcome o, const char *status,
-                     const char *why)
-{
-    memset(r, 0, sizeof *r);
-    r->outcome = o;
-    r->reason = SMTPC_R_NONE;
-    snprintf(r->status, sizeof r->status, "%s", status);
-    snprintf(r->why, sizeof r->why, "%s", why);
-}
 
 /* Delivery: the drop directory --------------------------------------------- */
 
@@ -110,7 +99,7 @@ static void deliver_drop(struct delivery_job *j)
         storage_reply(err, &rp);
         snprintf(why, sizeof why, "cannot write to the drop directory (Win32 error %lu)",
                  (unsigned long)err);
-        delivery_result(&r, SMTPC_TRANSIENT, rp.status, why);
+        smtpc_result_local(&r, SMTPC_TRANSIENT, SMTPC_R_NONE, rp.status, why);
         wchar_t what[400];
         _snwprintf(what, ARRAYSIZE(what), L"cannot write message %hs to the drop directory %ls",
                    j->id, DS->drop_dir);
@@ -120,7 +109,7 @@ static void deliver_drop(struct delivery_job *j)
             evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, LOC_QUEUE_DROP, err, 1,
                          (const wchar_t *[]){ what });
     } else {
-        delivery_result(&r, SMTPC_OK, "2.0.0", "delivered to the drop directory");
+        smtpc_result_local(&r, SMTPC_OK, SMTPC_R_NONE, "2.0.0", "delivered to the drop directory");
     }
     j->done(j, &r, 1, DELIVERY_DROP_REMOTE);
 }
@@ -184,7 +173,7 @@ static size_t mx_hosts(const struct route *rt, struct route_mx *mx, struct smtpc
         char why[300];
         snprintf(why, sizeof why, "the MX lookup for %s failed (DNS status %ld); the DNS "
                  "server may be unreachable", rt->host, (long)st);
-        delivery_result(fail, SMTPC_TRANSIENT, "4.4.3", why);
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.4.3", why);
         return 0;
     } else if (st == DNS_ERROR_RCODE_NAME_ERROR) {
         /* the name does not exist: the A/AAAA fallback decides (it fails too) */
@@ -203,12 +192,12 @@ static size_t mx_hosts(const struct route *rt, struct route_mx *mx, struct smtpc
     case ROUTE_MX_NULL:
         snprintf(why, sizeof why, "the domain %s publishes a null MX record (RFC 7505): it "
                  "accepts no mail", rt->host);
-        delivery_result(fail, SMTPC_PERMANENT, "5.1.10", why);
+        smtpc_result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.1.10", why);
         return 0;
     case ROUTE_MX_SELF:
         snprintf(why, sizeof why, "this server is the best MX host for %s but the domain is "
                  "not in LocalDomains: delivering would loop back here", rt->host);
-        delivery_result(fail, SMTPC_PERMANENT, "5.4.6", why);
+        smtpc_result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.4.6", why);
         return 0;
     }
     return 0;
@@ -226,7 +215,7 @@ static const unsigned char *prepare_content(const struct delivery_job *j, unsign
         return j->content;
     struct mime_scan *scan = malloc(sizeof *scan);
     if (!scan) {
-        delivery_result(fail, SMTPC_TRANSIENT, "4.3.0", "out of memory while converting to 7-bit");
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory while converting to 7-bit");
         return NULL;
     }
     mime_scan(j->content, j->len, scan);
@@ -242,16 +231,16 @@ static const unsigned char *prepare_content(const struct delivery_job *j, unsign
             *len = j->len;
             out = j->content;
         } else if (cr == CONVERT_NOMEM) {
-            delivery_result(fail, SMTPC_TRANSIENT, "4.3.0", "out of memory while converting to 7-bit");
+            smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory while converting to 7-bit");
         } else {
             snprintf(text, sizeof text, "The next hop does not accept 8-bit mail (no 8BITMIME) "
                      "and the message cannot be converted to 7-bit: %s", why ? why : "");
-            delivery_result(fail, SMTPC_PERMANENT, "5.6.3", text);
+            smtpc_result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.6.3", text);
         }
     } else {
         snprintf(text, sizeof text, "The next hop does not accept 8-bit mail (no 8BITMIME) and "
                  "%s", why ? why : "the message cannot be converted");
-        delivery_result(fail, SMTPC_PERMANENT, "5.6.3", text);
+        smtpc_result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.6.3", text);
     }
     free(scan);
     return out;
@@ -309,7 +298,6 @@ static struct delivery_job *pop_job(struct dest *d)
         d->head = j->next;
         if (!d->head)
             d->tail = NULL;
-        d->waiting--;
     }
     return j;
 }
@@ -322,7 +310,6 @@ static void push_job(struct dest *d, struct delivery_job *j)
     else
         d->head = j;
     d->tail = j;
-    d->waiting++;
 }
 
 /* dl.lock held: start what d's waiting jobs need. A destination known to
@@ -381,7 +368,6 @@ static void fail_dest(struct dest *d, struct delivery_job *first, const struct s
     EnterCriticalSection(&dl.lock);
     struct delivery_job *rest = d->head;
     d->head = d->tail = NULL;
-    d->waiting = 0;
     if (record && fail->outcome != SMTPC_PERMANENT) {
         /* never longer than the first retry, or short schedules would wait on it */
         uint32_t hold = DS->dead_hold_secs;
@@ -441,7 +427,7 @@ static void delivery_end(struct delivery *dv)
     d->active--;
     dl.deliveries--;
     kick_all();
-    WakeAllConditionVariable(&dl.cv);   /* queue_stop may be waiting for the last */
+    WakeAllConditionVariable(&dl.cv);   /* delivery_stop may be waiting for the last */
     LeaveCriticalSection(&dl.lock);
 }
 
@@ -506,7 +492,7 @@ static void delivery_send(struct delivery *dv)
     dv->res = calloc(j->n, sizeof *dv->res);
     if (!dv->to || !dv->tp || !dv->res) {
         free_message(dv);
-        delivery_result(&fail, SMTPC_TRANSIENT, "4.3.0", "out of memory");
+        smtpc_result_local(&fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         j->done(j, &fail, 1, outbound_peer(dv->c));
         dv->j = NULL;
         delivery_next(dv);
@@ -692,7 +678,7 @@ void delivery_submit(const struct route *rt, const char *key, struct delivery_jo
     free(spare);
     if (!d) {
         struct smtpc_result r;
-        delivery_result(&r, SMTPC_TRANSIENT, "4.3.0", "out of memory");
+        smtpc_result_local(&r, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         j->done(j, &r, 1, "");
     }
 }

@@ -88,8 +88,4 @@ void delivery_stop(DWORD deadline);
 /* Outbound connections open or being opened now. */
 long delivery_connections(void);
 
-/* A result made here (not by a server). */
-void delivery_result(struct smtpc_result *r, enum smtpc_outcome o, const char *status,
-                     const char *why);
-
 #endif

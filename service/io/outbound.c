@@ -211,16 +211,6 @@ static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t l
 }
 
 /* A result the engine did not make: a connect or local failure. */
-static void result_local(struct smtpc_result *r, enum smtpc_outcome outcome, enum smtpc_reason reason,
-                         const char *status, const char *why)
-{
-    memset(r, 0, sizeof *r);
-    r->outcome = outcome;
-    r->reason = reason;
-    snprintf(r->status, sizeof r->status, "%s", status);
-    snprintf(r->why, sizeof r->why, "%s", why);
-}
-
 /* Why the session ended, as a result for anything it never decided: a
  * normal or unfinished end cannot be a delivery, so it counts as transient. */
 static void session_result(const struct outbound *c, struct smtpc_result *r)
@@ -317,12 +307,6 @@ static void gone_meet(struct outbound *c, LONG side)
     c->run_next = c->after_let_go;
     if (!TrySubmitThreadpoolCallback(step_run, c, NULL))
         c->run_next(c);
-}
-
-/* Tell the caller's side to look again at what it awaits. */
-static void signal_caller(struct outbound *c)
-{
-    check_await(c);
 }
 
 /* Send the engine's output: through the stream once TLS is up. Once the
@@ -559,7 +543,7 @@ static void close_conn(struct outbound *c, int graceful)
     }
     c->dead = 1;
     c->ready = 0;
-    signal_caller(c);
+    check_await(c);
 }
 
 /* The engine closed: close the connection and report a failure, once. */
@@ -608,7 +592,7 @@ static void drive(struct outbound *c)
                 c->begin_failed = 1;
                 c->ready = 1;
                 c->msg_done = 1;
-                signal_caller(c);
+                check_await(c);
                 goto wait;
             }
         }
@@ -661,7 +645,7 @@ static void drive(struct outbound *c)
             c->ready = 1;
             if (c->results)
                 c->msg_done = 1;   /* the message outbound_send asked for is answered */
-            signal_caller(c);
+            check_await(c);
             if (!c->quit_asked && !c->msg_asked)
                 goto wait;
             break;
@@ -712,7 +696,7 @@ static void conn_event(struct io_conn *io, void *arg, enum io_event ev, DWORD er
             ntlm_finished(c);
         }
         drive(c);
-        signal_caller(c);   /* a request may have found nothing to do */
+        check_await(c);   /* a request may have found nothing to do */
         break;
     case IO_EV_EOF:
     case IO_EV_ERROR:
@@ -859,7 +843,7 @@ static void open_failed(struct outbound *c)
              msg && msg[0] ? msg : "connection failed", err);
     LocalFree(msg);
     struct smtpc_result fail;
-    result_local(&fail, SMTPC_TRANSIENT, SMTPC_R_CONNECTION_LOST, "4.4.1", why);
+    smtpc_result_local(&fail, SMTPC_TRANSIENT, SMTPC_R_CONNECTION_LOST, "4.4.1", why);
     report_send_failed(c, SMTPC_R_CONNECTION_LOST, LOC_SMTPC_CONNECT, (DWORD)err, why);
     open_finish(c, &fail);
 }
@@ -977,13 +961,13 @@ int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, vo
     memset(fail, 0, sizeof *fail);
     if (!o || !o->host || !o->port || !o->host[0] || strlen(o->host) >= OUT_HOST_MAX ||
         strlen(o->port) >= OUT_PORT_MAX) {
-        result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.1.2",
+        smtpc_result_local(fail, SMTPC_PERMANENT, SMTPC_R_NONE, "5.1.2",
                      "the destination is not a usable host and port");
         return -1;
     }
     struct outbound *c = calloc(1, sizeof *c);
     if (!c) {
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         return -1;
     }
     c->open_done = done;
@@ -1015,14 +999,14 @@ int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, vo
         c->cr_password = dup_secret(o->password ? o->password : L"", &bad);
     }
     if (bad) {
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");
         free_connection(c);
         return -1;
     }
     if (new_session(c, o->helo) != 0) {
         snprintf(why, sizeof why, "the EHLO name \"%.300s\" is not a domain name or address literal "
                  "the client can send (or out of memory)", c->helo);
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.5", why);
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.5", why);
         report_send_failed(c, SMTPC_R_NONE, LOC_SMTPC_SESSION, 0, why);
         free_connection(c);
         return -1;
@@ -1082,7 +1066,7 @@ static void send_finish(struct outbound *c)
             *msg = f;
         rc = -1;
     } else if (begin_failed) {
-        result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0",
+        smtpc_result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0",
                      "the message could not be started (no recipient, more than the recipient "
                      "limit, a missing address, or out of memory)");
         for (size_t i = 0; i < n_to; i++)
@@ -1189,7 +1173,7 @@ int outbound_open(const struct outbound_opts *o, struct outbound **out, struct s
     struct waiter w = { 0 };
     w.ev = CreateEventW(NULL, TRUE, FALSE, NULL);
     if (!w.ev) {
-        result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
+        smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
         return -1;
     }
     if (outbound_open_async(o, wait_opened, &w, fail) != 0) {
@@ -1213,7 +1197,7 @@ int outbound_send(struct outbound *c, const struct smtpc_message *m, const void 
     w.ev = CreateEventW(NULL, TRUE, FALSE, NULL);
     if (!w.ev) {
         struct smtpc_result f;
-        result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
+        smtpc_result_local(&f, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "cannot create an event");
         for (size_t i = 0; m && m->to && i < m->n_to; i++)
             results[i] = f;
         if (msg)

@@ -177,7 +177,7 @@ void spool_set_notify(void (*fn)(const char *id))
 
 int spool_id_valid(const char *id)
 {
-    return clog_id_valid(id);
+    return env_id_valid(id);
 }
 
 /* FNV-1a: the IDs differ mostly in their last characters. */

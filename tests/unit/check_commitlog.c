@@ -197,21 +197,21 @@ END_TEST
 
 START_TEST(test_id_valid)
 {
-    ck_assert_int_eq(clog_id_valid("01DC1234ABCD5678.00120001"), 1);
-    ck_assert_int_eq(clog_id_valid("a-b_c.D"), 1);
-    ck_assert_int_eq(clog_id_valid(""), 0);
-    ck_assert_int_eq(clog_id_valid("a b"), 0);
-    ck_assert_int_eq(clog_id_valid("a\\b"), 0);
-    ck_assert_int_eq(clog_id_valid("a/b"), 0);
-    ck_assert_int_eq(clog_id_valid("a:b"), 0);
-    ck_assert_int_eq(clog_id_valid("\xc3\xa9"), 0);
+    ck_assert_int_eq(env_id_valid("01DC1234ABCD5678.00120001"), 1);
+    ck_assert_int_eq(env_id_valid("a-b_c.D"), 1);
+    ck_assert_int_eq(env_id_valid(""), 0);
+    ck_assert_int_eq(env_id_valid("a b"), 0);
+    ck_assert_int_eq(env_id_valid("a\\b"), 0);
+    ck_assert_int_eq(env_id_valid("a/b"), 0);
+    ck_assert_int_eq(env_id_valid("a:b"), 0);
+    ck_assert_int_eq(env_id_valid("\xc3\xa9"), 0);
     char id[ENV_ID_MAX + 2];
     memset(id, 'a', sizeof id - 1);
     id[ENV_ID_MAX] = 0;
-    ck_assert_int_eq(clog_id_valid(id), 1);
+    ck_assert_int_eq(env_id_valid(id), 1);
     id[ENV_ID_MAX] = 'a';
     id[ENV_ID_MAX + 1] = 0;
-    ck_assert_int_eq(clog_id_valid(id), 0);
+    ck_assert_int_eq(env_id_valid(id), 0);
 }
 END_TEST
 
