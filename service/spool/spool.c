@@ -77,6 +77,8 @@ static struct {
     size_t n_closed;
     int stop;
     HANDLE committer, checkpointer;
+    HANDLE folders;                /* makes the hash folders after a first start */
+    volatile LONG folders_stop;
     volatile LONG seq;
     volatile LONG64 commits, flushes;
     void (*notify)(const char *id);
@@ -1420,6 +1422,34 @@ static DWORD make_dir(const wchar_t *d)
     return GetLastError();
 }
 
+/* Every hash folder of the queue, made in the background after a start
+ * that finds them missing. A folder is otherwise made on first use, and the
+ * first few thousand messages would each pay a failed rename and two new
+ * folders in the commit thread, which every client waits on; making them all
+ * at start would hold the start up for many seconds under Wine. They are
+ * made in order, the last one last, so its presence says all are there; a
+ * failure here costs only speed (the first use makes its folder). */
+static DWORD WINAPI folders_main(void *arg)
+{
+    (void)arg;
+    wchar_t d[MAX_PATH];
+    int n = _snwprintf(d, MAX_PATH, L"%ls\\%02X\\%02X", sp.dir, SPOOL_HASH_FANOUT - 1,
+                       SPOOL_HASH_FANOUT - 1);
+    if (n < 0 || n >= MAX_PATH || GetFileAttributesW(d) != INVALID_FILE_ATTRIBUTES)
+        return 0;
+    for (unsigned x = 0; x < SPOOL_HASH_FANOUT && !sp.folders_stop; x++) {
+        _snwprintf(d, MAX_PATH, L"%ls\\%02X", sp.dir, x);
+        if (make_dir(d))
+            return 0;
+        for (unsigned y = 0; y < SPOOL_HASH_FANOUT && !sp.folders_stop; y++) {
+            _snwprintf(d, MAX_PATH, L"%ls\\%02X\\%02X", sp.dir, x, y);
+            if (make_dir(d))
+                return 0;
+        }
+    }
+    return 0;
+}
+
 DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
 {
     spool_set_dir(queue_dir);
@@ -1476,6 +1506,9 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
         report(LOC_SPOOL_OPEN, err, L"cannot start the queue's commit threads");
         return err;
     }
+    sp.folders_stop = 0;
+    sp.folders = CreateThread(NULL, 64 * 1024, folders_main, NULL,
+                              STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
     sp.open = 1;
     return ERROR_SUCCESS;
 }
@@ -1484,6 +1517,12 @@ void spool_close(void)
 {
     if (!sp.open)
         return;
+    if (sp.folders) {
+        InterlockedExchange(&sp.folders_stop, 1);
+        WaitForSingleObject(sp.folders, INFINITE);
+        CloseHandle(sp.folders);
+        sp.folders = NULL;
+    }
     EnterCriticalSection(&sp.lock);
     sp.stop = 1;
     WakeAllConditionVariable(&sp.work);
