@@ -21,6 +21,7 @@
 #define IO_ACCEPTS        32u          /* AcceptEx calls outstanding per listener */
 #define IO_LISTENERS      8u
 #define IO_BATCH          32u          /* completions taken per wait */
+#define IO_INLINE         16u          /* sends and receives finished at once, per event */
 #define IO_TICK_MS        200u         /* timer thread period */
 #define IO_OUT_MAX        (4u * 1024u * 1024u)   /* output a connection may queue */
 #define IO_ADDR_LEN       (sizeof(struct sockaddr_storage) + 16)
@@ -51,7 +52,8 @@ struct io_conn {
     unsigned char *retired;         /* the buffer a send in flight reads, after growth */
     DWORD send_len;                 /* the WSASend in flight */
     unsigned reading : 1, sending : 1, paused : 1, eof : 1, failed : 1, closing : 1,
-        graceful : 1, sock_closed : 1, owner_gone : 1, drained_wanted : 1;
+        graceful : 1, sock_closed : 1, owner_gone : 1, drained_wanted : 1,
+        skip : 1;                   /* what finishes at once skips the port */
     volatile LONG timer_posted, stall_posted;
     volatile ULONGLONG deadline;    /* tick count; 0: none */
     volatile ULONGLONG send_since;  /* tick count of the last send progress */
@@ -152,7 +154,9 @@ static int post(struct io_conn *c, enum io_event ev)
 
 /* Operations (conn lock held) ---------------------------------------------- */
 
-static void post_recv(struct io_conn *c)
+/* Start a receive. Returns 1 when it finished at once (with skip on, no
+ * completion follows: *got holds the count), else 0. */
+static int post_recv(struct io_conn *c, DWORD *got)
 {
     if (c->in_off > 0) {
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
@@ -160,22 +164,29 @@ static void post_recv(struct io_conn *c)
         c->in_off = 0;
     }
     if (c->in_len >= IO_IN_CAP)
-        return;
+        return 0;
     WSABUF b = { (ULONG)(IO_IN_CAP - c->in_len), (char *)c->in + c->in_len };
     DWORD flags = 0;
     memset(&c->rop.ov, 0, sizeof c->rop.ov);
     conn_ref(c);
     c->reading = 1;
-    if (WSARecv(c->s, &b, 1, NULL, &flags, &c->rop.ov, NULL) != 0 &&
-        WSAGetLastError() != WSA_IO_PENDING) {
+    if (WSARecv(c->s, &b, 1, got, &flags, &c->rop.ov, NULL) == 0) {
+        if (!c->skip)
+            return 0;
+        InterlockedDecrement(&c->refs);   /* cannot be the last: the caller holds one */
+        return 1;
+    }
+    if (WSAGetLastError() != WSA_IO_PENDING) {
         c->reading = 0;
         c->failed = 1;
         InterlockedDecrement(&c->refs);
         post(c, IO_EV_ERROR);
     }
+    return 0;
 }
 
-static void post_send(struct io_conn *c)
+/* Start a send; returns as post_recv does. */
+static int post_send(struct io_conn *c, DWORD *sent)
 {
     size_t n = c->out_len - c->out_off;
     if (n > 256u * 1024u)
@@ -186,55 +197,18 @@ static void post_send(struct io_conn *c)
     c->sending = 1;
     c->send_len = (DWORD)n;
     c->send_since = GetTickCount64();
-    if (WSASend(c->s, &b, 1, NULL, 0, &c->sop.ov, NULL) != 0 &&
-        WSAGetLastError() != WSA_IO_PENDING) {
+    if (WSASend(c->s, &b, 1, sent, 0, &c->sop.ov, NULL) == 0) {
+        if (!c->skip)
+            return 0;
+        InterlockedDecrement(&c->refs);   /* cannot be the last: the caller holds one */
+        return 1;
+    }
+    if (WSAGetLastError() != WSA_IO_PENDING) {
         c->sending = 0;
         c->failed = 1;
         InterlockedDecrement(&c->refs);
         post(c, IO_EV_ERROR);
     }
-}
-
-/* After every event: start what the connection's state asks for. Returns
- * the number of references to drop once the lock is released. */
-static int pump(struct io_conn *c)
-{
-    if (c->closing || c->failed) {
-        int pending_out = c->out_len > c->out_off;
-        if (c->graceful && !c->failed && pending_out) {
-            if (!c->sending)
-                post_send(c);
-            return 0;
-        }
-        if (c->sending && c->graceful && !c->failed)
-            return 0;
-        if (!c->closing)
-            return 0;   /* failed: the owner is told and closes */
-        if (!c->sock_closed) {
-            if (c->graceful && !c->failed)
-                shutdown(c->s, SD_SEND);
-            else {
-                struct linger lg = { 1, 0 };   /* abortive: reset, no TIME_WAIT */
-                setsockopt(c->s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
-            }
-            /* A send the peer never takes would keep the socket alive past
-             * closesocket (measured under Wine): cancel what is pending. */
-            CancelIoEx((HANDLE)c->s, NULL);
-            closesocket(c->s);
-            c->sock_closed = 1;
-            list_remove(c);      /* before the owner's reference goes */
-        }
-        if (!c->owner_gone) {
-            c->owner_gone = 1;
-            return 1;
-        }
-        return 0;
-    }
-    if (c->out_len > c->out_off && !c->sending)
-        post_send(c);
-    if (!c->reading && !c->paused && !c->eof && !c->failed &&
-        c->out_len - c->out_off < IO_OUT_HIGH && (c->in_len - c->in_off) < IO_IN_CAP)
-        post_recv(c);
     return 0;
 }
 
@@ -244,12 +218,11 @@ static void dispatch(struct io_conn *c, enum io_event ev, DWORD err)
         c->fn(c, c->arg, ev, err);
 }
 
-/* Run one event for c under its lock, then start I/O, then drop refs. */
-static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
+/* A receive or send has finished, through the port or at once: account for
+ * it and tell the owner (conn lock held). */
+static void op_done(struct io_conn *c, enum op_kind kind, DWORD bytes, DWORD err)
 {
-    AcquireSRWLockExclusive(&c->lock);
-    switch (kind) {
-    case OP_RECV:
+    if (kind == OP_RECV) {
         c->reading = 0;
         if (err) {
             if (!c->closing) {
@@ -263,27 +236,96 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
             c->in_len += bytes;
             dispatch(c, IO_EV_INPUT, 0);
         }
-        break;
-    case OP_SEND:
-        c->sending = 0;
-        free(c->retired);
-        c->retired = NULL;
-        if (err) {
-            c->failed = 1;
-            c->out_off = c->out_len = 0;
-            dispatch(c, IO_EV_ERROR, err);
-        } else {
-            c->out_off += bytes;
-            c->send_since = GetTickCount64();
-            InterlockedExchange(&c->stall_posted, 0);
-            if (c->out_off == c->out_len) {
-                c->out_off = c->out_len = 0;
-                if (c->drained_wanted) {
-                    c->drained_wanted = 0;
-                    dispatch(c, IO_EV_DRAINED, 0);
-                }
-            }
+        return;
+    }
+    c->sending = 0;
+    free(c->retired);
+    c->retired = NULL;
+    if (err) {
+        c->failed = 1;
+        c->out_off = c->out_len = 0;
+        dispatch(c, IO_EV_ERROR, err);
+        return;
+    }
+    c->out_off += bytes;
+    c->send_since = GetTickCount64();
+    InterlockedExchange(&c->stall_posted, 0);
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+        if (c->drained_wanted) {
+            c->drained_wanted = 0;
+            dispatch(c, IO_EV_DRAINED, 0);
         }
+    }
+}
+
+/* After every event: start what the connection's state asks for. A send or
+ * receive that finishes at once is handled here, up to IO_INLINE of them;
+ * then the connection goes back to the port's queue (IO_EV_RESUME) so that
+ * a peer that always has data cannot keep a worker from the others. Returns
+ * the number of references to drop once the lock is released. */
+static int pump(struct io_conn *c)
+{
+    for (unsigned inline_ops = 0;; inline_ops++) {
+        DWORD n = 0;
+        if (inline_ops >= IO_INLINE && !c->closing && !c->failed &&
+            post(c, IO_EV_RESUME) == 0)
+            return 0;   /* (if it cannot be posted, the work goes on here) */
+        if (c->closing || c->failed) {
+            int pending_out = c->out_len > c->out_off;
+            if (c->graceful && !c->failed && pending_out) {
+                if (!c->sending && post_send(c, &n)) {
+                    op_done(c, OP_SEND, n, 0);
+                    continue;
+                }
+                return 0;
+            }
+            if (c->sending && c->graceful && !c->failed)
+                return 0;
+            if (!c->closing)
+                return 0;   /* failed: the owner is told and closes */
+            if (!c->sock_closed) {
+                if (c->graceful && !c->failed)
+                    shutdown(c->s, SD_SEND);
+                else {
+                    struct linger lg = { 1, 0 };   /* abortive: reset, no TIME_WAIT */
+                    setsockopt(c->s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+                }
+                /* A send the peer never takes would keep the socket alive past
+                 * closesocket (measured under Wine): cancel what is pending. */
+                CancelIoEx((HANDLE)c->s, NULL);
+                closesocket(c->s);
+                c->sock_closed = 1;
+                list_remove(c);      /* before the owner's reference goes */
+            }
+            if (!c->owner_gone) {
+                c->owner_gone = 1;
+                return 1;
+            }
+            return 0;
+        }
+        if (c->out_len > c->out_off && !c->sending && post_send(c, &n)) {
+            op_done(c, OP_SEND, n, 0);
+            continue;
+        }
+        if (!c->reading && !c->paused && !c->eof && !c->failed &&
+            c->out_len - c->out_off < IO_OUT_HIGH && (c->in_len - c->in_off) < IO_IN_CAP &&
+            post_recv(c, &n)) {
+            op_done(c, OP_RECV, n, 0);
+            continue;
+        }
+        return 0;
+    }
+}
+
+/* Run one event for c under its lock, then start I/O, then drop refs. */
+static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    switch (kind) {
+    case OP_RECV:
+    case OP_SEND:
+        op_done(c, (enum op_kind)kind, bytes, err);
         break;
     case OP_CONNECT:
         if (!err && setsockopt(c->s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
@@ -294,6 +336,8 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
         break;
     default: {
         enum io_event ev = (enum io_event)(kind - KIND_POSTED);
+        if (ev == IO_EV_RESUME)
+            break;   /* only to start I/O again: pump() below */
         if (ev == IO_EV_TIMER) {
             InterlockedExchange(&c->timer_posted, 0);
             ULONGLONG d = c->deadline;
@@ -488,8 +532,10 @@ static struct io_conn *conn_new(SOCKET s, io_handler fn, void *arg)
         free(c);
         return NULL;
     }
-    /* Completions that finish at once still come through the port, which
-     * keeps one path; skipping the event only saves work we do not do. */
+    /* What finishes at once is handled at once (pump): under Wine each
+     * completion through the port costs wineserver requests and a wake-up. */
+    c->skip = SetFileCompletionNotificationModes((HANDLE)s, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
+                                                 FILE_SKIP_SET_EVENT_ON_HANDLE) != 0;
     InterlockedIncrement(&eng.n_conns);
     list_add(c);
     return c;

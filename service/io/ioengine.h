@@ -43,6 +43,7 @@ enum io_event {
     IO_EV_WAKE,          /* io_wake, io_wake_ref or io_work finished */
     IO_EV_NOTIFY,        /* io_notify_all: something every connection must look at */
     IO_EV_CLOSED,        /* last event: the connection is gone; free the owner's state */
+    IO_EV_RESUME,        /* the engine's own: never given to an owner */
 };
 
 struct io_conn;
