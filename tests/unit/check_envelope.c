@@ -327,6 +327,70 @@ START_TEST(test_end_line)
 }
 END_TEST
 
+/* Every way an end line can differ from what env_format writes is refused. */
+START_TEST(test_end_line_forms)
+{
+    struct envelope e, f;
+    struct env_error err;
+    size_t len;
+    sample(&e);
+    char *text = format_alloc(&e, &len);
+    env_init(&f);
+    char *endl = strstr(text, "\nend ");
+    ck_assert_ptr_nonnull(endl);
+    size_t pre = (size_t)(endl - text) + 1;
+    unsigned lines;
+    unsigned long crc;
+    ck_assert_int_eq(sscanf(endl + 1, "end %u %lx", &lines, &crc), 2);
+    char forms[8][64];
+    snprintf(forms[0], sizeof forms[0], "end 0%u %08lx\n", lines, crc);   /* leading zero */
+    snprintf(forms[1], sizeof forms[1], "end %u %09lx\n", lines, crc);    /* nine digits */
+    snprintf(forms[2], sizeof forms[2], "end %u %07lx\n", lines, crc & 0xfffffffu);
+    snprintf(forms[3], sizeof forms[3], "end %u  %08lx\n", lines, crc);   /* two spaces */
+    snprintf(forms[4], sizeof forms[4], "end %u %08lx \n", lines, crc);   /* trailing space */
+    snprintf(forms[5], sizeof forms[5], "end +%u %08lx\n", lines, crc);   /* a sign */
+    snprintf(forms[6], sizeof forms[6], "end %u\n", lines);               /* no checksum */
+    snprintf(forms[7], sizeof forms[7], "end 4294967296%u %08lx\n", lines, crc); /* too big */
+    char *buf = malloc(len + 64);
+    for (size_t i = 0; i < 8; i++) {
+        memcpy(buf, text, pre);
+        strcpy(buf + pre, forms[i]);
+        ck_assert_int_eq(env_parse(buf, strlen(buf), &f, &err), -1);
+        ck_assert_str_eq(err.rule, "bad end line");
+    }
+    /* and the line as written is taken */
+    memcpy(buf, text, len + 1);
+    ck_assert_int_eq(env_parse(buf, len, &f, &err), 0);
+    env_free(&f);
+    free(buf);
+    free(text);
+    env_free(&e);
+}
+END_TEST
+
+/* The table-driven CRC against the check value of CRC-32 (IEEE) and against
+ * the bitwise definition over every byte value, whole and in pieces. */
+START_TEST(test_crc32_values)
+{
+    ck_assert_uint_eq(env_crc32("123456789", 9), 0xcbf43926u);
+    ck_assert_uint_eq(env_crc32("", 0), 0u);
+    ck_assert_uint_eq(env_crc32_update(env_crc32_update(0, "1234", 4), "56789", 5), 0xcbf43926u);
+    unsigned char all[512];
+    for (size_t i = 0; i < sizeof all; i++)
+        all[i] = (unsigned char)(i * 7u);
+    uint32_t bit = 0xffffffffu;
+    for (size_t i = 0; i < sizeof all; i++) {
+        bit ^= all[i];
+        for (int k = 0; k < 8; k++)
+            bit = (bit >> 1) ^ (0xedb88320u & (0u - (bit & 1u)));
+    }
+    bit ^= 0xffffffffu;
+    ck_assert_uint_eq(env_crc32((const char *)all, sizeof all), bit);
+    ck_assert_uint_eq(env_crc32_update(env_crc32_update(0, all, 100), all + 100, sizeof all - 100),
+                      bit);
+}
+END_TEST
+
 START_TEST(test_invalid_not_written)
 {
     struct envelope e;
@@ -384,6 +448,8 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, test_hostile_reply_escaped);
     tcase_add_loop_test(tc, test_bad_line_named, 0, (int)(sizeof bad_lines / sizeof bad_lines[0]));
     tcase_add_test(tc, test_end_line);
+    tcase_add_test(tc, test_end_line_forms);
+    tcase_add_test(tc, test_crc32_values);
     tcase_add_test(tc, test_invalid_not_written);
     tcase_add_test(tc, test_helpers);
     suite_add_tcase(s, tc);
