@@ -12,11 +12,23 @@
 #   (b) through a private Postfix instance (its own configuration and queue
 #       under one mktemp directory, as tests/integration/test_send.sh makes
 #       it) relaying to another smtp-sink (relayhost = [127.0.0.1]:port).
-# For each: accepted msg/s = 5000 / smtp-source's wall time; delivered msg/s
-# = 5000 / the time from smtp-source's start until the sink has counted all
-# 5000 (smtp-sink -c); the ratio imsvc/Postfix of both; imsvc's peak memory
-# (VmHWM of the service's Wine process, sampled while it runs) and its
-# wineserver's, reported apart. An argument runs one half only.
+# The two sides take turns, RUNS times (default 3; imsvc first in odd runs,
+# Postfix first in even ones), each time with a fresh queue, because the
+# machine's load moves a single run's figures a lot; the medians of the runs
+# are printed last. For each run and side:
+#   - accepted msg/s = 5000 / smtp-source's wall time; delivered msg/s = 5000
+#     / the time from smtp-source's start until the sink has counted all 5000
+#     (smtp-sink -c);
+#   - peak memory: the proportional set size (PSS) summed over the side's
+#     processes, sampled twice a second: for imsvc the service's Wine process
+#     and its wineserver, for Postfix its master and every process under it;
+#     imsvc's VmHWM apart;
+#   - CPU seconds per message: user and system time of the same processes
+#     (and of their children that ended, which Postfix's master collects) from
+#     the load's start until the last message is at the sink, over 5000;
+#   - one session's time per message: after the load, smtp-source -s 1 sends
+#     ONE_MESSAGES (default 200) messages one after the other; ms per message.
+# An argument runs one side only.
 #
 # The host part makes or reuses the root (tools/setup.sh) and runs the rest
 # inside it (tools/inroot). Set B to choose the build directory (default
@@ -28,10 +40,13 @@ set -euo pipefail
 if [ "${1:-}" != --in-root ]; then
     here=$(cd "$(dirname "$0")" && pwd)
     bash "$here/setup.sh"
-    exec "$here/inroot" bash tools/bench-queue.sh --in-root "${B:-build}" "${1:-both}" </dev/null
+    exec "$here/inroot" bash tools/bench-queue.sh --in-root "${B:-build}" "${1:-both}" \
+        "${RUNS:-3}" "${ONE_MESSAGES:-200}" </dev/null
 fi
 B=$2
 WHICH=$3
+RUNS=$4
+ONE_MESSAGES=$5
 cd /src
 
 SESSIONS=20
@@ -66,10 +81,46 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# drive PORT SINKOUT NAME: the load into PORT; sets ACCEPT_S and DELIVER_S.
+# sampler_start PIDFILE OUT: every half second, the PSS of the processes
+# whose roots PIDFILE lists (with their descendants when TREE=1); the
+# largest sum goes to OUT.
+sampler_start() {
+    local pidfile=$1 out=$2 tree=$3
+    echo 0 >"$out"
+    (
+        peak=0
+        while [ -s "$pidfile" ]; do
+            # shellcheck disable=SC2046
+            if [ "$tree" = 1 ]; then v=$(pss_kb $(tree_pids $(cat "$pidfile")))
+            else v=$(pss_kb $(cat "$pidfile")); fi
+            if [ "$v" -gt "$peak" ]; then peak=$v; echo "$peak" >"$out"; fi
+            sleep 0.5
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+
+sampler_stop() {
+    [ -n "$SAMPLER_PID" ] || return 0
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=
+}
+
+# side_ticks: CPU ticks of the side being measured (SIDE_PIDS; with their
+# descendants when SIDE_TREE=1).
+side_ticks() {
+    # shellcheck disable=SC2046,SC2086
+    if [ "$SIDE_TREE" = 1 ]; then cpu_ticks $(tree_pids $SIDE_PIDS); else cpu_ticks $SIDE_PIDS; fi
+}
+
+# drive PORT SINKOUT NAME: the load into PORT; sets ACCEPT_S, DELIVER_S,
+# CPU_MS (CPU ms per message) and ONE_MS (one session's ms per message).
 drive() {
-    local port=$1 sinkout=$2 name=$3 t0 t1 t2 n rc
+    local port=$1 sinkout=$2 name=$3 t0 t1 t2 n rc c0 c1 hz
+    hz=$(getconf CLK_TCK)
     log "$name: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE to 127.0.0.1:$port"
+    c0=$(side_ticks)
     t0=$(now)
     set +e
     timeout "$DEADLINE" smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f "$FROM" -t "$TO" \
@@ -92,15 +143,32 @@ drive() {
         sleep 0.05
     done
     t2=$(now)
+    c1=$(side_ticks)
     DELIVER_S=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.3f", b - a }')
-    log "$name: all $MESSAGES at the sink after $DELIVER_S s"
+    CPU_MS=$(awk -v c="$((c1 - c0))" -v hz="$hz" -v m="$MESSAGES" 'BEGIN { printf "%.2f", 1000 * c / hz / m }')
+    log "$name: all $MESSAGES at the sink after $DELIVER_S s; $CPU_MS CPU ms per message"
+    t0=$(now)
+    set +e
+    timeout "$DEADLINE" smtp-source -s 1 -m "$ONE_MESSAGES" -l "$SIZE" -f "$FROM" -t "$TO" \
+        -M client.example "127.0.0.1:$port" >"$WORK/source-$name-one.out" 2>&1
+    rc=$?
+    set -e
+    t1=$(now)
+    if [ "$rc" != 0 ]; then
+        log "$name: smtp-source -s 1 failed (exit $rc):"; tail -5 "$WORK/source-$name-one.out" >&2
+        return 1
+    fi
+    ONE_MS=$(awk -v a="$t0" -v b="$t1" -v m="$ONE_MESSAGES" 'BEGIN { printf "%.2f", 1000 * (b - a) / m }')
+    log "$name: one session: $ONE_MS ms per message"
 }
 
+# run_imsvc R: one imsvc side; sets A_* for run R.
 run_imsvc() {
+    local r=$1 pid
     make -s -f Makefile.mingw B="$B" "$B/imsvc.exe" >"$WORK/build.log" 2>&1 ||
         { tail -20 "$WORK/build.log" >&2; return 1; }
     wp_create
-    local exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc" pid
+    local exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
     mkdir -p "$exe_dir"
     cp "$B/imsvc.exe" "$exe_dir/"
     imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null 2>&1 | tr -d '\r'; return "${PIPESTATUS[0]}"; }
@@ -110,62 +178,105 @@ run_imsvc() {
         # shellcheck disable=SC2086
         imsvc config set $kv >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     done
-    sink_start "$SINK_A" "$WORK/sink-a.out"
+    SINK_PIDS=()
+    sink_start "$SINK_A" "$WORK/sink-a-$r.out"
     imsvc start >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     wait_port "$SVC_PORT"
     pid=$(wp_service_pid) || { log "no service process found"; return 1; }
-    # VmHWM is a peak already; sampling keeps the last value seen should the
-    # process end before it is read at the end.
-    (
-        while kill -0 "$pid" 2>/dev/null; do
-            v=$(status_kb "$pid" VmHWM); [ -n "$v" ] && echo "$v" >"$WORK/hwm-svc"
-            v=$(status_kb "$WP_SERVER_PID" VmHWM); [ -n "$v" ] && echo "$v" >"$WORK/hwm-server"
-            sleep 0.5
-        done
-    ) &
-    SAMPLER_PID=$!
-    drive "$SVC_PORT" "$WORK/sink-a.out" imsvc
-    A_ACCEPT=$ACCEPT_S A_DELIVER=$DELIVER_S
-    HWM_SVC=$(status_kb "$pid" VmHWM); HWM_SVC=${HWM_SVC:-$(cat "$WORK/hwm-svc" 2>/dev/null || echo '?')}
-    HWM_SERVER=$(status_kb "$WP_SERVER_PID" VmHWM)
-    HWM_SERVER=${HWM_SERVER:-$(cat "$WORK/hwm-server" 2>/dev/null || echo '?')}
-    kill "$SAMPLER_PID" 2>/dev/null || true
-    wait "$SAMPLER_PID" 2>/dev/null || true
-    SAMPLER_PID=
-    A_SINK=$(sink_count "$WORK/sink-a.out")
+    echo "$pid $WP_SERVER_PID" >"$WORK/pids-a"
+    SIDE_PIDS="$pid $WP_SERVER_PID" SIDE_TREE=0
+    sampler_start "$WORK/pids-a" "$WORK/pss-a" 0
+    # VmHWM is a peak already; the sampler above keeps the PSS.
+    drive "$SVC_PORT" "$WORK/sink-a-$r.out" imsvc
+    A_ACCEPT[$r]=$(fdiv "$MESSAGES" "$ACCEPT_S") A_DELIVER[$r]=$(fdiv "$MESSAGES" "$DELIVER_S")
+    A_CPU[$r]=$CPU_MS A_ONE[$r]=$ONE_MS
+    A_HWM[$r]=$(status_kb "$pid" VmHWM)
+    : >"$WORK/pids-a"
+    sampler_stop
+    A_PSS[$r]=$(cat "$WORK/pss-a")
+    A_SINK[$r]=$(sink_count "$WORK/sink-a-$r.out")
     sleep 3   # the status file is rewritten every 2 s
-    GROUP=$(imsvc status 2>/dev/null | tr -d '\r' |
-            awk '/^Commits:/ { print $2 " commits in " $6 " flushes" }')
+    A_GROUP[$r]=$(imsvc status 2>/dev/null | tr -d '\r' |
+                  awk '/^Commits:/ { print $2 " commits in " $6 " flushes" }')
     imsvc stop >/dev/null || true
     wp_destroy
+    bench_stop_sinks
+    SINK_PIDS=()
 }
 
+# run_postfix R: one Postfix side, a fresh instance; sets B_* for run R.
 run_postfix() {
-    sink_start "$SINK_B" "$WORK/sink-b.out"
+    local r=$1
+    SINK_PIDS=()
+    sink_start "$SINK_B" "$WORK/sink-b-$r.out"
+    rm -rf "$WORK/postfix"
     pf_start "$PF_PORT" "$SINK_B"
-    drive "$PF_PORT" "$WORK/sink-b.out" postfix
-    B_ACCEPT=$ACCEPT_S B_DELIVER=$DELIVER_S
-    B_SINK=$(sink_count "$WORK/sink-b.out")
+    echo "$PF_PID" >"$WORK/pids-b"
+    SIDE_PIDS=$PF_PID SIDE_TREE=1
+    sampler_start "$WORK/pids-b" "$WORK/pss-b" 1
+    drive "$PF_PORT" "$WORK/sink-b-$r.out" postfix
+    B_ACCEPT[$r]=$(fdiv "$MESSAGES" "$ACCEPT_S") B_DELIVER[$r]=$(fdiv "$MESSAGES" "$DELIVER_S")
+    B_CPU[$r]=$CPU_MS B_ONE[$r]=$ONE_MS
+    : >"$WORK/pids-b"
+    sampler_stop
+    B_PSS[$r]=$(cat "$WORK/pss-b")
+    B_SINK[$r]=$(sink_count "$WORK/sink-b-$r.out")
+    bench_stop_postfix
+    PF_DIR='' PF_PID=''
+    bench_stop_sinks
+    SINK_PIDS=()
 }
 
-A_ACCEPT='' B_ACCEPT=''
-if [ "$WHICH" = both ] || [ "$WHICH" = imsvc ]; then run_imsvc; fi
-if [ "$WHICH" = both ] || [ "$WHICH" = postfix ]; then run_postfix; fi
+declare -a A_ACCEPT A_DELIVER A_CPU A_ONE A_HWM A_PSS A_SINK A_GROUP
+declare -a B_ACCEPT B_DELIVER B_CPU B_ONE B_PSS B_SINK
+do_a() { [ "$WHICH" = both ] || [ "$WHICH" = imsvc ]; }
+do_b() { [ "$WHICH" = both ] || [ "$WHICH" = postfix ]; }
+for r in $(seq 1 "$RUNS"); do
+    log "run $r of $RUNS"
+    if [ $((r % 2)) = 1 ]; then
+        if do_a; then run_imsvc "$r"; fi
+        if do_b; then run_postfix "$r"; fi
+    else
+        if do_b; then run_postfix "$r"; fi
+        if do_a; then run_imsvc "$r"; fi
+    fi
+done
+
+ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && [ "$1" != - ] && [ "$2" != - ] &&
+          awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' || echo -; }
+mib() { [ -n "${1:-}" ] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo -; }
+row() { printf '%-26s %10s %10s %10s\n' "$@"; }
 
 echo
-echo "load: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE (one connection per message), build $B"
-printf '%-22s %12s %12s %10s\n' "" imsvc postfix imsvc/pf
-rate_a='' rate_b='' drate_a='' drate_b=''
-[ -n "$A_ACCEPT" ] && rate_a=$(fdiv "$MESSAGES" "$A_ACCEPT") && drate_a=$(fdiv "$MESSAGES" "$A_DELIVER")
-[ -n "$B_ACCEPT" ] && rate_b=$(fdiv "$MESSAGES" "$B_ACCEPT") && drate_b=$(fdiv "$MESSAGES" "$B_DELIVER")
-ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }' || echo -; }
-printf '%-22s %12s %12s %10s\n' "accepted msg/s" "${rate_a:--}" "${rate_b:--}" "$(ratio "$rate_a" "$rate_b")"
-printf '%-22s %12s %12s %10s\n' "delivered msg/s" "${drate_a:--}" "${drate_b:--}" "$(ratio "$drate_a" "$drate_b")"
-printf '%-22s %12s %12s\n' "accept time s" "${A_ACCEPT:--}" "${B_ACCEPT:--}"
-printf '%-22s %12s %12s\n' "all delivered at s" "${A_DELIVER:--}" "${B_DELIVER:--}"
-printf '%-22s %12s %12s\n' "messages at the sink" "${A_SINK:--}" "${B_SINK:--}"
-if [ -n "$A_ACCEPT" ]; then
-    printf '%-22s %12s\n' "imsvc VmHWM" "$(awk -v k="$HWM_SVC" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
-    printf '%-22s %12s\n' "wineserver VmHWM" "$(awk -v k="$HWM_SERVER" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
-    printf '%-22s %s\n' "imsvc group commit" "${GROUP:-?} (imsvc status)"
-fi
+echo "load: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE (one connection per message), then"
+echo "smtp-source -s 1 -m $ONE_MESSAGES; build $B; $RUNS run(s), the sides taking turns"
+declare -a R_ACC R_DEL R_PSS R_CPU R_ONE
+for r in $(seq 1 "$RUNS"); do
+    echo
+    echo "run $r"
+    row "" imsvc postfix imsvc/pf
+    R_ACC[$r]=$(ratio "${A_ACCEPT[$r]:-}" "${B_ACCEPT[$r]:-}")
+    R_DEL[$r]=$(ratio "${A_DELIVER[$r]:-}" "${B_DELIVER[$r]:-}")
+    R_PSS[$r]=$(ratio "${A_PSS[$r]:-}" "${B_PSS[$r]:-}")
+    R_CPU[$r]=$(ratio "${A_CPU[$r]:-}" "${B_CPU[$r]:-}")
+    R_ONE[$r]=$(ratio "${A_ONE[$r]:-}" "${B_ONE[$r]:-}")
+    row "accepted msg/s" "${A_ACCEPT[$r]:--}" "${B_ACCEPT[$r]:--}" "${R_ACC[$r]}"
+    row "delivered msg/s" "${A_DELIVER[$r]:--}" "${B_DELIVER[$r]:--}" "${R_DEL[$r]}"
+    row "peak PSS MiB" "$(mib "${A_PSS[$r]:-}")" "$(mib "${B_PSS[$r]:-}")" "${R_PSS[$r]}"
+    row "CPU ms per message" "${A_CPU[$r]:--}" "${B_CPU[$r]:--}" "${R_CPU[$r]}"
+    row "one session ms/message" "${A_ONE[$r]:--}" "${B_ONE[$r]:--}" "${R_ONE[$r]}"
+    row "messages at the sink" "${A_SINK[$r]:--}" "${B_SINK[$r]:--}" ""
+    if do_a; then
+        printf '%-26s %10s\n' "imsvc VmHWM MiB" "$(mib "${A_HWM[$r]:-}")"
+        printf '%-26s %s\n' "imsvc group commit" "${A_GROUP[$r]:-?} (imsvc status)"
+    fi
+done
+echo
+echo "median of $RUNS run(s)"
+row "" imsvc postfix imsvc/pf
+row "accepted msg/s" "$(median "${A_ACCEPT[@]:-}")" "$(median "${B_ACCEPT[@]:-}")" "$(median "${R_ACC[@]}")"
+row "delivered msg/s" "$(median "${A_DELIVER[@]:-}")" "$(median "${B_DELIVER[@]:-}")" "$(median "${R_DEL[@]}")"
+row "peak PSS MiB" "$(mib "$(median "${A_PSS[@]:-}")")" "$(mib "$(median "${B_PSS[@]:-}")")" "$(median "${R_PSS[@]}")"
+row "CPU ms per message" "$(median "${A_CPU[@]:-}")" "$(median "${B_CPU[@]:-}")" "$(median "${R_CPU[@]}")"
+row "one session ms/message" "$(median "${A_ONE[@]:-}")" "$(median "${B_ONE[@]:-}")" "$(median "${R_ONE[@]}")"
+echo "targets (issue 14): msg/s ratios >= 2.0, PSS ratio <= 0.5, one session ratio <= 1.0"

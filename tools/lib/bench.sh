@@ -77,10 +77,10 @@ PFEOF
 
 bench_stop_postfix() {
     [ -n "${PF_DIR:-}" ] || return 0
-    postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1
+    postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1 || true
     if [ -n "${PF_PID:-}" ]; then
         for _ in $(seq 1 50); do kill -0 "$PF_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$PF_PID" 2>/dev/null
+        kill -9 "$PF_PID" 2>/dev/null || true
     fi
     return 0
 }
@@ -88,7 +88,52 @@ bench_stop_postfix() {
 bench_stop_sinks() {
     local p
     for p in "${SINK_PIDS[@]}"; do
-        kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true   # killed: not a failure under set -e
     done
     return 0
+}
+
+# tree_pids ROOT...: each ROOT and all its descendants that are alive.
+tree_pids() {
+    ps -e -o pid=,ppid= 2>/dev/null | awk -v roots="$*" '
+        BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) want[r[i]] = 1 }
+        { parent[$1] = $2; pids[++m] = $1 }
+        END {
+            do {
+                grown = 0
+                for (i = 1; i <= m; i++)
+                    if (!(pids[i] in want) && (parent[pids[i]] in want)) { want[pids[i]] = 1; grown = 1 }
+            } while (grown)
+            for (p in want) if (p != "") print p
+        }'
+}
+
+# pss_kb PID...: the proportional set size of these processes together, in
+# kB (shared pages counted once over all of them, as the kernel divides them).
+pss_kb() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || v=
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+
+# cpu_ticks PID...: user + system clock ticks these processes have used,
+# with what their children that have ended used (cutime, cstime): a Postfix
+# smtpd that exits during the load is counted through its master.
+cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        # the fields after the command name, which may hold spaces
+        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }') || v=
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+
+# median A B C...: the middle value (the lower middle of an even count).
+median() {
+    printf '%s\n' "$@" | grep -v '^-*$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
 }
