@@ -93,6 +93,11 @@
 #define LOC_SPOOL_REMOVALS      LOC(LOCMOD_QUEUE, 0x0025) /* the removal log that comes with kept logs */
 /* service/spool/spool.c queue layout (sites 0x0030-0x003F) */
 #define LOC_SPOOL_MIGRATE       LOC(LOCMOD_QUEUE, 0x0030) /* moving a flat queue into hash folders */
+/* service/logs/: the protocol log and the message tracking log (0x0200-0x020F) */
+#define LOC_LOGS_OPEN           LOC(LOCMOD_QUEUE, 0x0200) /* creating or opening a day's log file, starting the log thread */
+#define LOC_LOGS_WRITE          LOC(LOCMOD_QUEUE, 0x0201) /* writing lines to a log file */
+#define LOC_LOGS_DROPPED        LOC(LOCMOD_QUEUE, 0x0202) /* lines dropped: the buffer was full */
+#define LOC_LOGS_RETENTION      LOC(LOCMOD_QUEUE, 0x0203) /* deleting a log file past LogRetentionDays */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)

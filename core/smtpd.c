@@ -127,6 +127,10 @@ struct smtpd {
     int auth_xauth;
     int auth_first;               /* the next NTLM token starts a context */
 
+    /* the transcript (smtpd_set_transcript) */
+    smtpd_transcript_fn transcript;
+    void *transcript_arg;
+
     /* events */
     struct smtpd_event ev;
     enum smtpd_event_type pending;
@@ -231,6 +235,8 @@ static void out_line(struct smtpd *s, const char *text, size_t n)
     s->out_len += n + 2;
     if (text[0] == '5')
         s->errors++;
+    if (s->transcript)
+        s->transcript(s->transcript_arg, SMTPD_SENT, text, n);
 }
 
 static void reply(struct smtpd *s, const char *fmt, ...)
@@ -970,6 +976,9 @@ static void line_dispatch(struct smtpd *s)
         bad |= LB_LONG;
     size_t n = s->line_len;
     line_reset(s);
+    if (s->transcript)
+        s->transcript(s->transcript_arg, s->state == ST_AUTH_INPUT ? SMTPD_RECEIVED_SECRET
+                      : SMTPD_RECEIVED, s->state == ST_AUTH_INPUT ? NULL : s->line, n);
     if (s->state == ST_AUTH_INPUT)
         auth_input(s, s->line, n, bad);
     else if (bad & LB_BARE)
@@ -1423,6 +1432,12 @@ void smtpd_shutdown(struct smtpd *s)
 unsigned smtpd_flags(const struct smtpd *s) { return s->flags; }
 unsigned smtpd_auth_failures(const struct smtpd *s) { return s->auth_failures; }
 unsigned smtpd_errors(const struct smtpd *s) { return s->errors; }
+void smtpd_set_transcript(struct smtpd *s, smtpd_transcript_fn fn, void *arg)
+{
+    s->transcript = fn;
+    s->transcript_arg = arg;
+}
+
 const char *smtpd_helo(const struct smtpd *s) { return s->helo; }
 const char *smtpd_user(const struct smtpd *s) { return s->user; }
 int smtpd_closed(const struct smtpd *s) { return s->state == ST_CLOSED; }

@@ -163,6 +163,15 @@ unsigned smtpd_timeout_secs(const struct smtpd *s);
 void smtpd_timeout(struct smtpd *s);
 void smtpd_shutdown(struct smtpd *s);
 
+/* A transcript for the protocol log: fn is called with every command line
+ * the engine takes and every reply line it queues, without CRLF, as it
+ * happens; a line of an AUTH exchange's responses comes as
+ * SMTPD_RECEIVED_SECRET with its length only (line NULL). Never message
+ * content. fn NULL: none. */
+enum smtpd_dir { SMTPD_RECEIVED, SMTPD_RECEIVED_SECRET, SMTPD_SENT };
+typedef void (*smtpd_transcript_fn)(void *arg, enum smtpd_dir dir, const char *line, size_t len);
+void smtpd_set_transcript(struct smtpd *s, smtpd_transcript_fn fn, void *arg);
+
 /* Session facts. */
 unsigned smtpd_flags(const struct smtpd *s);               /* SF_* */
 unsigned smtpd_auth_failures(const struct smtpd *s);       /* failed AUTH/XAUTH so far */

@@ -97,6 +97,10 @@ static const struct cfg_entry config_table[] = {
     { L"PickupWriters",  CFG_STR,   FIELD(pickup_writers),   0, 0,       check_account },
     { L"DropReaders",    CFG_STR,   FIELD(drop_readers),     0, 0,       check_account },
     { L"NdrContent",     CFG_STR,   FIELD(ndr_content),      0, 0,       check_ndr_content },
+    /* the protocol log and the message tracking log (docs/logs.md) */
+    { L"ProtocolLog",    CFG_DWORD, DWFIELD(protocol_log),   0, 1,       NULL },
+    { L"TrackingLog",    CFG_DWORD, DWFIELD(tracking_log),   0, 1,       NULL },
+    { L"LogRetentionDays", CFG_DWORD, DWFIELD(log_retention_days), 1, 3650, NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -150,6 +154,9 @@ static void config_defaults(struct imsvc_config *cfg)
     wcscpy(cfg->delay_notice, L"12h");
     wcscpy(cfg->expire, L"2d");
     wcscpy(cfg->ndr_content, L"headers");
+    cfg->protocol_log = 1;
+    cfg->tracking_log = 1;
+    cfg->log_retention_days = 30;
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)

@@ -78,6 +78,9 @@ struct imsvc_config {
     wchar_t drop_readers[256];         /* DropReaders: a group (or SID) that may read and take Drop's files */
     DWORD secrets_stamp;               /* not a registry value: changes when a secret is set (secret_stamp) */
     wchar_t ndr_content[16];           /* NdrContent: "headers" (default) or "full" */
+    DWORD protocol_log;                /* ProtocolLog: 1 writes Logs\SMTPyyyymmdd.log */
+    DWORD tracking_log;                /* TrackingLog: 1 writes Logs\MSGTRKyyyymmdd.log */
+    DWORD log_retention_days;          /* LogRetentionDays: older log files are deleted */
     const struct config_lists *lists;  /* not a registry value: LocalDomains and RelayAddresses
                                           parsed (NULL only when out of memory: none) */
     wchar_t bad_why[DOMAINS_WHY_MAX + 32]; /* not a registry value: why config_load refused

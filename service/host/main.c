@@ -15,6 +15,7 @@
 #include "cmd_address.h"
 #include "cmd_queue.h"
 #include "cmd_send.h"
+#include "cmd_track.h"
 #include "cmd_cert.h"
 #include "config.h"
 #include "eventlog.h"
@@ -146,6 +147,7 @@ static const struct command commands[] = {
     { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
     { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
+    { "track",     track_cmd,           "track --message-id ID | --sender A | --recipient B [--since TIME]" },
     { "send",      send_cmd,            "send --server HOST[:PORT] --from A --to B [options] FILE.eml (send --help)" },
     { "version",   cmd_version,         "version" },
     { "help",      cmd_help,            "help" },

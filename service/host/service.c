@@ -14,6 +14,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "location.h"
+#include "logs.h"
 #include "service.h"
 #include "queue.h"
 #include "ioengine.h"
@@ -183,6 +184,7 @@ static void reload(void)
         report_rights(&ar);
     }
     receive_configure(&fresh);
+    logs_configure(&fresh);
     queue_reconfigure(&fresh);
     pickup_reconfigure(&fresh);
     /* The listener takes its settings when it starts: restart it with the
@@ -244,6 +246,10 @@ static DWORD start_up(void)
                      (const wchar_t *[]){ bad, config.bad_why[0] ? config.bad_why :
                                           L"the value has the wrong type or is out of range; the default is used" });
     report_rights(&rights);
+    rc = logs_start(&config);   /* the protocol and tracking logs; the service runs without */
+    if (rc != ERROR_SUCCESS)
+        evlog_report(EVENTLOG_WARNING_TYPE, CAT_INIT_TERM, MSG_LOG_WRITE_FAILED, LOC_LOGS_OPEN, rc,
+                     2, (const wchar_t *[]){ L"protocol and tracking logs", L"(the log thread did not start)" });
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
     /* The I/O engine carries every socket, inbound and outbound. */
     rc = io_engine_start(config.io_threads);
@@ -320,6 +326,7 @@ static int service_loop(void)
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
     DWORD rc = start_up();
     if (rc != ERROR_SUCCESS) {
+        logs_stop();
         report(SERVICE_STOPPED, rc, 0);
         evlog_close();
         return 1;
@@ -368,6 +375,7 @@ static int service_loop(void)
     spool_close();   /* nothing writes to it any more */
     tls_cache_shutdown();   /* outbound credentials kept per destination */
     io_engine_stop();
+    logs_stop();   /* every session and delivery has ended: write what they logged */
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,
                  LOC_SVC_STOP, 0, 1, (const wchar_t *[]){ mode_name() });
     evlog_close();

@@ -31,6 +31,7 @@
 
 #include "eventlog.h"
 #include "location.h"
+#include "logs.h"
 #include "channel.h"
 #include "ioengine.h"
 #include "ntlm.h"
@@ -108,6 +109,7 @@ struct outbound {
     struct smtpc_result *msg;
     int results_taken;
     int begin_failed;
+    struct protolog_session *plog;       /* the protocol log's; NULL when it is off */
 };
 
 /* Text ----------------------------------------------------------------------- */
@@ -186,8 +188,12 @@ static size_t b64_octets(const char *p, size_t len)
 
 static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t len)
 {
-    (void)arg;
+    struct outbound *c = arg;
     char label[64];
+    protolog_line(c->plog, dir == SMTPC_SENT ? PROTOLOG_COMMAND : dir == SMTPC_SENT_TOKEN ?
+                  PROTOLOG_SECRET : PROTOLOG_REPLY, dir == SMTPC_SENT_TOKEN ? NULL : line, len, NULL);
+    if (!c->verbose)
+        return;
     switch (dir) {
     case SMTPC_SENT:
         print_line("C: ", line, len);
@@ -810,6 +816,7 @@ static void free_connection(struct outbound *c)
     if (c->cred.valid)
         tls_cred_free(&c->cred);
     smtpc_free(c->s);
+    protolog_end(c->plog);
     free(c);
 }
 
@@ -893,6 +900,7 @@ static void open_try(struct outbound *c)
             continue;
         }
         io_ref(c->io);   /* the caller's: the connection lives until let_go_then */
+        protolog_peer(c->plog, c->addr->ai_addr, (int)c->addr->ai_addrlen);
         chan_init(&c->ch, c->io, c->peer_w);
         await(c, is_ready_or_closed, open_connected);
         io_connect_start(c->io);
@@ -988,7 +996,8 @@ int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, vo
     c->cfg.auth = o->auth;
     c->cfg.tls_missing = o->tls_missing;
     c->cfg.auth_missing = o->auth_missing;
-    c->cfg.transcript = o->verbose ? transcript : NULL;
+    c->plog = protolog_outbound(o->host, o->port);
+    c->cfg.transcript = o->verbose || c->plog ? transcript : NULL;
     c->cfg.transcript_arg = c;
 
     int bad = 0;

@@ -34,6 +34,7 @@
 #include "eventlog.h"
 #include "ioengine.h"
 #include "location.h"
+#include "logs.h"
 #include "ntlm.h"
 #include "penalty.h"
 #include "receive.h"
@@ -231,6 +232,7 @@ struct session {
     volatile DWORD commit_err;
     ULONGLONG data_start;
     unsigned long long data_bytes;
+    struct protolog_session *plog;  /* the protocol log's; NULL when it is off */
 };
 
 static void report_session_error(const struct session *s, DWORD location, DWORD status,
@@ -249,6 +251,14 @@ static void report_session_error(const struct session *s, DWORD location, DWORD 
     text[ARRAYSIZE(text) - 1] = 0;
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_INTERNAL_PROCESSING, MSG_UNEXPECTED_ERROR,
                  location, status, 1, (const wchar_t *[]){ text });
+}
+
+/* The engine's transcript into the protocol log (never AUTH data or content). */
+static void transcript(void *arg, enum smtpd_dir dir, const char *line, size_t len)
+{
+    struct session *s = arg;
+    protolog_line(s->plog, dir == SMTPD_SENT ? PROTOLOG_REPLY : dir == SMTPD_RECEIVED ?
+                  PROTOLOG_COMMAND : PROTOLOG_SECRET, line, len, smtpd_user(s->engine));
 }
 
 /* The engine's replies to the channel. -1 when the connection cannot take them. */
@@ -647,6 +657,7 @@ static int on_event(struct session *s, const struct smtpd_event *ev)
         return 0;
     case SMTPD_EV_DATA_CHUNK:
         s->data_bytes += ev->len;
+        protolog_line(s->plog, PROTOLOG_CONTENT, NULL, ev->len, NULL);
         if (s->rcv)
             receive_write(s->rcv, ev->data, ev->len);
         return 0;
@@ -801,6 +812,7 @@ static void session_free(struct session *s)
     SecureZeroMemory(s->password, sizeof s->password);
     chan_free(&s->ch);
     smtpd_free(s->engine);
+    protolog_end(s->plog);
     free(s);
 }
 
@@ -916,6 +928,8 @@ static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *pee
             strcpy(s->peer, "unknown");
         utf8_to_wide(s->peer, s->wpeer, ARRAYSIZE(s->wpeer));
         s->engine = smtpd_new(&srv.engine, s->peer, relay_allowed(peer));
+        if (s->engine && (s->plog = protolog_inbound(s->peer)))
+            smtpd_set_transcript(s->engine, transcript, s);
     }
     if (!s || !s->engine) {
         if (s)

@@ -18,6 +18,7 @@
 #include "mime.h"
 #include "receipt.h"
 #include "receive.h"
+#include "tracking.h"
 #include "utf.h"
 
 static volatile LONG seq;   /* makes each notice's Message-ID unique */
@@ -81,6 +82,7 @@ static void badmail(const struct notices_config *nc, const struct notices_msg *m
     if (h != INVALID_HANDLE_VALUE)
         CloseHandle(h);
     wchar_t wid[ENV_ID_MAX + 1], why[200];
+    tracking_badmail(m->id, m->env, why_utf8);
     utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
     utf8_to_wide(why_utf8, why, ARRAYSIZE(why));
     evlog_report(EVENTLOG_WARNING_TYPE, CAT_QUEUING, MSG_BADMAIL, LOC_QUEUE_BADMAIL, err, 3,
@@ -158,6 +160,7 @@ static enum notice_fate send_notice(const struct notices_config *nc, const struc
         return notice_fate(res, err);
     }
     utf8_to_wide(ne.id, wnew, ARRAYSIZE(wnew));
+    tracking_dsn(m->id, m->env, ne.id, action == DSN_FAILED);
     env_free(&ne);
     if (action == DSN_FAILED)
         evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_QUEUING, MSG_NDR_SENT, LOC_QUEUE_NDR, 0, 5,

@@ -29,6 +29,7 @@
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
+#include "tracking.h"
 #include "utf.h"
 
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
@@ -148,6 +149,7 @@ static void rcpt_events(const struct qmsg *m, const struct env_rcpt *r, enum ret
 {
     wchar_t wid[ENV_ID_MAX + 1], who[600], why[QUEUE_WHY_MAX], extra[64];
     char a[600];
+    tracking_rcpt(m->id, &m->env, r, cls);
     utf8_to_wide(m->id, wid, ARRAYSIZE(wid));
     addr_mailbox_text(&r->addr, a, sizeof a);
     utf8_to_wide(a, who, ARRAYSIZE(who));

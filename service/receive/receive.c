@@ -17,6 +17,8 @@
 #include "location.h"
 #include "penalty.h"
 #include "spool.h"
+#include "tracking.h"
+#include "tracklog.h"
 #include "utf.h"
 
 #define RECEIVE_HOST_MAX 256u
@@ -52,6 +54,7 @@ struct receive {
     /* the settings the message began with */
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
+    struct track_msgid mid;         /* its Message-ID, for the tracking log */
 };
 
 void receive_configure(const struct imsvc_config *cfg)
@@ -113,6 +116,7 @@ void receive_write(struct receive *r, const void *p, size_t len)
     if (!r->msg || r->failure)
         return;
     receipt_count_feed(&r->count, p, len);
+    track_msgid_feed(&r->mid, p, len);
     r->failure = spool_write(r->msg, p, len);
 }
 
@@ -218,6 +222,9 @@ static void report_held(struct receive *r)
 enum receive_step receive_filtered(struct receive *r)
 {
     struct receipt_answer a;
+    if (r->verdict != FILTER_ACCEPT)
+        tracking_filter(r->env, r->id, track_msgid_value(&r->mid), r->verdict == FILTER_REJECT ?
+                        "refused" : r->verdict == FILTER_HOLD ? "held" : "failed", r->reason);
     switch (r->verdict) {
     case FILTER_REJECT:
         return done(r, RECEIPT_REJECTED, 0);
@@ -241,6 +248,7 @@ void receive_committed(struct receive *r, DWORD err)
 {
     r->outcome = err ? RECEIPT_STORE_FAILED : r->hold ? RECEIPT_HELD : RECEIPT_QUEUED;
     r->err = err;
+    tracking_receive(r->env, track_msgid_value(&r->mid), r->src, r->outcome);
 }
 
 void receive_commit(struct receive *r)

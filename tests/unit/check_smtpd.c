@@ -1186,6 +1186,52 @@ START_TEST(helo_validation_and_help)
 }
 END_TEST
 
+/* The transcript for the protocol log: every command and reply line in
+ * order, an AUTH exchange's responses as their length only, no content. */
+struct tx {
+    char text[8192];
+    size_t len;
+    size_t secret_octets;
+};
+
+static void tx_line(void *arg, enum smtpd_dir dir, const char *line, size_t len)
+{
+    struct tx *t = arg;
+    if (dir == SMTPD_RECEIVED_SECRET) {
+        ck_assert_ptr_null(line);
+        t->secret_octets += len;
+        return;
+    }
+    int n = snprintf(t->text + t->len, sizeof t->text - t->len, "%s%.*s\n",
+                     dir == SMTPD_SENT ? "S: " : "C: ", (int)len, line);
+    ck_assert(n > 0 && (size_t)n < sizeof t->text - t->len);
+    t->len += (size_t)n;
+}
+
+START_TEST(transcript_keeps_no_secret)
+{
+    struct drv d;
+    struct tx t = { .len = 0 };
+    drv_init(&d, SMTPD_OPT_STARTTLS, 0);
+    smtpd_set_transcript(d.s, tx_line, &t);
+    drive(&d, "EHLO c\r\nSTARTTLS\r\n");
+    drive(&d, "EHLO c\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\n");
+    drive(&d, "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+              "Subject: hidden-content\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+    ck_assert_ptr_nonnull(strstr(t.text, "C: EHLO c\nS: 250-mx.example.com\n"));
+    ck_assert_ptr_nonnull(strstr(t.text, "C: STARTTLS\nS: 220 2.0.0 Ready to start TLS\n"));
+    ck_assert_ptr_nonnull(strstr(t.text, "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nS: 334 UGFzc3dvcmQ6\n"
+                                         "S: 235 2.7.0 Authentication successful\n"));
+    ck_assert_uint_eq(t.secret_octets, 8 + 8);
+    ck_assert_ptr_null(strstr(t.text, "YWxpY2U="));
+    ck_assert_ptr_null(strstr(t.text, "c2VjcmV0"));
+    ck_assert_ptr_nonnull(strstr(t.text, "C: DATA\nS: 354 "));
+    ck_assert_ptr_null(strstr(t.text, "hidden-content"));
+    ck_assert_ptr_nonnull(strstr(t.text, "S: 250 2.0.0 Ok: queued as Q1\nC: QUIT\nS: 221 "));
+    drv_done(&d);
+}
+END_TEST
+
 Suite *smtpd_suite(void)
 {
     Suite *s = suite_create("smtpd");
@@ -1228,6 +1274,7 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, auth_needs_tls);
     tcase_add_test(tc, auth_tempfail_counts_as_error);
     tcase_add_test(tc, helo_validation_and_help);
+    tcase_add_test(tc, transcript_keeps_no_secret);
     suite_add_tcase(s, tc);
     return s;
 }
