@@ -1,9 +1,12 @@
-/* addrmap.c - the X.400 <-> SMTP address map (see addrmap.h).
+/* addrmap.c - the address map (see addrmap.h).
  *
- * Entries live in one growing array owned by the map. Each side must be
- * unique: two lines mapping the same X.400 address (or the same SMTP
- * mailbox) would make one direction ambiguous, so the second is an error
- * naming both lines. Lookup is linear; maps are small and loaded once.
+ * Entries live in one growing array owned by the map. What a line is, is
+ * told by how it starts: an X.400 field (c=, o=, dda:...) makes it a typed
+ * X.400 line, TYPE: a typed line of another type, anything else an alias.
+ * Each side of a typed line must be unique, and so must an alias's key: two
+ * lines for the same address would make a lookup ambiguous, so the second
+ * is an error naming both lines. Lookup is linear; maps are small and
+ * loaded once. A line is taken whole or refused, never guessed at.
  */
 #include "addrmap.h"
 
@@ -29,14 +32,215 @@ static int fail(struct addrmap_error *err, unsigned line, const char *what)
 }
 
 static int is_blank(char c) { return c == ' ' || c == '\t'; }
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static int is_alnum(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int ieq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return 0;
+    for (size_t i = 0; i < alen; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return 0;
+    return 1;
+}
+
+const char *addrmap_dir_name(unsigned dir)
+{
+    return dir == ADDRMAP_BOTH ? "both" : dir == ADDRMAP_OUT ? "out" : "in";
+}
+
+static unsigned dir_of(const char *s, size_t len)
+{
+    if (ieq(s, len, "in", 2))
+        return ADDRMAP_IN;
+    if (ieq(s, len, "out", 3))
+        return ADDRMAP_OUT;
+    if (ieq(s, len, "both", 4))
+        return ADDRMAP_BOTH;
+    return 0;
+}
+
+/* "TYPE:" at the start (1 to 32 letters or digits): the type's length, or 0. */
+static size_t type_prefix(const char *s, size_t len)
+{
+    size_t t = 0;
+    while (t < len && t <= IMCEA_TYPE_MAX && is_alnum((unsigned char)s[t]))
+        t++;
+    if (t == 0 || t > IMCEA_TYPE_MAX || t >= len || s[t] != ':')
+        return 0;
+    return t;
+}
+
+/* A mailbox, bare or in <>; what names it in the error ("SMTP address"). */
+static int parse_smtp(const char *s, size_t len, struct addr_path *out, const char *what,
+                      unsigned line, struct addrmap_error *err)
+{
+    char why[160];
+    struct addr_error aerr;
+    if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+        s++;
+        len -= 2;
+    }
+    if (addr_parse_mailbox(s, len, ADDR_RCPT, out, &aerr) != 0) {
+        snprintf(why, sizeof why, "%s: %s", what, aerr.rule);
+        return fail(err, line, why);
+    }
+    return 0;
+}
+
+/* "@domain": a domain name (no literal), kept in lower case. */
+static int parse_domain_key(const char *s, size_t len, struct addr_path *out, const char *what,
+                            unsigned line, struct addrmap_error *err)
+{
+    char why[160];
+    memset(out, 0, sizeof *out);
+    const char *rule = len < 2 ? "domain is empty" : addr_domain_rule(s + 1, len - 1);
+    if (rule) {
+        snprintf(why, sizeof why, "%s: %s", what, rule);
+        return fail(err, line, why);
+    }
+    for (size_t i = 1; i < len; i++)
+        out->domain[i - 1] = (char)lower((unsigned char)s[i]);
+    out->kind = ADDR_DOMAIN_NAME;
+    return 0;
+}
+
+/* A typed line from s[b] to s[len] (blanks trimmed at both ends). */
+static int parse_typed(const char *s, size_t b, size_t len, unsigned line, int x400,
+                       struct addrmap_entry *e, struct addrmap_error *err)
+{
+    char why[160];
+    e->kind = ADDRMAP_TYPED;
+    e->dir = ADDRMAP_IN;
+    /* An optional direction: the last field. */
+    size_t m = len;
+    while (m > b && !is_blank(s[m - 1]))
+        m--;
+    unsigned d = m > b ? dir_of(s + m, len - m) : 0;
+    if (d) {
+        e->dir = d;
+        len = m;
+        while (len > b && is_blank(s[len - 1]))
+            len--;
+    }
+    /* The SMTP side: the last field now. */
+    m = len;
+    while (m > b && !is_blank(s[m - 1]))
+        m--;
+    if (m == b)
+        return fail(err, line, x400 ? "expected an X.400 address, blanks, then an SMTP address"
+                                    : "expected a typed address, blanks, then an SMTP address");
+    const char *smtp = s + m;
+    size_t slen = len - m;
+    size_t xend = m;
+    while (xend > b && is_blank(s[xend - 1]))
+        xend--;
+    struct x400_error xerr;
+    if (x400) {
+        if (smtp[slen - 1] == ';')
+            return fail(err, line, "no SMTP address after the X.400 address");
+        if (s[xend - 1] != ';')
+            return fail(err, line, "the X.400 address must end with ';'");
+        memcpy(e->type, "X400", 5);
+        if (x400_parse(s + b, xend - b, &e->x400, &xerr) != 0) {
+            snprintf(why, sizeof why, "X.400 address: %s", xerr.text);
+            return fail(err, line, why);
+        }
+    } else {
+        size_t t = type_prefix(s + b, xend - b);
+        for (size_t i = 0; i < t; i++) {
+            int c = (unsigned char)s[b + i];
+            e->type[i] = (char)((c >= 'a' && c <= 'z') ? c - 32 : c);
+        }
+        e->type[t] = 0;
+        const char *v = s + b + t + 1;
+        size_t vlen = xend - b - t - 1;
+        if (strcmp(e->type, "X400") == 0) {
+            if (x400_parse(v, vlen, &e->x400, &xerr) != 0) {
+                snprintf(why, sizeof why, "X.400 address: %s", xerr.text);
+                return fail(err, line, why);
+            }
+        } else {
+            if (vlen == 0 || is_blank(v[0]))
+                return fail(err, line, "the typed address is empty after its TYPE:");
+            if (vlen > ADDRMAP_VALUE_MAX)
+                return fail(err, line, "the typed address is longer than 1024 characters");
+            for (size_t i = 0; i < vlen; i++)
+                if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+                    return fail(err, line, "the typed address holds a character outside "
+                                           "printable ASCII");
+            memcpy(e->value, v, vlen);
+            e->value[vlen] = 0;
+        }
+    }
+    return parse_smtp(smtp, slen, &e->smtp, "SMTP address", line, err);
+}
+
+/* An alias line from s[b] to s[len]: the key, then targets separated by
+ * commas or blanks. scratch holds ADDRMAP_TARGETS_MAX addresses. */
+static int parse_alias(const char *s, size_t b, size_t len, unsigned line,
+                       struct addr_path *scratch, struct addrmap_entry *e,
+                       struct addrmap_error *err)
+{
+    e->kind = ADDRMAP_ALIAS;
+    size_t k = b;
+    while (k < len && !is_blank(s[k]))
+        k++;
+    if (s[b] == '@') {
+        e->key_domain = 1;
+        if (parse_domain_key(s + b, k - b, &e->key, "alias @domain", line, err) != 0)
+            return -1;
+    } else if (parse_smtp(s + b, k - b, &e->key, "alias", line, err) != 0) {
+        return -1;
+    }
+    size_t n = 0;
+    int domain_target = 0;
+    for (size_t i = k; i < len;) {
+        while (i < len && (is_blank(s[i]) || s[i] == ','))
+            i++;
+        if (i == len)
+            break;
+        size_t j = i;
+        while (j < len && !is_blank(s[j]) && s[j] != ',')
+            j++;
+        if (n == ADDRMAP_TARGETS_MAX)
+            return fail(err, line, "an alias stands for at most 100 addresses");
+        if (s[i] == '@') {
+            if (!e->key_domain)
+                return fail(err, line, "a target @domain needs an alias @domain");
+            domain_target = 1;
+            if (parse_domain_key(s + i, j - i, &scratch[n], "alias target", line, err) != 0)
+                return -1;
+        } else if (parse_smtp(s + i, j - i, &scratch[n], "alias target", line, err) != 0) {
+            return -1;
+        }
+        n++;
+        i = j;
+    }
+    if (n == 0)
+        return fail(err, line, "expected an address or @domain, blanks, then the addresses it "
+                               "stands for");
+    if (domain_target && n > 1)
+        return fail(err, line, "an alias to @domain takes no other target");
+    e->targets = malloc(n * sizeof *e->targets);
+    if (!e->targets)
+        return fail(err, line, "out of memory");
+    memcpy(e->targets, scratch, n * sizeof *e->targets);
+    e->ntargets = n;
+    return 0;
+}
 
 /* One line without its end of line. Returns 1 if it made an entry, 0 for a
  * blank or comment line, -1 on error. */
-static int parse_line(const char *s, size_t len, unsigned line, struct addrmap_entry *e,
-                      struct addrmap_error *err)
+static int parse_line(const char *s, size_t len, unsigned line, struct addr_path *scratch,
+                      struct addrmap_entry *e, struct addrmap_error *err)
 {
-    char why[160];
     size_t b = 0;
+    memset(e, 0, sizeof *e);
     while (b < len && is_blank(s[b]))
         b++;
     if (b == len || s[b] == '#')
@@ -45,60 +249,75 @@ static int parse_line(const char *s, size_t len, unsigned line, struct addrmap_e
         return fail(err, line, "line longer than 2048 characters");
     while (len > b && is_blank(s[len - 1]))
         len--;
-    /* The SMTP side is the last field: after the last blank. */
-    size_t m = len;
-    while (m > b && !is_blank(s[m - 1]))
-        m--;
-    if (m == b)
-        return fail(err, line, "expected an X.400 address, blanks, then an SMTP address");
-    const char *smtp = s + m;
-    size_t slen = len - m;
-    if (smtp[slen - 1] == ';')
-        return fail(err, line, "no SMTP address after the X.400 address");
-    size_t xend = m;
-    while (xend > b && is_blank(s[xend - 1]))
-        xend--;
-    if (s[xend - 1] != ';')
-        return fail(err, line, "the X.400 address must end with ';'");
-
-    struct x400_error xerr;
-    if (x400_parse(s + b, xend - b, &e->x400, &xerr) != 0) {
-        snprintf(why, sizeof why, "X.400 address: %s", xerr.text);
-        return fail(err, line, why);
-    }
-    if (slen >= 2 && smtp[0] == '<' && smtp[slen - 1] == '>') {
-        smtp++;
-        slen -= 2;
-    }
-    struct addr_error aerr;
-    if (addr_parse_mailbox(smtp, slen, ADDR_RCPT, &e->smtp, &aerr) != 0) {
-        snprintf(why, sizeof why, "SMTP address: %s", aerr.rule);
-        return fail(err, line, why);
-    }
+    int r;
+    if (x400_looks_like(s + b, len - b))
+        r = parse_typed(s, b, len, line, 1, e, err);
+    else if (type_prefix(s + b, len - b))
+        r = parse_typed(s, b, len, line, 0, e, err);
+    else
+        r = parse_alias(s, b, len, line, scratch, e, err);
     e->line = line;
-    return 1;
+    return r < 0 ? -1 : 1;
+}
+
+static int typed_equal(const struct addrmap_entry *a, const struct addrmap_entry *b)
+{
+    if (strcmp(a->type, b->type) != 0)
+        return 0;
+    if (strcmp(a->type, "X400") == 0)
+        return x400_equal(&a->x400, &b->x400);
+    return ieq(a->value, strlen(a->value), b->value, strlen(b->value));
+}
+
+static int key_equal(const struct addrmap_entry *a, const struct addrmap_entry *b)
+{
+    if (a->key_domain != b->key_domain)
+        return 0;
+    return a->key_domain ? strcmp(a->key.domain, b->key.domain) == 0
+                         : addr_mailbox_equal(&a->key, &b->key);
 }
 
 static int check_unique(const struct addrmap *map, const struct addrmap_entry *e, struct addrmap_error *err)
 {
     char why[96];
     for (size_t k = 0; k < map->n; k++) {
-        if (x400_equal(&map->v[k].x400, &e->x400)) {
-            snprintf(why, sizeof why, "X.400 address already mapped on line %u", map->v[k].line);
+        const struct addrmap_entry *o = &map->v[k];
+        if (o->kind != e->kind)
+            continue;
+        if (e->kind == ADDRMAP_ALIAS) {
+            if (key_equal(o, e)) {
+                snprintf(why, sizeof why, "alias for this address already on line %u", o->line);
+                return fail(err, e->line, why);
+            }
+            continue;
+        }
+        if (typed_equal(o, e)) {
+            snprintf(why, sizeof why, "%s address already mapped on line %u",
+                     strcmp(e->type, "X400") == 0 ? "X.400" : e->type, o->line);
             return fail(err, e->line, why);
         }
-        if (addr_mailbox_equal(&map->v[k].smtp, &e->smtp)) {
-            snprintf(why, sizeof why, "SMTP address already mapped on line %u", map->v[k].line);
+        if (addr_mailbox_equal(&o->smtp, &e->smtp)) {
+            snprintf(why, sizeof why, "SMTP address already mapped on line %u", o->line);
             return fail(err, e->line, why);
         }
     }
     return 0;
 }
 
+static void entry_release(struct addrmap_entry *e)
+{
+    if (e->kind == ADDRMAP_ALIAS) {
+        free(e->targets);
+        e->targets = NULL;
+        e->ntargets = 0;
+    }
+}
+
 int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct addrmap_error *err)
 {
     struct addrmap *map = calloc(1, sizeof *map);
-    struct addrmap_entry *e = malloc(sizeof *e);
+    struct addrmap_entry *e = calloc(1, sizeof *e);
+    struct addr_path *scratch = malloc(ADDRMAP_TARGETS_MAX * sizeof *scratch);
     unsigned line = 0;
     size_t i = 0;
     *out = NULL;
@@ -106,7 +325,7 @@ int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct add
         err->line = 0;
         err->text[0] = 0;
     }
-    if (!map || !e) {
+    if (!map || !e || !scratch) {
         fail(err, 0, "out of memory");
         goto failed;
     }
@@ -126,7 +345,7 @@ int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct add
             fail(err, line, "stray NUL or carriage return in line");
             goto failed;
         }
-        int r = parse_line(text + i, l, line, e, err);
+        int r = parse_line(text + i, l, line, scratch, e, err);
         i = nl ? end + 1 : len;
         if (r < 0)
             goto failed;
@@ -145,11 +364,16 @@ int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct add
             map->cap = cap;
         }
         map->v[map->n++] = *e;
+        e->kind = ADDRMAP_TYPED;        /* its targets belong to the map now */
     }
+    free(scratch);
     free(e);
     *out = map;
     return 0;
 failed:
+    if (e)
+        entry_release(e);
+    free(scratch);
     free(e);
     addrmap_free(map);
     return -1;
@@ -208,11 +432,21 @@ void addrmap_free(struct addrmap *m)
 {
     if (!m)
         return;
+    for (size_t k = 0; k < m->n; k++)
+        entry_release(&m->v[k]);
     free(m->v);
     free(m);
 }
 
 size_t addrmap_count(const struct addrmap *m) { return m ? m->n : 0; }
+
+size_t addrmap_count_kind(const struct addrmap *m, enum addrmap_kind kind)
+{
+    size_t n = 0;
+    for (size_t k = 0; m && k < m->n; k++)
+        n += m->v[k].kind == kind;
+    return n;
+}
 
 const struct addrmap_entry *addrmap_entry_at(const struct addrmap *m, size_t i)
 {
@@ -222,7 +456,22 @@ const struct addrmap_entry *addrmap_entry_at(const struct addrmap *m, size_t i)
 const struct addrmap_entry *addrmap_find_x400(const struct addrmap *m, const struct x400_addr *key)
 {
     for (size_t k = 0; m && k < m->n; k++)
-        if (x400_equal(&m->v[k].x400, key))
+        if (m->v[k].kind == ADDRMAP_TYPED && strcmp(m->v[k].type, "X400") == 0 &&
+            x400_equal(&m->v[k].x400, key))
+            return &m->v[k];
+    return NULL;
+}
+
+const struct addrmap_entry *addrmap_find_typed(const struct addrmap *m, const char *type,
+                                               const char *value, size_t len)
+{
+    if (strcmp(type, "X400") == 0) {
+        struct x400_addr x;
+        return x400_parse(value, len, &x, NULL) == 0 ? addrmap_find_x400(m, &x) : NULL;
+    }
+    for (size_t k = 0; m && k < m->n; k++)
+        if (m->v[k].kind == ADDRMAP_TYPED && strcmp(m->v[k].type, type) == 0 &&
+            ieq(m->v[k].value, strlen(m->v[k].value), value, len))
             return &m->v[k];
     return NULL;
 }
@@ -230,7 +479,83 @@ const struct addrmap_entry *addrmap_find_x400(const struct addrmap *m, const str
 const struct addrmap_entry *addrmap_find_smtp(const struct addrmap *m, const struct addr_path *key)
 {
     for (size_t k = 0; m && k < m->n; k++)
-        if (addr_mailbox_equal(&m->v[k].smtp, key))
+        if (m->v[k].kind == ADDRMAP_TYPED && addr_mailbox_equal(&m->v[k].smtp, key))
             return &m->v[k];
     return NULL;
+}
+
+const struct addrmap_entry *addrmap_find_alias(const struct addrmap *m, const struct addr_path *key)
+{
+    const struct addrmap_entry *domain = NULL;
+    if (!key || key->null_path)
+        return NULL;
+    for (size_t k = 0; m && k < m->n; k++) {
+        const struct addrmap_entry *e = &m->v[k];
+        if (e->kind != ADDRMAP_ALIAS)
+            continue;
+        if (!e->key_domain && addr_mailbox_equal(&e->key, key))
+            return e;
+        if (e->key_domain && !domain && key->kind == ADDR_DOMAIN_NAME &&
+            strcmp(e->key.domain, key->domain) == 0)
+            domain = e;
+    }
+    return domain;
+}
+
+/* A mailbox, or "@domain" for an address with an empty local part. */
+static int put_address(const struct addr_path *p, char *buf, size_t n, size_t *o)
+{
+    int w;
+    if (*o >= n)
+        return -1;
+    if (!p->local[0] && p->kind == ADDR_DOMAIN_NAME)
+        w = snprintf(buf + *o, n - *o, "@%s", p->domain);
+    else
+        w = addr_format_mailbox(p, buf + *o, n - *o);
+    if (w < 0 || (size_t)w >= n - *o)
+        return -1;
+    *o += (size_t)w;
+    return 0;
+}
+
+static int put_text(const char *s, char *buf, size_t n, size_t *o)
+{
+    size_t l = strlen(s);
+    if (*o + l >= n)
+        return -1;
+    memcpy(buf + *o, s, l + 1);
+    *o += l;
+    return 0;
+}
+
+int addrmap_format_entry(const struct addrmap_entry *e, char *buf, size_t n)
+{
+    size_t o = 0;
+    if (n == 0)
+        return -1;
+    buf[0] = 0;
+    if (e->kind == ADDRMAP_TYPED) {
+        if (strcmp(e->type, "X400") == 0) {
+            int w = x400_format(&e->x400, buf, n);
+            if (w < 0)
+                goto too_small;
+            o = (size_t)w;
+        } else if (put_text(e->type, buf, n, &o) || put_text(":", buf, n, &o) ||
+                   put_text(e->value, buf, n, &o)) {
+            goto too_small;
+        }
+        if (put_text("\t", buf, n, &o) || put_address(&e->smtp, buf, n, &o) ||
+            put_text("\t", buf, n, &o) || put_text(addrmap_dir_name(e->dir), buf, n, &o))
+            goto too_small;
+        return (int)o;
+    }
+    if (put_address(&e->key, buf, n, &o) || put_text("\t", buf, n, &o))
+        goto too_small;
+    for (size_t k = 0; k < e->ntargets; k++)
+        if ((k && put_text(", ", buf, n, &o)) || put_address(&e->targets[k], buf, n, &o))
+            goto too_small;
+    return (int)o;
+too_small:
+    buf[0] = 0;
+    return -1;
 }
