@@ -163,6 +163,13 @@ unsigned smtpd_timeout_secs(const struct smtpd *s);
 void smtpd_timeout(struct smtpd *s);
 void smtpd_shutdown(struct smtpd *s);
 
+/* The address map for this session's MAIL and RCPT (core/rewrite.h): map
+ * may be NULL (none in force); map_wanted says one is configured, so that
+ * without one IMCEA recipients wait (451) rather than pass unmapped. The
+ * map must outlive the session. Without this call: no map, none wanted. */
+struct addrmap;
+void smtpd_set_address_map(struct smtpd *s, const struct addrmap *map, int map_wanted);
+
 /* Session facts. */
 unsigned smtpd_flags(const struct smtpd *s);               /* SF_* */
 unsigned smtpd_auth_failures(const struct smtpd *s);       /* failed AUTH/XAUTH so far */
@@ -173,7 +180,10 @@ int smtpd_closed(const struct smtpd *s);
 
 /* The envelope of the current transaction (valid from DATA_BEGIN until the
  * message is answered). Recipients are as route_recipient gave them: a
- * domain-less <Postmaster> is postmaster@ the first local domain. */
+ * domain-less <Postmaster> is postmaster@ the first local domain; and as
+ * the address map rewrote them (one RCPT may become several), each
+ * rewritten one with an ORCPT holding the address as the client wrote it.
+ * The sender is as the map rewrote it. */
 const struct addr_path *smtpd_sender(const struct smtpd *s);
 const struct addr_params *smtpd_sender_params(const struct smtpd *s);
 size_t smtpd_rcpt_count(const struct smtpd *s);
