@@ -34,6 +34,7 @@
 #include "eventlog.h"
 #include "ioengine.h"
 #include "location.h"
+#include "mapfile.h"
 #include "ntlm.h"
 #include "penalty.h"
 #include "receive.h"
@@ -228,6 +229,7 @@ struct session {
     struct receive *rcv;            /* NULL: none, or out of memory at DATA */
     struct envelope env;
     int have_env;
+    struct mapfile_ref map;         /* the address map the engine reads, held */
     volatile DWORD commit_err;
     ULONGLONG data_start;
     unsigned long long data_bytes;
@@ -801,6 +803,7 @@ static void session_free(struct session *s)
     SecureZeroMemory(s->password, sizeof s->password);
     chan_free(&s->ch);
     smtpd_free(s->engine);
+    mapfile_release(&s->map);
     free(s);
 }
 
@@ -916,6 +919,11 @@ static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *pee
             strcpy(s->peer, "unknown");
         utf8_to_wide(s->peer, s->wpeer, ARRAYSIZE(s->wpeer));
         s->engine = smtpd_new(&srv.engine, s->peer, relay_allowed(peer));
+        if (s->engine) {
+            /* held until the session ends: a reload never frees it under us */
+            mapfile_acquire(&s->map);
+            smtpd_set_address_map(s->engine, s->map.map, s->map.wanted);
+        }
     }
     if (!s || !s->engine) {
         if (s)
