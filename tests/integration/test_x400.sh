@@ -213,6 +213,11 @@ expect_status 1 "map test of an invalid IMCEA address"
 expect_out "result: refused 550 5.1.3" "map test: refused 550 5.1.3"
 run imsvc address map test sales@fab.test
 expect_out "result: rewritten to <ann@fab.test>" "map test of the alias lists its addresses"
+run imsvc address map test --mail "<$LEE>"
+expect_out "result: rewritten to <bill.lee@fab.test>" "map test --mail: an IMCEA sender is mapped too"
+run imsvc address check bo@fab.test
+expect_out "address map: EX /o=Fab/ou=Site/cn=Recipients/cn=bo (line 5)" \
+    "address check shows the EX line of an SMTP address"
 
 # --- PARAMCHANGE: a bad map keeps the old one; a good one replaces it -------
 cat >>"$mapdir/map.txt" <<'MAP'
