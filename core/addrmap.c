@@ -5,18 +5,27 @@
  * X.400 line, TYPE: a typed line of another type, anything else an alias.
  * Each side of a typed line must be unique, and so must an alias's key: two
  * lines for the same address would make a lookup ambiguous, so the second
- * is an error naming both lines. Lookup is linear; maps are small and
- * loaded once. A line is taken whole or refused, never guessed at.
+ * is an error naming both lines. Three hash indexes (typed side, SMTP
+ * side, alias key) make the uniqueness check and every lookup constant
+ * time, so a map of many thousand lines loads at start and at PARAMCHANGE
+ * without holding the service thread. A hash only narrows the search: a
+ * match is always confirmed by the same equality the rules use. A line is
+ * taken whole or refused, never guessed at.
  */
 #include "addrmap.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+enum { IX_TYPED, IX_SMTP, IX_ALIAS, IX_COUNT };
+
 struct addrmap {
     struct addrmap_entry *v;
     size_t n, cap;
+    size_t *ix[IX_COUNT];   /* open addressing: entry index + 1; 0 is empty */
+    size_t ixcap;           /* a power of two, more than twice n */
 };
 
 static int fail(struct addrmap_error *err, unsigned line, const char *what)
@@ -277,29 +286,149 @@ static int key_equal(const struct addrmap_entry *a, const struct addrmap_entry *
                          : addr_mailbox_equal(&a->key, &b->key);
 }
 
+/* Hashes (FNV-1a over lower-case text): equal by the rules means equal
+ * hash. X.400 DDAs are a set, so only their count is hashed. */
+#define FNV_BASIS 2166136261u
+#define FNV_PRIME 16777619u
+
+static uint32_t fnv_n(uint32_t h, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint32_t)lower((unsigned char)s[i])) * FNV_PRIME;
+    return (h ^ 0xffu) * FNV_PRIME;     /* a separator: "ab","c" differs from "a","bc" */
+}
+
+static uint32_t fnv(uint32_t h, const char *s) { return fnv_n(h, s, strlen(s)); }
+
+static uint32_t hash_x400(const struct x400_addr *x)
+{
+    uint32_t h = fnv(FNV_BASIS, "X400");
+    const char *f[] = { x->c, x->a, x->p, x->o, x->ou[0], x->ou[1], x->ou[2], x->ou[3],
+                        x->s, x->g, x->i, x->q, x->cn };
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+        h = fnv(h, f[k]);
+    return (h ^ (uint32_t)x->ndda) * FNV_PRIME;
+}
+
+static uint32_t hash_value(const char *type, const char *value, size_t len)
+{
+    return fnv_n(fnv(FNV_BASIS, type), value, len);
+}
+
+static uint32_t hash_mailbox(const struct addr_path *p)
+{
+    return (fnv(fnv(FNV_BASIS, p->local), p->domain) ^ (uint32_t)p->kind) * FNV_PRIME;
+}
+
+static uint32_t hash_domain(const char *domain)
+{
+    return fnv(fnv(FNV_BASIS, "@"), domain);
+}
+
+static uint32_t entry_hash(const struct addrmap_entry *e, int ix)
+{
+    if (ix == IX_TYPED)
+        return strcmp(e->type, "X400") == 0 ? hash_x400(&e->x400)
+                                             : hash_value(e->type, e->value, strlen(e->value));
+    if (ix == IX_SMTP)
+        return hash_mailbox(&e->smtp);
+    return e->key_domain ? hash_domain(e->key.domain) : hash_mailbox(&e->key);
+}
+
+static int entry_indexed(const struct addrmap_entry *e, int ix)
+{
+    return ix == IX_ALIAS ? e->kind == ADDRMAP_ALIAS : e->kind == ADDRMAP_TYPED;
+}
+
+typedef int (*ix_match)(const struct addrmap_entry *e, const void *ctx);
+
+/* The entry of index ix with hash h that match accepts, or NULL. */
+static const struct addrmap_entry *ix_find(const struct addrmap *m, int ix, uint32_t h,
+                                           ix_match match, const void *ctx)
+{
+    if (!m || !m->ixcap)
+        return NULL;
+    for (size_t i = h & (m->ixcap - 1);; i = (i + 1) & (m->ixcap - 1)) {
+        size_t slot = m->ix[ix][i];
+        if (!slot)
+            return NULL;
+        if (match(&m->v[slot - 1], ctx))
+            return &m->v[slot - 1];
+    }
+}
+
+static void ix_put(struct addrmap *m, int ix, size_t k)
+{
+    size_t i = entry_hash(&m->v[k], ix) & (m->ixcap - 1);
+    while (m->ix[ix][i])
+        i = (i + 1) & (m->ixcap - 1);
+    m->ix[ix][i] = k + 1;
+}
+
+/* Room for one more entry in every index (rebuilt larger when needed). */
+static int ix_reserve(struct addrmap *m)
+{
+    if (m->ixcap > 2 * (m->n + 1))
+        return 0;
+    size_t cap = m->ixcap ? m->ixcap * 2 : 64;
+    size_t *nix[IX_COUNT];
+    for (int ix = 0; ix < IX_COUNT; ix++) {
+        nix[ix] = calloc(cap, sizeof *nix[ix]);
+        if (!nix[ix]) {
+            while (ix-- > 0)
+                free(nix[ix]);
+            return -1;
+        }
+    }
+    for (int ix = 0; ix < IX_COUNT; ix++) {
+        free(m->ix[ix]);
+        m->ix[ix] = nix[ix];
+    }
+    m->ixcap = cap;
+    for (size_t k = 0; k < m->n; k++)
+        for (int ix = 0; ix < IX_COUNT; ix++)
+            if (entry_indexed(&m->v[k], ix))
+                ix_put(m, ix, k);
+    return 0;
+}
+
+static int match_typed(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_TYPED && typed_equal(o, ctx);
+}
+
+static int match_smtp_side(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_TYPED && addr_mailbox_equal(&o->smtp, ctx);
+}
+
+static int match_key(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_ALIAS && key_equal(o, ctx);
+}
+
 static int check_unique(const struct addrmap *map, const struct addrmap_entry *e, struct addrmap_error *err)
 {
     char why[96];
-    for (size_t k = 0; k < map->n; k++) {
-        const struct addrmap_entry *o = &map->v[k];
-        if (o->kind != e->kind)
-            continue;
-        if (e->kind == ADDRMAP_ALIAS) {
-            if (key_equal(o, e)) {
-                snprintf(why, sizeof why, "alias for this address already on line %u", o->line);
-                return fail(err, e->line, why);
-            }
-            continue;
-        }
-        if (typed_equal(o, e)) {
-            snprintf(why, sizeof why, "%s address already mapped on line %u",
-                     strcmp(e->type, "X400") == 0 ? "X.400" : e->type, o->line);
+    const struct addrmap_entry *o;
+    if (e->kind == ADDRMAP_ALIAS) {
+        o = ix_find(map, IX_ALIAS, entry_hash(e, IX_ALIAS), match_key, e);
+        if (o) {
+            snprintf(why, sizeof why, "alias for this address already on line %u", o->line);
             return fail(err, e->line, why);
         }
-        if (addr_mailbox_equal(&o->smtp, &e->smtp)) {
-            snprintf(why, sizeof why, "SMTP address already mapped on line %u", o->line);
-            return fail(err, e->line, why);
-        }
+        return 0;
+    }
+    o = ix_find(map, IX_TYPED, entry_hash(e, IX_TYPED), match_typed, e);
+    if (o) {
+        snprintf(why, sizeof why, "%s address already mapped on line %u",
+                 strcmp(e->type, "X400") == 0 ? "X.400" : e->type, o->line);
+        return fail(err, e->line, why);
+    }
+    o = ix_find(map, IX_SMTP, entry_hash(e, IX_SMTP), match_smtp_side, &e->smtp);
+    if (o) {
+        snprintf(why, sizeof why, "SMTP address already mapped on line %u", o->line);
+        return fail(err, e->line, why);
     }
     return 0;
 }
@@ -353,6 +482,10 @@ int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct add
             continue;
         if (check_unique(map, e, err) != 0)
             goto failed;
+        if (ix_reserve(map) != 0) {
+            fail(err, line, "out of memory");
+            goto failed;
+        }
         if (map->n == map->cap) {
             size_t cap = map->cap ? map->cap * 2 : 16;
             struct addrmap_entry *v = realloc(map->v, cap * sizeof *v);
@@ -364,6 +497,9 @@ int addrmap_parse(const char *text, size_t len, struct addrmap **out, struct add
             map->cap = cap;
         }
         map->v[map->n++] = *e;
+        for (int ix = 0; ix < IX_COUNT; ix++)
+            if (entry_indexed(e, ix))
+                ix_put(map, ix, map->n - 1);
         e->kind = ADDRMAP_TYPED;        /* its targets belong to the map now */
     }
     free(scratch);
@@ -434,6 +570,8 @@ void addrmap_free(struct addrmap *m)
         return;
     for (size_t k = 0; k < m->n; k++)
         entry_release(&m->v[k]);
+    for (int ix = 0; ix < IX_COUNT; ix++)
+        free(m->ix[ix]);
     free(m->v);
     free(m);
 }
@@ -453,13 +591,26 @@ const struct addrmap_entry *addrmap_entry_at(const struct addrmap *m, size_t i)
     return m && i < m->n ? &m->v[i] : NULL;
 }
 
+static int match_x400(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_TYPED && strcmp(o->type, "X400") == 0 && x400_equal(&o->x400, ctx);
+}
+
 const struct addrmap_entry *addrmap_find_x400(const struct addrmap *m, const struct x400_addr *key)
 {
-    for (size_t k = 0; m && k < m->n; k++)
-        if (m->v[k].kind == ADDRMAP_TYPED && strcmp(m->v[k].type, "X400") == 0 &&
-            x400_equal(&m->v[k].x400, key))
-            return &m->v[k];
-    return NULL;
+    return ix_find(m, IX_TYPED, hash_x400(key), match_x400, key);
+}
+
+struct typed_key {
+    const char *type, *value;
+    size_t len;
+};
+
+static int match_value(const struct addrmap_entry *o, const void *ctx)
+{
+    const struct typed_key *k = ctx;
+    return o->kind == ADDRMAP_TYPED && strcmp(o->type, k->type) == 0 &&
+           ieq(o->value, strlen(o->value), k->value, k->len);
 }
 
 const struct addrmap_entry *addrmap_find_typed(const struct addrmap *m, const char *type,
@@ -469,37 +620,35 @@ const struct addrmap_entry *addrmap_find_typed(const struct addrmap *m, const ch
         struct x400_addr x;
         return x400_parse(value, len, &x, NULL) == 0 ? addrmap_find_x400(m, &x) : NULL;
     }
-    for (size_t k = 0; m && k < m->n; k++)
-        if (m->v[k].kind == ADDRMAP_TYPED && strcmp(m->v[k].type, type) == 0 &&
-            ieq(m->v[k].value, strlen(m->v[k].value), value, len))
-            return &m->v[k];
-    return NULL;
+    struct typed_key k = { type, value, len };
+    return ix_find(m, IX_TYPED, hash_value(type, value, len), match_value, &k);
 }
 
 const struct addrmap_entry *addrmap_find_smtp(const struct addrmap *m, const struct addr_path *key)
 {
-    for (size_t k = 0; m && k < m->n; k++)
-        if (m->v[k].kind == ADDRMAP_TYPED && addr_mailbox_equal(&m->v[k].smtp, key))
-            return &m->v[k];
-    return NULL;
+    if (!key || key->null_path)
+        return NULL;
+    return ix_find(m, IX_SMTP, hash_mailbox(key), match_smtp_side, key);
+}
+
+static int match_alias_mailbox(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_ALIAS && !o->key_domain && addr_mailbox_equal(&o->key, ctx);
+}
+
+static int match_alias_domain(const struct addrmap_entry *o, const void *ctx)
+{
+    return o->kind == ADDRMAP_ALIAS && o->key_domain && strcmp(o->key.domain, ctx) == 0;
 }
 
 const struct addrmap_entry *addrmap_find_alias(const struct addrmap *m, const struct addr_path *key)
 {
-    const struct addrmap_entry *domain = NULL;
     if (!key || key->null_path)
         return NULL;
-    for (size_t k = 0; m && k < m->n; k++) {
-        const struct addrmap_entry *e = &m->v[k];
-        if (e->kind != ADDRMAP_ALIAS)
-            continue;
-        if (!e->key_domain && addr_mailbox_equal(&e->key, key))
-            return e;
-        if (e->key_domain && !domain && key->kind == ADDR_DOMAIN_NAME &&
-            strcmp(e->key.domain, key->domain) == 0)
-            domain = e;
-    }
-    return domain;
+    const struct addrmap_entry *e = ix_find(m, IX_ALIAS, hash_mailbox(key), match_alias_mailbox, key);
+    if (e || key->kind != ADDR_DOMAIN_NAME)
+        return e;
+    return ix_find(m, IX_ALIAS, hash_domain(key->domain), match_alias_domain, key->domain);
 }
 
 /* A mailbox, or "@domain" for an address with an empty local part. */

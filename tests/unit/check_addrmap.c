@@ -1,6 +1,7 @@
 /* check_addrmap.c - the X.400 <-> SMTP address map, one row per case. */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "addrmap.h"
@@ -270,6 +271,53 @@ START_TEST(test_alias_limit)
 }
 END_TEST
 
+/* A map of 20,000 typed lines and 20,000 aliases loads (the uniqueness
+ * check and lookups are indexed, not a scan per line), finds every line
+ * from each side, and still names the first line of a duplicate. */
+#define BIG_LINES 20000
+START_TEST(test_big_map)
+{
+    size_t cap = (size_t)BIG_LINES * 120, o = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    for (int k = 0; k < BIG_LINES; k++) {
+        o += (size_t)snprintf(text + o, cap - o, "c=US;a= ;o=Big;s=U%d;\tu%d@big.example\n", k, k);
+        o += (size_t)snprintf(text + o, cap - o, "a%d@big.example u%d@big.example\n", k, k);
+    }
+    struct addrmap *m;
+    struct addrmap_error err;
+    ck_assert_msg(addrmap_parse(text, o, &m, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(addrmap_count(m), 2 * BIG_LINES);
+    char key[64];
+    struct addr_path p;
+    for (int k = 0; k < BIG_LINES; k += 997) {
+        snprintf(key, sizeof key, "C=us;A= ;O=BIG;S=u%d", k);
+        const struct addrmap_entry *e = addrmap_find_typed(m, "X400", key, strlen(key));
+        ck_assert_ptr_nonnull(e);
+        ck_assert_uint_eq(e->line, (unsigned)(2 * k + 1));
+        snprintf(key, sizeof key, "U%d@big.example", k);
+        mailbox(key, &p);
+        ck_assert_ptr_eq(addrmap_find_smtp(m, &p), e);
+        snprintf(key, sizeof key, "A%d@BIG.example", k);
+        mailbox(key, &p);
+        e = addrmap_find_alias(m, &p);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_uint_eq(e->line, (unsigned)(2 * k + 2));
+    }
+    mailbox("nobody@big.example", &p);
+    ck_assert_ptr_null(addrmap_find_smtp(m, &p));
+    ck_assert_ptr_null(addrmap_find_alias(m, &p));
+    addrmap_free(m);
+    /* a duplicate at the end names the first line */
+    o += (size_t)snprintf(text + o, cap - o, "c=us;a= ;o=big;s=u777;\tother@big.example\n");
+    ck_assert_int_eq(addrmap_parse(text, o, &m, &err), -1);
+    snprintf(key, sizeof key, "line %d: X.400 address already mapped on line %d", 2 * BIG_LINES + 1,
+             2 * 777 + 1);
+    ck_assert_str_eq(err.text, key);
+    free(text);
+}
+END_TEST
+
 Suite *addrmap_suite(void)
 {
     Suite *s = suite_create("addrmap");
@@ -279,6 +327,8 @@ Suite *addrmap_suite(void)
     tcase_add_test(tc, test_load_file);
     tcase_add_test(tc, test_kinds_and_lookups);
     tcase_add_test(tc, test_alias_limit);
+    tcase_add_test(tc, test_big_map);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }
