@@ -332,6 +332,13 @@ static void human_part(struct obuf *o, const struct dsn_request *q, int cut, cha
         clean(tmp, cap, who);
         ob_str(o, "  ");
         ob_line(o, tmp);
+        /* The address as the sender wrote it, when it was rewritten (or the
+         * sender gave an ORCPT): what they will recognise. */
+        if (r->orcpt_type[0]) {
+            xtext_decode(tmp, cap, r->orcpt);
+            ob_str(o, "    Original address: ");
+            ob_line(o, tmp);
+        }
         const char *st = status_of(r, q->action);
         ob_wrapped(o, "    ", "    ", dsn_sentence(st));
         if (r->why[0]) {

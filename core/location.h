@@ -50,6 +50,10 @@
 #define LOC_EVL_JOURNAL_REPAIR  LOC(LOCMOD_EVENTLOG, 0x0010) /* open found damage and repaired it */
 #define LOC_EVL_JOURNAL_RESERVE LOC(LOCMOD_EVENTLOG, 0x0011) /* reserving JournalMaxKB on the disk */
 
+/* The address map (service/host/mapfile.c, core/addrmap.c, core/rewrite.c) */
+#define LOC_ADDR_MAP_LOAD       LOC(LOCMOD_ADDRESS, 0x0100) /* loading AddressMapFile at start */
+#define LOC_ADDR_MAP_RELOAD     LOC(LOCMOD_ADDRESS, 0x0101) /* re-loading it on PARAMCHANGE */
+
 /* SMTP server sessions (service/listener/smtp_server.c) */
 #define LOC_SMTPD_LISTEN        LOC(LOCMOD_SMTPD, 0x0001) /* bind/listen on the SMTP port */
 #define LOC_SMTPD_SESSION       LOC(LOCMOD_SMTPD, 0x0002) /* creating a session */

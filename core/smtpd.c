@@ -14,6 +14,7 @@
  */
 #include "base64.h"
 #include "inbuf.h"
+#include "rewrite.h"
 #include "route.h"
 #include "smtpd.h"
 
@@ -40,6 +41,7 @@
 #define SMTPD_TOKEN_OUT_MAX  4096          /* caller's token: 5464 base64, < reserve */
 #define SMTPD_QUEUE_ID_MAX   64
 #define SMTPD_REASON_MAX     200           /* caller's text in a failure reply */
+#define SMTPD_REWRITTEN_TEXT_MAX 440       /* both paths in "ok, rewritten to": within a reply line */
 #define SMTPD_ERRORS_MAX     20            /* 5xx replies before 421 and close */
 #define SMTPD_AUTH_FAIL_MAX  3             /* failed AUTH before 421 and close */
 
@@ -103,6 +105,9 @@ struct smtpd {
     /* where recipients go: local_domains as core/route.h reads them */
     struct route_config route;
     struct route_verdict verdict;  /* the last RCPT's (kept here: it is large) */
+    /* what envelope addresses become: the address map (core/rewrite.h) */
+    struct rewrite_config rewrite;
+    struct rewrite_verdict rewritten; /* the last MAIL's or RCPT's */
 
     /* the transaction */
     struct addr_path sender;
@@ -471,7 +476,7 @@ static void proceed_mail(struct smtpd *s, const char *args, size_t alen)
 {
     struct addr_path path;
     struct addr_params params;
-    char buf[ADDR_PATH_MAX + 8];
+    char buf[ADDR_PATH_MAX + 8], to[ADDR_PATH_MAX + 8];
     if (parse_path_arg(s, args, alen, "FROM:", ADDR_MAIL, &path, &params) != 0)
         return;
     if (params.body == ADDR_BODY_BINARYMIME) {
@@ -482,7 +487,15 @@ static void proceed_mail(struct smtpd *s, const char *args, size_t alen)
         reply(s, "552 5.3.4 Error: message size exceeds fixed maximum message size");
         return;
     }
+    /* An IMCEA sender whose embedded address breaks a rule is refused
+     * here; a mapped one is rewritten (core/rewrite.h). */
+    if (rewrite_sender(&s->rewrite, &path, &s->rewritten) != 0) {
+        reply(s, "%d %s Error: %s", s->rewritten.code, s->rewritten.status, s->rewritten.why);
+        return;
+    }
     s->sender = path;
+    if (s->rewritten.result == REWRITE_CHANGED)
+        s->sender = *rewrite_target(&s->rewritten, 0);
     s->sender_params = params;
     if (params.body == ADDR_BODY_8BITMIME)
         s->flags |= SF_8BITMIME;
@@ -490,8 +503,12 @@ static void proceed_mail(struct smtpd *s, const char *args, size_t alen)
     s->state = ST_MAIL;
     if (addr_format_path(&path, buf, sizeof buf) < 0)
         reply(s, "250 2.1.0 Ok");
-    else
+    else if (s->rewritten.result != REWRITE_CHANGED ||
+             addr_format_path(&s->sender, to, sizeof to) < 0 ||
+             strlen(buf) + strlen(to) > SMTPD_REWRITTEN_TEXT_MAX)
         reply(s, "250 2.1.0 Sender %s ok", buf);
+    else
+        reply(s, "250 2.1.0 Sender %s ok, rewritten to %s", buf, to);
 }
 
 static int rcpt_add(struct smtpd *s, const struct addr_path *p, const struct addr_params *pr)
@@ -512,6 +529,51 @@ static int rcpt_add(struct smtpd *s, const struct addr_path *p, const struct add
     return 0;
 }
 
+/* The recipient the map rewrote (s->rewritten): every address it became
+ * must be routable (the map's own lines may send mail elsewhere, so as
+ * relayed mail), and then all are added, each with the address as the
+ * client wrote it as its ORCPT (RFC 3461 4.2), or none is. */
+static void rcpt_rewritten(struct smtpd *s, const struct addr_path *path,
+                           const struct addr_params *params)
+{
+    const struct rewrite_verdict *rw = &s->rewritten;
+    char buf[ADDR_PATH_MAX + 8], to[ADDR_PATH_MAX + 8];
+    if (s->nrcpt + rw->n > s->max_rcpt) {
+        reply(s, "452 4.5.3 Error: too many recipients (the address map makes this one %zu)",
+              rw->n);
+        return;
+    }
+    for (size_t i = 0; i < rw->n; i++) {
+        if (route_recipient(&s->route, rewrite_target(rw, i), 1, &s->verdict) != 0) {
+            if (addr_format_path(rewrite_target(rw, i), to, sizeof to) < 0)
+                snprintf(to, sizeof to, "(unprintable)");
+            reply(s, "%d %s Error: the address map makes it %.258s, which cannot be routed: %.150s",
+                  s->verdict.code, s->verdict.status, to, s->verdict.why);
+            return;
+        }
+    }
+    size_t before = s->nrcpt;
+    for (size_t i = 0; i < rw->n; i++) {
+        struct addr_params p = *params;
+        route_recipient(&s->route, rewrite_target(rw, i), 1, &s->verdict);
+        rewrite_orcpt(path, &p);   /* past 500 characters of xtext: none, as RFC 3461 allows */
+        if (rcpt_add(s, &s->verdict.addr, &p) != 0) {
+            s->nrcpt = before;
+            reply(s, "452 4.3.1 Error: insufficient system resources");
+            return;
+        }
+    }
+    s->state = ST_RCPT;
+    if (addr_format_path(path, buf, sizeof buf) < 0)
+        snprintf(buf, sizeof buf, "(unprintable)");
+    if (rw->n == 1 && addr_format_path(&s->rcpt[before].path, to, sizeof to) > 0 &&
+        strlen(buf) + strlen(to) <= SMTPD_REWRITTEN_TEXT_MAX)
+        reply(s, "250 2.1.5 Recipient %s ok, rewritten to %s", buf, to);
+    else
+        reply(s, "250 2.1.5 Recipient %s ok, rewritten to %zu addresses (map line %u)", buf,
+              rw->n, rw->line);
+}
+
 static void proceed_rcpt(struct smtpd *s, const char *args, size_t alen)
 {
     struct addr_path path;
@@ -524,6 +586,17 @@ static void proceed_rcpt(struct smtpd *s, const char *args, size_t alen)
      * accepted to be bounced later to a sender that may be forged. */
     if (route_recipient(&s->route, &path, MAY_RELAY(s), &s->verdict) != 0) {
         reply(s, "%d %s Error: %s", s->verdict.code, s->verdict.status, s->verdict.why);
+        return;
+    }
+    /* What the address map makes of it (core/rewrite.h): refused here when
+     * its embedded address breaks a rule or nothing receives it, never
+     * accepted to be bounced later for a reason known now. */
+    if (rewrite_recipient(&s->rewrite, &s->verdict.addr, &s->rewritten) != 0) {
+        reply(s, "%d %s Error: %s", s->rewritten.code, s->rewritten.status, s->rewritten.why);
+        return;
+    }
+    if (s->rewritten.result == REWRITE_CHANGED) {
+        rcpt_rewritten(s, &path, &params);
         return;
     }
     if (rcpt_add(s, &s->verdict.addr, &params) != 0) {
@@ -1167,6 +1240,7 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
      * outbound port change where accepted mail goes, not whether (and the
      * configuration never holds invalid ones: the service keeps defaults). */
     s->route.local = cfg->local_domains;
+    s->rewrite.local = cfg->local_domains;
     s->route.smarthost_default_port = 25;
     s->route.outbound_port = 25;
     s->max_size = cfg->max_size ? cfg->max_size : SMTPD_DEFAULT_MAX_SIZE;
@@ -1192,6 +1266,12 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
     s->state = ST_INIT;
     reply(s, "220 %s ESMTP imsvc ready", s->host);
     return s;
+}
+
+void smtpd_set_address_map(struct smtpd *s, const struct addrmap *map, int map_wanted)
+{
+    s->rewrite.map = map;
+    s->rewrite.map_wanted = map_wanted != 0;
 }
 
 void smtpd_free(struct smtpd *s)

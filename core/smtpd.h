@@ -171,6 +171,12 @@ void smtpd_shutdown(struct smtpd *s);
 enum smtpd_dir { SMTPD_RECEIVED, SMTPD_RECEIVED_SECRET, SMTPD_SENT };
 typedef void (*smtpd_transcript_fn)(void *arg, enum smtpd_dir dir, const char *line, size_t len);
 void smtpd_set_transcript(struct smtpd *s, smtpd_transcript_fn fn, void *arg);
+/* The address map for this session's MAIL and RCPT (core/rewrite.h): map
+ * may be NULL (none in force); map_wanted says one is configured, so that
+ * without one IMCEA recipients wait (451) rather than pass unmapped. The
+ * map must outlive the session. Without this call: no map, none wanted. */
+struct addrmap;
+void smtpd_set_address_map(struct smtpd *s, const struct addrmap *map, int map_wanted);
 
 /* Session facts. */
 unsigned smtpd_flags(const struct smtpd *s);               /* SF_* */
@@ -182,7 +188,10 @@ int smtpd_closed(const struct smtpd *s);
 
 /* The envelope of the current transaction (valid from DATA_BEGIN until the
  * message is answered). Recipients are as route_recipient gave them: a
- * domain-less <Postmaster> is postmaster@ the first local domain. */
+ * domain-less <Postmaster> is postmaster@ the first local domain; and as
+ * the address map rewrote them (one RCPT may become several), each
+ * rewritten one with an ORCPT holding the address as the client wrote it.
+ * The sender is as the map rewrote it. */
 const struct addr_path *smtpd_sender(const struct smtpd *s);
 const struct addr_params *smtpd_sender_params(const struct smtpd *s);
 size_t smtpd_rcpt_count(const struct smtpd *s);

@@ -11,12 +11,15 @@
  * recipient handed to the spool is one the queue routes (core/route.h, as
  * service/queue/queue.c asks), and from a client that may not relay, a local one:
  * nothing accepted is bounced later for a reason known at RCPT, and no
- * stranger's mail leaves.
+ * stranger's mail leaves. Bit 5 of byte 0 gives the session an address map
+ * (core/rewrite.h) whose every line leads to a local domain, so the same
+ * holds for what it rewrites; bit 6 one configured but not loaded.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrmap.h"
 #include "route.h"
 #include "smtpd.h"
 
@@ -29,6 +32,21 @@ static const struct domain_list *local_list(void)
         abort();
     parsed = 1;
     return &l;
+}
+
+/* An address map, parsed on first use and kept: IMCEA X.400 and EX lines,
+ * an alias, a domain alias; every address it gives is local. */
+static const struct addrmap *map_fixed(void)
+{
+    static struct addrmap *m;
+    static const char text[] =
+        "c=US;a= ;o=Sales;s=Ann;   ann@example.com   both\n"
+        "EX:/o=Fab/cn=bo           bo@example.com\n"
+        "sales@example.com         ann@example.com, bo@example.com\n"
+        "@x.corp.example           @example.com\n";
+    if (!m && addrmap_parse(text, sizeof text - 1, &m, NULL) != 0)
+        abort();
+    return m;
 }
 
 struct fz {
@@ -243,6 +261,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.s = smtpd_new(&cfg, "192.0.2.9", f.relay_allowed);
     if (!f.s)
         abort();
+    if (data[0] & 32)
+        smtpd_set_address_map(f.s, map_fixed(), 1);
+    else if (data[0] & 64)
+        smtpd_set_address_map(f.s, NULL, 1);
     pump(&f);
     data += 4;
     size -= 4;

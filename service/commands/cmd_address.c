@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _WIN32
 #include <windows.h>
-#endif
 
 #include "address.h"
 #include "addrmap.h"
 #include "imcea.h"
+#include "mapfile.h"
+#include "rewrite.h"
 #include "x400.h"
 
 #define OUT_MAX 2048
@@ -27,62 +27,26 @@ static int usage(void)
     fprintf(stderr,
             "usage: imsvc address check [--mail|--rcpt] ADDRESS\n"
             "       imsvc address imcea encode TYPE ADDRESS DOMAIN\n"
-            "       imsvc address imcea decode ADDRESS\n");
+            "       imsvc address imcea decode ADDRESS\n"
+            "       imsvc address map test [--mail|--rcpt] ADDRESS\n");
     return 2;
 }
 
-/* The map is read here rather than with addrmap_load so that a path with
- * non-ASCII characters opens on Windows (fopen takes the ANSI code page). */
+/* The map through the service's own reader (service/host/mapfile.c), so
+ * the command and the service load the same file the same way. */
 static int load_map(const char *path, struct addrmap **map)
 {
     struct addrmap_error err;
-    int rc;
-#ifdef _WIN32
     wchar_t wpath[MAX_PATH];
     if (MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, MAX_PATH) <= 0) {
         fprintf(stderr, "imsvc: address map %s: path is too long\n", path);
         return -1;
     }
-    FILE *f = _wfopen(wpath, L"rb");
-#else
-    FILE *f = fopen(path, "rb");
-#endif
-    if (!f) {
-        fprintf(stderr, "imsvc: address map %s: cannot open it\n", path);
-        return -1;
-    }
-    size_t cap = 64 * 1024, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            if (cap > ADDRMAP_FILE_MAX)
-                break;
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        fprintf(stderr, "imsvc: address map %s: cannot read it\n", path);
-        free(buf);
-        return -1;
-    }
-    rc = addrmap_parse(buf, n, map, &err);
-    free(buf);
-    if (rc != 0)
+    if (mapfile_read(wpath, map, &err) != ERROR_SUCCESS) {
         fprintf(stderr, "imsvc: address map %s: %s\n", path, err.text);
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 static void print_x400_fields(const struct x400_addr *x)
@@ -119,7 +83,9 @@ static void print_smtp_mapping(const struct addrmap *map, const struct addr_path
 {
     const struct addrmap_entry *e = map ? addrmap_find_smtp(map, p) : NULL;
     char text[X400_TEXT_MAX];
-    if (e && x400_format(&e->x400, text, sizeof text) >= 0)
+    if (e && strcmp(e->type, "X400") != 0)
+        printf("address map: %s %s (line %u)\n", e->type, e->value, e->line);
+    else if (e && x400_format(&e->x400, text, sizeof text) >= 0)
         printf("address map: X.400 %s (line %u)\n", text, e->line);
 }
 
@@ -292,8 +258,75 @@ static int cmd_imcea(int argc, char **argv, const struct domain_list *local)
     return usage();
 }
 
+/* `map test`: what the SMTP server would make of ADDRESS as a recipient
+ * (or with --mail a sender), by the same decision (core/rewrite.h). */
+static int cmd_map_test(int argc, char **argv, const struct domain_list *local,
+                        const char *map_path)
+{
+    int i = 3, sender = 0;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+        if (strcmp(argv[i], "--mail") == 0)
+            sender = 1;
+        else if (strcmp(argv[i], "--rcpt") == 0)
+            sender = 0;
+        else
+            return usage();
+    }
+    if (i != argc - 1)
+        return usage();
+    const char *s = argv[i];
+    size_t len = strlen(s);
+    struct addr_path path;
+    struct addr_error aerr;
+    int rc = len >= 1 && s[0] == '<'
+                 ? addr_parse_path(s, len, sender ? ADDR_MAIL : ADDR_RCPT, &path, &aerr)
+                 : addr_parse_mailbox(s, len, sender ? ADDR_MAIL : ADDR_RCPT, &path, &aerr);
+    if (rc != 0) {
+        printf("invalid: %d %s %s (at offset %zu)\n", aerr.reply, aerr.status, aerr.rule,
+               aerr.offset);
+        return 1;
+    }
+    struct addrmap *map = NULL;
+    int map_bad = map_path && map_path[0] && load_map(map_path, &map) != 0;
+    char text[OUT_MAX];
+    if (addr_format_path(&path, text, sizeof text) >= 0)
+        printf("%s: %s\n", sender ? "sender" : "recipient", text);
+    if (map)
+        printf("map: %s (%zu typed lines, %zu aliases)\n", map_path,
+               addrmap_count_kind(map, ADDRMAP_TYPED), addrmap_count_kind(map, ADDRMAP_ALIAS));
+    else
+        printf("map: %s\n", map_path && map_path[0] ? "not loaded" : "none (AddressMapFile is empty)");
+    struct rewrite_config c = { map, map_path && map_path[0], local };
+    struct rewrite_verdict v;
+    rc = sender ? rewrite_sender(&c, &path, &v) : rewrite_recipient(&c, &path, &v);
+    if (v.type[0])
+        printf("IMCEA type: %s\n", v.type);
+    if (rc != 0) {
+        printf("result: refused %d %s\n", v.code, v.status);
+        printf("why: %s\n", v.why);
+    } else if (v.result == REWRITE_KEEP) {
+        printf("result: kept as written\n");
+        printf("why: %s\n", v.why[0] ? v.why : "no line of the address map applies");
+    } else {
+        for (size_t k = 0; k < v.n; k++)
+            if (addr_format_path(rewrite_target(&v, k), text, sizeof text) >= 0)
+                printf("result: rewritten to %s\n", text);
+        printf("why: %s\n", v.why);
+    }
+    static char line[ADDRMAP_ENTRY_TEXT_MAX];
+    for (size_t k = 0; v.line && k < addrmap_count(map); k++) {
+        const struct addrmap_entry *e = addrmap_entry_at(map, k);
+        if (e->line == v.line && addrmap_format_entry(e, line, sizeof line) >= 0)
+            printf("map line %u: %s\n", e->line, line);
+    }
+    addrmap_free(map);
+    return rc != 0 || map_bad ? 1 : 0;
+}
+
 int address_cmd(int argc, char **argv, const struct domain_list *local_domains, const char *map_path)
 {
+    if (argc >= 3 && strcmp(argv[1], "map") == 0 && strcmp(argv[2], "test") == 0)
+        return cmd_map_test(argc, argv, local_domains, map_path);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
         return cmd_check(argc, argv, local_domains, map_path);
     if (argc >= 2 && strcmp(argv[1], "imcea") == 0)

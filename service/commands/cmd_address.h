@@ -4,6 +4,7 @@
  *   address check [--mail|--rcpt] ADDRESS
  *   address imcea encode TYPE ADDRESS DOMAIN
  *   address imcea decode ADDRESS
+ *   address map test [--mail|--rcpt] ADDRESS
  * The command only reads: it never changes configuration or the map file.
  */
 #ifndef IMSVC_CMD_ADDRESS_H

@@ -145,7 +145,7 @@ static const struct command commands[] = {
     { "acl",       acl_cmd,             "acl show PATH|HKLM\\KEY | acl check | acl apply | acl account" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
     { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
-    { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
+    { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ... | address map test ADDRESS" },
     { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
     { "track",     track_cmd,           "track --message-id ID | --sender A | --recipient B [--since TIME]" },
     { "send",      send_cmd,            "send --server HOST[:PORT] --from A --to B [options] FILE.eml (send --help)" },

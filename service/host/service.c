@@ -15,6 +15,7 @@
 #include "eventlog.h"
 #include "location.h"
 #include "logs.h"
+#include "mapfile.h"
 #include "service.h"
 #include "queue.h"
 #include "ioengine.h"
@@ -175,6 +176,9 @@ static void reload(void)
         wcscpy(changes, L"no value changed");
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_CONFIGURATION, MSG_CONFIG_CHANGED,
                  LOC_CFG_CHANGE, 0, 1, (const wchar_t *[]){ changes });
+    /* The map file may have changed while AddressMapFile did not: read it
+     * every time. A map that does not load leaves the one in force. */
+    mapfile_configure(&fresh, 0);
     if (n == 0)
         return;
     if (wcscmp(config.pickup_writers, fresh.pickup_writers) != 0 ||
@@ -282,6 +286,8 @@ static DWORD start_up(void)
         return rc;
     }
     report(SERVICE_START_PENDING, NO_ERROR, WAIT_HINT_START_MS);
+    /* The address map before the listener, which hands it to sessions. */
+    mapfile_configure(&config, 1);
     /* The receivers: the pickup folder on its own thread, then the listener. */
     rc = pickup_start(&config);
     if (rc != ERROR_SUCCESS) {
@@ -374,6 +380,7 @@ static int service_loop(void)
     queue_stop(WAIT_HINT_STOP_MS / 2);
     spool_close();   /* nothing writes to it any more */
     tls_cache_shutdown();   /* outbound credentials kept per destination */
+    mapfile_shutdown();     /* sessions are gone: their references with them */
     io_engine_stop();
     logs_stop();   /* every session and delivery has ended: write what they logged */
     evlog_report(EVENTLOG_INFORMATION_TYPE, CAT_INIT_TERM, MSG_SERVICE_STOPPED,

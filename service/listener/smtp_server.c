@@ -35,6 +35,7 @@
 #include "ioengine.h"
 #include "location.h"
 #include "logs.h"
+#include "mapfile.h"
 #include "ntlm.h"
 #include "penalty.h"
 #include "receive.h"
@@ -229,6 +230,7 @@ struct session {
     struct receive *rcv;            /* NULL: none, or out of memory at DATA */
     struct envelope env;
     int have_env;
+    struct mapfile_ref map;         /* the address map the engine reads, held */
     volatile DWORD commit_err;
     ULONGLONG data_start;
     unsigned long long data_bytes;
@@ -813,6 +815,7 @@ static void session_free(struct session *s)
     chan_free(&s->ch);
     smtpd_free(s->engine);
     protolog_end(s->plog);
+    mapfile_release(&s->map);
     free(s);
 }
 
@@ -930,6 +933,11 @@ static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *pee
         s->engine = smtpd_new(&srv.engine, s->peer, relay_allowed(peer));
         if (s->engine && (s->plog = protolog_inbound(s->peer)))
             smtpd_set_transcript(s->engine, transcript, s);
+        if (s->engine) {
+            /* held until the session ends: a reload never frees it under us */
+            mapfile_acquire(&s->map);
+            smtpd_set_address_map(s->engine, s->map.map, s->map.wanted);
+        }
     }
     if (!s || !s->engine) {
         if (s)

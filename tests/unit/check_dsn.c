@@ -172,6 +172,9 @@ START_TEST(test_failure_structure)
     HAS(u, "The server mx1.example.net replied: 550 5.1.1 <bob@example.net>: Recipient address "
            "rejected: User unknown in virtual mailbox table");
     HAS(u, "The server mx1.example.net rejected the recipient.");
+    /* the address as the sender wrote it, beside the one that failed */
+    HAS(m, "\r\n  bob@example.net\r\n    Original address: Bob+x@example.net\r\n");
+    HASNT(m, "\r\n  carol@example.net\r\n    Original address:");
 
     /* delivery-status part */
     char *ds = unfold(p2);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrmap.h"
 #include "smtpd.h"
 
 /* LocalDomains "example.com;corp.example", parsed once for every test. */
@@ -1232,6 +1233,91 @@ START_TEST(transcript_keeps_no_secret)
 }
 END_TEST
 
+/* The address map at MAIL and RCPT (core/rewrite.h): an IMCEA X.400
+ * recipient is mapped, one that breaks a rule is refused 550 5.1.3 naming
+ * the field, a valid unmapped one 550 5.1.1, an alias becomes several
+ * recipients; each rewritten one keeps the address as written as its ORCPT. */
+#define ANN_IMCEA "IMCEAX400-c=US+3Ba=+20+3Bo=Sales+3Bs=Ann+3B@example.com"
+START_TEST(address_map_rewrites)
+{
+    struct drv d;
+    struct addrmap *m;
+    struct addrmap_error err;
+    char buf[ADDR_PATH_MAX + 1];
+    static const char map[] =
+        "c=US;a= ;o=Sales;s=Ann;   ann@corp.example\n"
+        "sales@example.com         ann@corp.example, bob@corp.example\n";
+    ck_assert_int_eq(addrmap_parse(map, strlen(map), &m, &err), 0);
+    drv_init(&d, 0, 0);
+    smtpd_set_address_map(d.s, m, 1);
+    drive(&d, "EHLO client.example\r\n"
+              "MAIL FROM:<" ANN_IMCEA ">\r\n"
+              "RCPT TO:<" ANN_IMCEA ">\r\n"
+              "RCPT TO:<IMCEAX400-a=+20+3Bo=Sales+3Bs=Ann+3B@example.com>\r\n"
+              "RCPT TO:<IMCEAX400-c=US+3Ba=+20+3Bo=Sales+3Bs=Bob+3B@example.com>\r\n"
+              "RCPT TO:<sales@example.com>\r\n"
+              "RCPT TO:<plain@example.com>\r\n");
+    ck_has(&d, "250 2.1.0 Sender <" ANN_IMCEA "> ok, rewritten to <ann@corp.example>\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <" ANN_IMCEA "> ok, rewritten to <ann@corp.example>\r\n");
+    ck_has(&d, "550 5.1.3 Error: the IMCEAX400 address is not valid: the X.400 address breaks a "
+               "rule: field c: country is required\r\n");
+    ck_has(&d, "550 5.1.1 Error: the X.400 address c=US;a= ;o=Sales;s=Bob; is valid but not in "
+               "the address map, so no mailbox receives it\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <sales@example.com> ok, rewritten to 2 addresses (map line 2)\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <plain@example.com> ok\r\n");
+
+    ck_assert_int_gt(addr_format_mailbox(smtpd_sender(d.s), buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "ann@corp.example");
+    ck_assert_uint_eq(smtpd_rcpt_count(d.s), 4);
+    static const char *const want[4][2] = {
+        { "ann@corp.example", "IMCEAX400-c+3DUS+2B3Ba+3D+2B20+2B3Bo+3DSales+2B3Bs+3DAnn+2B3B@example.com" },
+        { "ann@corp.example", "sales@example.com" },
+        { "bob@corp.example", "sales@example.com" },
+        { "plain@example.com", NULL },
+    };
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_gt(addr_format_mailbox(smtpd_rcpt(d.s, i), buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, want[i][0]);
+        const struct addr_params *p = smtpd_rcpt_params(d.s, i);
+        ck_assert_int_eq(p->has_orcpt, want[i][1] != NULL);
+        if (want[i][1]) {
+            ck_assert_str_eq(p->orcpt_type, "rfc822");
+            ck_assert_str_eq(p->orcpt, want[i][1]);
+        }
+    }
+    /* The Received field names the rewritten recipient of a one-recipient message. */
+    drive(&d, "RSET\r\nMAIL FROM:<x@sender.example>\r\nRCPT TO:<" ANN_IMCEA ">\r\n"
+              "DATA\r\nSubject: t\r\n\r\nb\r\n.\r\n");
+    ck_assert_msg(strstr(d.received, "for <ann@corp.example>;") != NULL, "%s", d.received);
+    drv_done(&d);
+    addrmap_free(m);
+}
+END_TEST
+
+/* No map set: an embedded address is still checked; a valid one is kept.
+ * A map configured but not in force: 451, the sender retries. */
+START_TEST(address_map_absent)
+{
+    struct drv d;
+    drv_init(&d, 0, 0);
+    drive(&d, "EHLO client.example\r\nMAIL FROM:<x@sender.example>\r\n"
+              "RCPT TO:<IMCEAX400-c=US+3Ba=+20+3Bg=Ann+3B@example.com>\r\n"
+              "RCPT TO:<" ANN_IMCEA ">\r\n");
+    ck_has(&d, "550 5.1.3 Error: the IMCEAX400 address is not valid: the X.400 address breaks a "
+               "rule: field s: surname is required when g is present\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <" ANN_IMCEA "> ok\r\n");
+    drv_done(&d);
+    drv_init(&d, 0, 0);
+    smtpd_set_address_map(d.s, NULL, 1);
+    drive(&d, "EHLO client.example\r\nMAIL FROM:<x@sender.example>\r\n"
+              "RCPT TO:<" ANN_IMCEA ">\r\nRCPT TO:<plain@example.com>\r\n");
+    ck_has(&d, "451 4.3.5 Error: the address map (AddressMapFile) is not loaded, so the X.400 "
+               "address cannot be mapped yet\r\n");
+    ck_has(&d, "250 2.1.5 Recipient <plain@example.com> ok\r\n");
+    drv_done(&d);
+}
+END_TEST
+
 Suite *smtpd_suite(void)
 {
     Suite *s = suite_create("smtpd");
@@ -1275,6 +1361,8 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, auth_tempfail_counts_as_error);
     tcase_add_test(tc, helo_validation_and_help);
     tcase_add_test(tc, transcript_keeps_no_secret);
+    tcase_add_test(tc, address_map_rewrites);
+    tcase_add_test(tc, address_map_absent);
     suite_add_tcase(s, tc);
     return s;
 }
