@@ -41,7 +41,8 @@ static int eq_ci(const char *a, size_t n, const char *lit)
 
 static int say(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* A refusal's sentence (cut with "..." if it does not fit); returns -1. */
+/* A refusal's sentence (cut with "..." if it does not fit), printable
+ * whatever it quotes (domains.c quotes an entry as written); returns -1. */
 static int say(char *why, size_t n, const char *fmt, ...)
 {
     if (!why || n == 0)
@@ -54,6 +55,9 @@ static int say(char *why, size_t n, const char *fmt, ...)
         why[0] = '\0';
     else if ((size_t)w >= n && n > 4)
         memcpy(why + n - 4, "...", 4);
+    for (char *p = why; *p; p++)
+        if ((unsigned char)*p < ' ' || (unsigned char)*p > '~')
+            *p = '?';
     return -1;
 }
 

@@ -80,7 +80,8 @@ static unsigned next(struct fz *f)
 static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t len)
 {
     (void)arg;
-    if (holds_password(line, len))
+    /* what we sent (the server may echo anything back) */
+    if (dir != SMTPC_RECEIVED && dir != SMTPC_RECEIVED_TOKEN && holds_password(line, len))
         abort();
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)line[i];

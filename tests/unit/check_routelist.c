@@ -54,6 +54,8 @@ static const struct {
     { "a.test relay.test auth=ntlm user=", NULL, "user= wants a name" },
     { "a.test relay.test a=1 b=2 c=3 d=4 e=5 f=6 g=7", NULL, "too many words" },
     { "a.test relay.test\x01", NULL, "control characters" },
+    /* a sentence quoting what was written stays printable (found by fuzz_routelist) */
+    { "caf\xc3\xa9.test relay.test", NULL, "'caf??.test' is not a domain a route can name" },
 };
 
 START_TEST(parse_and_format)
