@@ -23,6 +23,9 @@
 #    `imsvc queue retry` delivers it.
 # e. a smart host reached in clear (port 2751, SmartHostTls 1): deferred,
 #    the reason names the session in clear, and Postfix saw no AUTH.
+# f. a route for send.test (`imsvc route add ... auth=plain user=...`, its
+#    password a DPAPI secret) takes mail past that smart host to port 2750,
+#    authenticated with PLAIN over TLS.
 # Postfix is stopped by its master's PID on exit, the prefix removed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -289,8 +292,23 @@ expect_out_re "status 4\.7\.11" "e: status 4.7.11"
 expect_eq "$(auth_lines)" "$before" "e: Postfix logged no AUTH from the service"
 [ -z "$(grep -l '^Subject: smart host in clear' "$PF_DIR/mail/inbox/new/"* 2>/dev/null || true)" ] &&
     pass "e: nothing was delivered in clear" || fail "e: the message was delivered in clear"
+
+# f. a per-domain route with its own logon, over the smart host in clear ---------
+run imsvc_in route add send.test 127.0.0.1:$PF_PORT trust=any auth=plain user=$SASL_USER <<<"$SASL_PW"
+expect_status 0 "f: route add send.test with auth=plain (password from standard input)"
+expect_out "route added: send.test 127.0.0.1:$PF_PORT tls=required trust=any auth=plain user=$SASL_USER" \
+    "f: the route is required TLS, as its password mechanism asks"
+sleep 1
+relay "through a route" || fail "f: the service refused the message"
+OUT=$(arrived "through a route" | tr -d '\r') || OUT=
+expect_out_re "by mx\.send\.test \(Postfix\) with ESMTPSA" \
+    "f: mail for send.test took its route: authenticated over TLS, not the smart host in clear"
+n=$(grep -c "sasl_username=$SASL_USER" "$PF_DIR/maillog" || true)
+[ "$n" -ge 5 ] && pass "f: Postfix logged the route's logon as $SASL_USER (the secret Route:send.test)" ||
+    fail "f: $n sasl_username lines, wanted 5"
+
 run imsvc events
-no_password "e: imsvc events"
+no_password "e, f: imsvc events"
 
 run imsvc stop
 expect_status 0 "stop"
