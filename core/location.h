@@ -71,6 +71,7 @@
 #define LOC_SMTPC_TLS_START     LOC(LOCMOD_SMTPC, 0x0004) /* creating the client stream (first ISC) */
 #define LOC_SMTPC_NTLM_CREDS    LOC(LOCMOD_SMTPC, 0x0005) /* AcquireCredentialsHandle (NTLM, outbound) */
 #define LOC_SMTPC_NTLM_INIT     LOC(LOCMOD_SMTPC, 0x0006) /* InitializeSecurityContext for AUTH/XAUTH NTLM */
+#define LOC_SMTPC_AUTH_CLEAR    LOC(LOCMOD_SMTPC, 0x0300) /* AUTH PLAIN/LOGIN not sent: the session is not encrypted */
 
 /* service/spool/spool.c and service/queue/queue.c */
 #define LOC_SPOOL_OPEN          LOC(LOCMOD_QUEUE, 0x0001) /* creating the queue directories, threads */

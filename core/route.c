@@ -187,11 +187,20 @@ static int is_local(const struct route_config *c, const char *domain)
     return domains_match(c->local, domain);
 }
 
-/* Where a canonical domain that is not local goes: the smart host, else its
- * MX hosts. -1 when a setting is not valid. */
-static int select_remote(const struct route_config *c, const char *dom, int literal,
-                         struct route *out)
+/* Where a canonical domain that is not local goes: its route, else the
+ * smart host, else its MX hosts. domain is as the address gave it (for the
+ * matcher). -1 when a setting is not valid. */
+static int select_remote(const struct route_config *c, const char *domain, const char *dom,
+                         int literal, struct route *out)
 {
+    const struct route_entry *re = routelist_find(c->routes, domain);
+    if (re) {
+        out->kind = ROUTE_SMARTHOST;
+        out->port = re->port;
+        memcpy(out->host, re->host, strlen(re->host) + 1);
+        memcpy(out->via, re->pattern, strlen(re->pattern) + 1);
+        return 0;
+    }
     if (c->smarthost && c->smarthost[0]) {
         out->kind = ROUTE_SMARTHOST;
         if (route_parse_hostport(c->smarthost, c->smarthost_default_port, out->host,
@@ -225,7 +234,7 @@ int route_select(const struct route_config *c, const char *domain, struct route 
         out->kind = ROUTE_DROP;
         return 0;
     }
-    return select_remote(c, dom, literal, out);
+    return select_remote(c, domain, dom, literal, out);
 }
 
 /* The verdict on one recipient ---------------------------------------------- */
@@ -458,7 +467,7 @@ int route_recipient(const struct route_config *c, const struct addr_path *rcpt, 
     if (!may_relay)
         return refuse(v, 550, "5.7.1", "relaying denied: %.255s is not a local domain; "
                       "authenticate to send mail elsewhere", dom);
-    if (select_remote(c, dom, literal, &v->route) != 0) {
+    if (select_remote(c, rcpt->domain, dom, literal, &v->route) != 0) {
         memset(&v->route, 0, sizeof v->route);
         if (c->smarthost && c->smarthost[0])
             return refuse(v, 451, "4.3.5", "the SmartHost setting \"%.200s\" is not a valid "
@@ -492,7 +501,12 @@ int route_key(const struct route *r, char *buf, size_t n)
         w = snprintf(buf, n, "drop");
         break;
     case ROUTE_SMARTHOST:
-        w = snprintf(buf, n, "smarthost:%s:%u", r->host, r->port);
+        if (bounded_len(r->via, ROUTELIST_PATTERN_MAX) > ROUTELIST_PATTERN_MAX)
+            w = -1;
+        else if (r->via[0])
+            w = snprintf(buf, n, "route:%s:%s:%u", r->via, r->host, r->port);
+        else
+            w = snprintf(buf, n, "smarthost:%s:%u", r->host, r->port);
         break;
     case ROUTE_MX:
         w = snprintf(buf, n, r->literal ? "mx:[%s]" : "mx:%s", r->host);

@@ -17,9 +17,11 @@
 
 #include "address.h"
 #include "domains.h"
+#include "routelist.h"
 
 #define ROUTE_HOST_MAX 255      /* a domain name, RFC 5321 4.5.3.1.2 */
-#define ROUTE_KEY_MAX  (ROUTE_HOST_MAX + 32) /* longest route_key, with the NUL */
+/* longest route_key, with the NUL: "route:" pattern ":" host ":" port */
+#define ROUTE_KEY_MAX  (ROUTELIST_PATTERN_MAX + ROUTE_HOST_MAX + 32)
 
 enum route_kind { ROUTE_DROP, ROUTE_SMARTHOST, ROUTE_MX };
 
@@ -32,6 +34,10 @@ struct route {
     char host[ROUTE_HOST_MAX + 1];
     unsigned port;      /* SMARTHOST: its port; MX: the configured outbound port; DROP: 0 */
     int literal;        /* MX: the domain was an address literal: connect to it directly, no DNS */
+    /* SMARTHOST through a per-domain route (core/routelist.h): the route's
+     * domain ("example.com", "*.example.com"), which names its settings;
+     * "" for SmartHost itself. */
+    char via[ROUTELIST_PATTERN_MAX + 1];
 };
 
 struct route_config {
@@ -43,6 +49,8 @@ struct route_config {
                                          * "[v4 or v6 addr]" or "[addr]:port" */
     unsigned smarthost_default_port;    /* 25 */
     unsigned outbound_port;             /* port for MX delivery, normally 25 */
+    /* per-domain routes, tried before the smart host; NULL: none */
+    const struct route_list *routes;
 };
 
 /* Parse "host", "host:port", "[addr]" or "[addr]:port" (addr IPv4, IPv6, or
@@ -57,7 +65,9 @@ int route_parse_hostport(const char *text, unsigned default_port, char *host, si
 
 /* Where mail for domain (a name, or an address literal "[192.0.2.1]" /
  * "[IPv6:2001:db8::1]", as struct addr_path holds it) goes: DROP when it is
- * a local domain; else SMARTHOST when one is configured; else MX. Returns 0,
+ * a local domain; else SMARTHOST through the domain's route when one
+ * matches (routelist_find, via set); else SMARTHOST when one is configured;
+ * else MX. Returns 0,
  * or -1 when the domain is not a valid name or literal, or the smart host
  * (or a needed port) is invalid. */
 int route_select(const struct route_config *c, const char *domain, struct route *out);
@@ -102,8 +112,10 @@ int route_recipient(const struct route_config *c, const struct addr_path *rcpt, 
                     struct route_verdict *v);
 
 /* A destination key that groups recipients for one connection: "drop",
- * "smarthost:HOST:PORT", "mx:domain" (lower case) or "mx:[address]" for an
- * address literal (so it can never equal a domain name). Returns the length
+ * "smarthost:HOST:PORT", "route:DOMAIN:HOST:PORT" (a per-domain route: its
+ * own settings, so never shared with SmartHost), "mx:domain" (lower case)
+ * or "mx:[address]" for an address literal (so it can never equal a domain
+ * name). Returns the length
  * written (NUL-terminated), or -1 if buf is too small or r is not a route. */
 int route_key(const struct route *r, char *buf, size_t n);
 

@@ -10,8 +10,9 @@
  * It must never: read a socket, a clock or a file; send a byte of an 8-bit
  * message to a server without 8BITMIME; send DATA when no recipient was
  * accepted (unless pipelined, where the server refuses it); put a bare CR or
- * LF on the wire; guess at a reply it cannot parse; print a password (it
- * never sees one: SSPI makes the NTLM tokens).
+ * LF on the wire; guess at a reply it cannot parse; send a password outside
+ * TLS, or show one (SSPI makes the NTLM tokens; the AUTH PLAIN and LOGIN
+ * lines reach the transcript as labels, and are wiped from its buffers).
  */
 #include "smtpc.h"
 
@@ -46,9 +47,10 @@ enum smtpc_state {
     ST_HELO,         /* HELO sent (EHLO got 5xx) */
     ST_STARTTLS,     /* STARTTLS sent */
     ST_TLS_WAIT,     /* 220 to STARTTLS: the caller runs the handshake */
-    ST_AUTH_START,   /* AUTH NTLM / XAUTH NTLM sent: waiting for the first 334 */
+    ST_AUTH_START,   /* AUTH NTLM / XAUTH NTLM / AUTH LOGIN sent: waiting for the first 334 */
     ST_AUTH_TOKEN,   /* waiting for the caller's NTLM token */
-    ST_AUTH_REPLY,   /* token sent: waiting for 334, 235 or a refusal */
+    ST_AUTH_REPLY,   /* token (or AUTH PLAIN with its response) sent: waiting for 334,
+                        235 or a refusal */
     ST_READY,        /* idle: waiting for the caller's message or QUIT */
     ST_TRANSACTION,  /* RSET/MAIL/RCPT/DATA of a message in flight */
     ST_CONTENT,      /* 354 came: the caller streams the content */
@@ -58,6 +60,9 @@ enum smtpc_state {
 };
 
 enum plan_kind { P_RSET, P_MAIL, P_RCPT, P_DATA };
+
+/* The exchange in progress. */
+enum auth_kind { A_NTLM, A_XAUTH, A_PLAIN, A_LOGIN };
 
 struct plan_item {
     enum plan_kind kind;
@@ -105,9 +110,12 @@ struct smtpc {
     enum smtpc_event_type evq[SMTPC_EVQ_MAX];
     unsigned evq_n;
 
-    /* NTLM */
-    int auth_xauth;
+    /* authentication */
+    int auth_started;
+    enum auth_kind auth_kind;
+    int auth_xauth;                     /* auth_kind == A_XAUTH */
     unsigned auth_rounds;
+    unsigned login_sent;                /* AUTH LOGIN: 1 user name sent, 2 password too */
     unsigned char chal[SMTPC_TOKEN_MAX];
     size_t chal_len;
     int chal_first;
@@ -142,6 +150,12 @@ struct smtpc {
                                !((s)->flags & SC_AUTHENTICATED))
 #define SEND_SIZE(s)          (OFFERS(s, SC_EXT_SIZE) && (s)->msg_size > 0)
 #define SEND_8BITMIME(s)      ((s)->msg_8bit && OFFERS(s, SC_EXT_8BITMIME))
+#define ENCRYPTED(s)          (((s)->flags & SC_TLS) != 0)
+#define HAS_USER(s)           ((s)->cfg->user && (s)->cfg->user[0] && (s)->cfg->password)
+/* Mechanisms this session may use: PLAIN and LOGIN only with a user. */
+#define MECHS(s)              (((s)->cfg->mechs ? (s)->cfg->mechs : SMTPC_MECH_NTLM) & \
+                               (HAS_USER(s) ? ~0u : SMTPC_MECH_NTLM))
+#define ALLOWS(s, m)          ((MECHS(s) & (m)) != 0)
 
 /* Small helpers ------------------------------------------------------------ */
 
@@ -176,6 +190,14 @@ static int ieq(const char *a, size_t n, const char *b)
 static int is_digit(int c)
 {
     return c >= '0' && c <= '9';
+}
+
+/* Memory that held a credential; volatile so the stores are not dropped. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
 }
 
 /* Base64, RFC 4648 ---------------------------------------------------------- */
@@ -337,7 +359,10 @@ static const char *waiting_for(const struct smtpc *s)
     case ST_STARTTLS:    return "the reply to STARTTLS";
     case ST_TLS_WAIT:    return "the TLS handshake";
     case ST_AUTH_START:
-    case ST_AUTH_REPLY:  return s->auth_xauth ? "the reply to XAUTH NTLM" : "the reply to AUTH NTLM";
+    case ST_AUTH_REPLY:
+        return s->auth_kind == A_XAUTH ? "the reply to XAUTH NTLM"
+             : s->auth_kind == A_PLAIN ? "the reply to AUTH PLAIN"
+             : s->auth_kind == A_LOGIN ? "the reply to AUTH LOGIN" : "the reply to AUTH NTLM";
     case ST_AUTH_TOKEN:  return "the NTLM token";
     case ST_READY:       return "the next message";
     case ST_TRANSACTION:
@@ -392,6 +417,7 @@ void smtpc_free(struct smtpc *s)
         return;
     free_message(s);
     memset(s->chal, 0, sizeof s->chal);
+    wipe(s->out, sizeof s->out);    /* may hold an AUTH PLAIN or LOGIN line */
     free(s);
 }
 
@@ -517,6 +543,10 @@ static void parse_ehlo_line(struct smtpc *s, const char *t, size_t n)
                 j++;
             if (ieq(p + i, j - i, "NTLM"))
                 o->ext |= is_auth ? SC_EXT_AUTH_NTLM : SC_EXT_XAUTH_NTLM;
+            else if (is_auth && ieq(p + i, j - i, "PLAIN"))
+                o->ext |= SC_EXT_AUTH_PLAIN;
+            else if (is_auth && ieq(p + i, j - i, "LOGIN"))
+                o->ext |= SC_EXT_AUTH_LOGIN;
             i = j + 1;
         }
     }
@@ -549,8 +579,8 @@ static int read_line(struct smtpc *s)
         return -1;
     }
     if (s->cfg->transcript) {
-        enum smtpc_dir d = s->state == ST_AUTH_REPLY && n > 3 && memcmp(p, "334", 3) == 0
-                               ? SMTPC_RECEIVED_TOKEN : SMTPC_RECEIVED;
+        enum smtpc_dir d = s->state == ST_AUTH_REPLY && s->auth_kind <= A_XAUTH && n > 3 &&
+                           memcmp(p, "334", 3) == 0 ? SMTPC_RECEIVED_TOKEN : SMTPC_RECEIVED;
         s->cfg->transcript(s->cfg->transcript_arg, d, (const char *)p, n);
     }
     for (size_t i = 0; i < n; i++) {
@@ -639,12 +669,112 @@ static void become_ready(struct smtpc *s)
     push_event(s, SMTPC_EV_READY);
 }
 
-static void start_auth(struct smtpc *s, int xauth)
+static const char *verb_of(enum auth_kind k)
 {
-    s->auth_xauth = xauth;
+    switch (k) {
+    case A_XAUTH: return "XAUTH NTLM";
+    case A_PLAIN: return "AUTH PLAIN";
+    case A_LOGIN: return "AUTH LOGIN";
+    default:      return "AUTH NTLM";
+    }
+}
+
+/* base64 of raw[0..n) after prefix, sent as one line; the transcript gets
+ * label instead. Both buffers are wiped. -1 when it cannot be sent. */
+static int send_secret(struct smtpc *s, const char *prefix, unsigned char *raw, size_t n,
+                       const char *label)
+{
+    char line[16 + (2 * SMTPC_CRED_MAX + 2 + 2) / 3 * 4 + 1];
+    size_t pl = strlen(prefix);
+    int rc = -1;
+    memcpy(line, prefix, pl);
+    long b = base64_encode(raw, n, line + pl, sizeof line - pl);
+    if (b >= 0 && out_room(s) >= pl + (size_t)b + 2) {
+        out_bytes(s, line, pl + (size_t)b);
+        out_bytes(s, "\r\n", 2);
+        if (s->cfg->transcript)
+            s->cfg->transcript(s->cfg->transcript_arg, SMTPC_SENT_SECRET, label, strlen(label));
+        rc = 0;
+    }
+    wipe(line, sizeof line);
+    wipe(raw, n);
+    return rc;
+}
+
+/* A credential that does not fit: the exchange cannot start (transient:
+ * the setting can be corrected while the message waits). */
+static void fail_credentials(struct smtpc *s, const char *what)
+{
+    struct smtpc_result r;
+    result_local(&r, SMTPC_TRANSIENT, SMTPC_R_AUTH_LOCAL, "4.7.0",
+                 "%s for %s is empty or longer than %u octets", what, verb_of(s->auth_kind),
+                 SMTPC_CRED_MAX);
+    fail(s, &r, 1);
+}
+
+static void start_auth(struct smtpc *s, enum auth_kind k)
+{
+    s->auth_started = 1;
+    s->auth_kind = k;
+    s->auth_xauth = k == A_XAUTH;
     s->auth_rounds = 0;
-    send_cmd(s, xauth ? "XAUTH NTLM" : "AUTH NTLM");
+    s->login_sent = 0;
+    if (k == A_PLAIN || k == A_LOGIN) {
+        /* checked before a word is sent, so no exchange is left half done */
+        size_t ul = strlen(s->cfg->user), pl = strlen(s->cfg->password);
+        if (ul == 0 || ul > SMTPC_CRED_MAX || pl == 0 || pl > SMTPC_CRED_MAX) {
+            fail_credentials(s, ul == 0 || ul > SMTPC_CRED_MAX ? "the user name" : "the password");
+            return;
+        }
+    }
+    if (k == A_PLAIN) {
+        /* RFC 4616 with the initial response (RFC 4954 4): no authzid, the
+         * user, the password, each after a NUL */
+        unsigned char raw[2 * SMTPC_CRED_MAX + 2];
+        size_t ul = strlen(s->cfg->user), pl = strlen(s->cfg->password);
+        raw[0] = 0;
+        memcpy(raw + 1, s->cfg->user, ul);
+        raw[1 + ul] = 0;
+        memcpy(raw + 2 + ul, s->cfg->password, pl);
+        if (send_secret(s, "AUTH PLAIN ", raw, ul + pl + 2, "AUTH PLAIN <user name and password>") != 0) {
+            fail_credentials(s, "the user name and password");
+            return;
+        }
+        s->state = ST_AUTH_REPLY;
+        return;
+    }
+    send_cmd(s, verb_of(k));
     s->state = ST_AUTH_START;
+}
+
+/* AUTH LOGIN's two prompts: the user name, then the password. */
+static void login_answer(struct smtpc *s)
+{
+    unsigned char raw[SMTPC_CRED_MAX];
+    const char *v = s->login_sent == 0 ? s->cfg->user : s->cfg->password;
+    size_t n = strlen(v);
+    if (n == 0 || n > SMTPC_CRED_MAX) {
+        fail_credentials(s, s->login_sent == 0 ? "the user name" : "the password");
+        return;
+    }
+    memcpy(raw, v, n);
+    if (send_secret(s, "", raw, n, s->login_sent == 0 ? "<user name>" : "<password>") != 0) {
+        send_cmd(s, "*");           /* RFC 4954 4: cancel the exchange */
+        fail_credentials(s, "the user name or password");
+        return;
+    }
+    s->login_sent++;
+    s->state = ST_AUTH_REPLY;
+}
+
+/* Why the session is in clear, for the refusal to send a password. */
+static const char *clear_because(const struct smtpc *s)
+{
+    if (s->cfg->tls == SMTPC_TLS_OFF)
+        return "TLS is off for this server";
+    if (s->tls_declined)
+        return "the server refused STARTTLS";
+    return "the server does not offer STARTTLS";
 }
 
 /* After a successful EHLO/HELO (and after authentication): the next step by
@@ -670,23 +800,58 @@ static void after_hello(struct smtpc *s)
         }
     }
     if (WANT_AUTH(s)) {
-        if (OFFERS(s, SC_EXT_AUTH_NTLM)) {
-            start_auth(s, 0);
+        if (MECHS(s) == 0 && s->cfg->auth == SMTPC_AUTH_REQUIRED) {
+            result_local(&r, SMTPC_TRANSIENT, SMTPC_R_AUTH_LOCAL, "4.7.0",
+                         "authentication is required but no user name and password are set "
+                         "for AUTH PLAIN or LOGIN");
+            fail(s, &r, 1);
             return;
         }
-        if (OFFERS(s, SC_EXT_XAUTH_NTLM)) {
-            start_auth(s, 1);
+        int plain = ALLOWS(s, SMTPC_MECH_PLAIN) && OFFERS(s, SC_EXT_AUTH_PLAIN);
+        int login = ALLOWS(s, SMTPC_MECH_LOGIN) && OFFERS(s, SC_EXT_AUTH_LOGIN);
+        if (ALLOWS(s, SMTPC_MECH_NTLM) && OFFERS(s, SC_EXT_AUTH_NTLM)) {
+            start_auth(s, A_NTLM);
+            return;
+        }
+        if (ALLOWS(s, SMTPC_MECH_NTLM) && OFFERS(s, SC_EXT_XAUTH_NTLM)) {
+            start_auth(s, A_XAUTH);
+            return;
+        }
+        if ((plain || login) && ENCRYPTED(s)) {
+            start_auth(s, plain ? A_PLAIN : A_LOGIN);
+            return;
+        }
+        if ((plain || login) && s->cfg->auth == SMTPC_AUTH_REQUIRED) {
+            /* RFC 4954 4: a mechanism that sends the password itself is
+             * for an encrypted session only; a stripped STARTTLS must not
+             * be rewarded with it */
+            result_local(&r, policy_class(s->cfg->tls_missing, SMTPC_TRANSIENT),
+                         SMTPC_R_AUTH_NEEDS_TLS, "4.7.11",
+                         "authentication is required and the server offers %s, but the session "
+                         "is not encrypted (%s): a password is never sent in clear",
+                         plain ? "AUTH PLAIN" : "AUTH LOGIN", clear_because(s));
+            fail(s, &r, 1);
             return;
         }
         if (s->cfg->auth == SMTPC_AUTH_REQUIRED) {
-            char offers[2 * SMTPC_MECHS_MAX + 40];
+            char offers[2 * SMTPC_MECHS_MAX + 80];
             enum smtpc_outcome o = policy_class(s->cfg->auth_missing, SMTPC_PERMANENT);
             if (helo)
                 textf(offers, sizeof offers, "offers no authentication at all (it does not accept EHLO)");
             else if (!OFFERS(s, SC_EXT_AUTH | SC_EXT_XAUTH))
                 textf(offers, sizeof offers, "offers no authentication at all");
-            else
+            else if (MECHS(s) == SMTPC_MECH_NTLM)
                 textf(offers, sizeof offers, "offers neither AUTH NTLM nor XAUTH NTLM (it offers: %s%s%s)",
+                      s->offer.auth, s->offer.auth[0] && s->offer.xauth[0] ? "; " : "",
+                      s->offer.xauth);
+            else
+                textf(offers, sizeof offers, "offers none of: %s%s%s%s%s (it offers: %s%s%s)",
+                      ALLOWS(s, SMTPC_MECH_NTLM) ? "AUTH NTLM, XAUTH NTLM" : "",
+                      ALLOWS(s, SMTPC_MECH_NTLM) && ALLOWS(s, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN)
+                          ? ", " : "",
+                      ALLOWS(s, SMTPC_MECH_PLAIN) ? "AUTH PLAIN" : "",
+                      ALLOWS(s, SMTPC_MECH_PLAIN) && ALLOWS(s, SMTPC_MECH_LOGIN) ? ", " : "",
+                      ALLOWS(s, SMTPC_MECH_LOGIN) ? "AUTH LOGIN" : "",
                       s->offer.auth, s->offer.auth[0] && s->offer.xauth[0] ? "; " : "",
                       s->offer.xauth);
             result_local(&r, o, SMTPC_R_AUTH_NOT_OFFERED, "4.7.0",
@@ -701,12 +866,23 @@ static void after_hello(struct smtpc *s)
 static void handle_auth_reply(struct smtpc *s)
 {
     int code = s->last.code;
-    const char *verb = s->auth_xauth ? "XAUTH NTLM" : "AUTH NTLM";
+    const char *verb = verb_of(s->auth_kind);
     char what[64];
 
     if (code == 334) {
         if (++s->auth_rounds > SMTPC_AUTH_ROUNDS) {
             fail_protocol(s, "too many 334 challenges");
+            return;
+        }
+        if (s->auth_kind == A_PLAIN) {
+            fail_protocol(s, "a 334 challenge after AUTH PLAIN's initial response");
+            return;
+        }
+        if (s->auth_kind == A_LOGIN) {
+            if (s->login_sent >= 2)
+                fail_protocol(s, "AUTH LOGIN asked for more than a user name and a password");
+            else
+                login_answer(s);
             return;
         }
         s->chal_first = s->state == ST_AUTH_START;
@@ -721,13 +897,22 @@ static void handle_auth_reply(struct smtpc *s)
         }
         s->state = ST_AUTH_TOKEN;
         push_event(s, SMTPC_EV_NTLM);
-    } else if (code == 235 && s->state == ST_AUTH_REPLY) {
+    } else if (code == 235 && s->state == ST_AUTH_REPLY &&
+               (s->auth_kind != A_LOGIN || s->login_sent == 2)) {
         s->flags |= SC_AUTHENTICATED | (s->auth_xauth ? SC_XAUTH : 0);
         push_event(s, SMTPC_EV_AUTHENTICATED);
         after_hello(s);
     } else if (code >= 400) {
+        struct smtpc_result r;
         textf(what, sizeof what, "the server refused %s", verb);
-        fail_reply(s, SMTPC_R_AUTH_REFUSED, what, 1);
+        result_reply(&r, &s->last, SMTPC_R_AUTH_REFUSED, what);
+        enum smtpc_outcome o = policy_class(s->cfg->auth_refused, r.outcome);
+        if (o != r.outcome) {
+            /* the server's reply stays verbatim; the status takes our class */
+            r.outcome = o;
+            r.status[0] = o == SMTPC_TRANSIENT ? '4' : '5';
+        }
+        fail(s, &r, 1);
     } else {
         fail_protocol(s, verb);
     }
@@ -1363,6 +1548,11 @@ const struct smtpc_reply *smtpc_last_reply(const struct smtpc *s)
 int smtpc_closed(const struct smtpc *s)
 {
     return s->state == ST_CLOSED;
+}
+
+const char *smtpc_auth_verb(const struct smtpc *s)
+{
+    return s->auth_started ? verb_of(s->auth_kind) : "";
 }
 
 const struct smtpc_result *smtpc_failure(const struct smtpc *s)

@@ -28,6 +28,7 @@
 #define SMTPC_STATUS_MAX      15     /* "5.1.1" with room: 1.3.3 digits */
 #define SMTPC_REPLY_TEXT_MAX  1000   /* a reply as kept for the caller */
 #define SMTPC_WHY_MAX         1400   /* a result's sentence, reply included */
+#define SMTPC_CRED_MAX        1024u  /* octets of a user name or password for AUTH PLAIN/LOGIN */
 
 enum smtpc_tls_policy {
     SMTPC_TLS_OFF,            /* never STARTTLS */
@@ -38,9 +39,16 @@ enum smtpc_tls_policy {
 
 enum smtpc_auth_policy {
     SMTPC_AUTH_NONE,          /* never authenticate */
-    SMTPC_AUTH_IF_OFFERED,    /* NTLM when the server offers it, else go on */
-    SMTPC_AUTH_REQUIRED       /* NTLM (AUTH, else XAUTH) or fail the session */
+    SMTPC_AUTH_IF_OFFERED,    /* an allowed mechanism when the server offers one, else go on */
+    SMTPC_AUTH_REQUIRED       /* an allowed mechanism or fail the session */
 };
+
+/* Mechanisms the session may use (smtpc_config.mechs), tried in this order:
+ * NTLM (AUTH, else XAUTH), then PLAIN, then LOGIN. PLAIN and LOGIN send the
+ * password itself, so they are used only inside TLS and only with a user. */
+#define SMTPC_MECH_NTLM  0x1u
+#define SMTPC_MECH_PLAIN 0x2u
+#define SMTPC_MECH_LOGIN 0x4u
 
 /* How a failure that comes from local policy, not from a reply, is classed. */
 enum smtpc_policy_class {
@@ -54,7 +62,9 @@ enum smtpc_dir {
     SMTPC_SENT,               /* a command line */
     SMTPC_RECEIVED,           /* a reply line */
     SMTPC_SENT_TOKEN,         /* an NTLM token line we sent (base64; no password) */
-    SMTPC_RECEIVED_TOKEN      /* a 334 line carrying the server's NTLM challenge */
+    SMTPC_RECEIVED_TOKEN,     /* a 334 line carrying the server's NTLM challenge */
+    SMTPC_SENT_SECRET         /* a line carrying a user name or password (AUTH PLAIN or
+                                 LOGIN): the transcript gets a label, never the line */
 };
 
 struct smtpc_config {
@@ -68,6 +78,17 @@ struct smtpc_config {
      * change between retries. */
     enum smtpc_policy_class tls_missing;
     enum smtpc_policy_class auth_missing;
+    /* A refusal of the exchange (535, 454...): DEFAULT = the reply's class.
+     * A queue that must not bounce mail over a wrong password sets TRANSIENT
+     * (the message waits with the server's reply as its reason). */
+    enum smtpc_policy_class auth_refused;
+    /* SMTPC_MECH_*; 0 means NTLM only. PLAIN and LOGIN also need user and
+     * password (UTF-8), which the engine reads only while it authenticates,
+     * before the first READY: the caller may wipe them and set them to NULL
+     * then. Neither ever reaches the transcript. */
+    unsigned mechs;
+    const char *user;
+    const char *password;
     /* Called with every line sent and received, without its CRLF, while the
      * engine runs (never for message content). NULL: no transcript. */
     void (*transcript)(void *arg, enum smtpc_dir dir, const char *line, size_t len);
@@ -129,6 +150,9 @@ enum smtpc_reason {
     SMTPC_R_AUTH_NOT_OFFERED, /* authentication required, NTLM not offered (auth_missing) */
     SMTPC_R_AUTH_REFUSED,     /* 535 or another refusal of the exchange (class by reply) */
     SMTPC_R_AUTH_LOCAL,       /* smtpc_ntlm_failed(): transient */
+    SMTPC_R_AUTH_NEEDS_TLS,   /* authentication required, only PLAIN/LOGIN offered and the
+                                 session is not encrypted: the password is never sent
+                                 (class tls_missing, default transient, x.7.11) */
     SMTPC_R_8BIT_UNSUPPORTED, /* 8-bit message, no 8BITMIME: permanent, 5.6.3; the
                                  caller may convert and send again instead */
     SMTPC_R_SIZE,             /* larger than the server's SIZE: permanent, 5.3.4 */
@@ -170,6 +194,8 @@ struct smtpc_message {
 #define SC_EXT_XAUTH      0x040u
 #define SC_EXT_XAUTH_NTLM 0x080u
 #define SC_EXT_ENHANCED   0x100u  /* ENHANCEDSTATUSCODES */
+#define SC_EXT_AUTH_PLAIN 0x200u
+#define SC_EXT_AUTH_LOGIN 0x400u
 
 enum smtpc_timeout_kind {
     SMTPC_TO_NONE,        /* the engine waits for the caller, or is closed */
@@ -242,6 +268,9 @@ unsigned smtpc_extensions(const struct smtpc *s);             /* SC_EXT_* */
 unsigned long long smtpc_size_limit(const struct smtpc *s);   /* SIZE n; 0: none given */
 const struct smtpc_reply *smtpc_last_reply(const struct smtpc *s);
 int smtpc_closed(const struct smtpc *s);
+/* The verb of the exchange tried or done ("AUTH NTLM", "XAUTH NTLM",
+ * "AUTH PLAIN", "AUTH LOGIN"), or "" when none was. */
+const char *smtpc_auth_verb(const struct smtpc *s);
 /* A result made by the caller, not by a server (no reply): outcome, reason,
  * enhanced status and the sentence, each cut to fit. */
 void smtpc_result_local(struct smtpc_result *r, enum smtpc_outcome outcome,

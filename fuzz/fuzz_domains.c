@@ -99,7 +99,7 @@ static void check_domains(const char *text, const char *domain)
         abort();
     if (m) {
         struct route r;
-        struct route_config c = { &l, NULL, 25, 25 };
+        struct route_config c = { &l, NULL, 25, 25, NULL };
         if (route_select(&c, domain, &r) != 0 || r.kind != ROUTE_DROP)
             abort();
     }

@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char key[ROUTE_KEY_MAX];
     if (size < 1)
         return 0;
-    struct route_config c = { local_list(data[0] & 1), NULL, 25, 25 };
+    struct route_config c = { local_list(data[0] & 1), NULL, 25, 25, NULL };
     if (data[0] & 2)
         c.smarthost = (data[0] & 4) ? "relay.example.net:2525" : "relay:0";
     if (addr_parse_command((const char *)data + 1, size - 1, ADDR_RCPT, &p, &prm, &err) != 0)

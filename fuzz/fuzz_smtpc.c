@@ -8,13 +8,48 @@
  * promises: every CR on the wire is followed by LF and every LF follows a
  * CR; outside message content the output is whole printable command lines;
  * a finished message leaves no recipient undecided; every failure has a
- * class, a status of that class and a sentence.
+ * class, a status of that class and a sentence. Byte 3 also picks the
+ * mechanisms (NTLM, PLAIN, LOGIN) and whether there is a user and password:
+ * the password, in clear or base64 (alone or in PLAIN's response), never
+ * reaches the transcript, and never the wire before TLS is up.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "smtpc.h"
+
+#define FZ_USER     "fuzz-user"
+#define FZ_PASSWORD "fuzz-password"
+
+/* The password as it could leak: itself, base64 alone (LOGIN), and in
+ * PLAIN's response. Filled once. */
+static char leak[3][64];
+
+static void leaks_init(void)
+{
+    static const char plain[] = "\0" FZ_USER "\0" FZ_PASSWORD;
+    if (leak[0][0])
+        return;
+    strcpy(leak[0], FZ_PASSWORD);
+    if (base64_encode((const unsigned char *)FZ_PASSWORD, strlen(FZ_PASSWORD), leak[1],
+                      sizeof leak[1]) < 0 ||
+        base64_encode((const unsigned char *)plain, sizeof plain - 1, leak[2], sizeof leak[2]) < 0)
+        abort();
+}
+
+static int holds_password(const void *p, size_t n)
+{
+    const char *h = p;
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(leak[i]);
+        for (size_t j = 0; j + k <= n; j++)
+            if (memcmp(h + j, leak[i], k) == 0)
+                return 1;
+    }
+    return 0;
+}
 
 static const char *const RCPTS[] = {
     "a@example.net", "<b@example.net>", "not an address", "c@[192.0.2.1]", "d@example.org",
@@ -45,6 +80,9 @@ static unsigned next(struct fz *f)
 static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t len)
 {
     (void)arg;
+    /* what we sent (the server may echo anything back) */
+    if (dir != SMTPC_RECEIVED && dir != SMTPC_RECEIVED_TOKEN && holds_password(line, len))
+        abort();
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)line[i];
         if (c == '\r' || c == '\n')
@@ -72,6 +110,8 @@ static void drain(struct fz *f)
     size_t n;
     const unsigned char *p = smtpc_output(f->s, &n);
     int in_content = smtpc_timeout_kind(f->s) == SMTPC_TO_DATA_BLOCK;
+    if (!(smtpc_flags(f->s) & SC_TLS) && holds_password(p, n))
+        abort();            /* a password in clear */
     for (size_t i = 0; i < n; i++) {
         if (f->prev_cr != (p[i] == '\n'))
             abort();        /* a bare CR or a bare LF */
@@ -216,6 +256,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.auth = (enum smtpc_auth_policy)((data[0] >> 2) % 3);
     cfg.tls_missing = (enum smtpc_policy_class)((data[0] >> 4) % 3);
     cfg.auth_missing = (enum smtpc_policy_class)((data[0] >> 6) % 3);
+    cfg.mechs = data[3] & 7u;
+    cfg.auth_refused = (enum smtpc_policy_class)((data[3] >> 3) % 3);
+    if (data[3] & 0x40) {
+        cfg.user = FZ_USER;
+        cfg.password = FZ_PASSWORD;
+    }
+    leaks_init();
     f.rng = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16;
     f.s = smtpc_new(&cfg);
     if (!f.s)

@@ -165,7 +165,7 @@ static void answer(struct fz *f, const struct smtpd_event *ev)
         f->msg_size = 0;
         {
             /* the queue's routing, with a smart host as it might be configured */
-            struct route_config rc = { local_list(), "relay.example.net:2525", 25, 25 };
+            struct route_config rc = { local_list(), "relay.example.net:2525", 25, 25, NULL };
             int may_relay = f->relay_allowed || (smtpd_flags(f->s) & SF_AUTHENTICATED);
             size_t n = smtpd_rcpt_count(f->s);
             if (n == 0)

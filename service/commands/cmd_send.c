@@ -44,6 +44,7 @@ struct send_opts {
     enum smtpc_tls_policy tls;
     enum tls_trust trust;
     enum smtpc_auth_policy auth;
+    unsigned mechs;                  /* SMTPC_MECH_* for --auth */
     const char *user;                /* DOMAIN\user, or NULL: the current account */
     const char *password_file;
     const char *helo;
@@ -61,7 +62,8 @@ static int usage(const char *why)
     fprintf(stderr,
             "usage: imsvc send --server HOST[:PORT] --from A --to B [--to C ...]\n"
             "                  [--tls required|opportunistic|off] [--trust verify|any]\n"
-            "                  [--auth ntlm|none] [--user DOMAIN\\user --password-file F]\n"
+            "                  [--auth ntlm|plain|login|none] [--user DOMAIN\\user --password-file F]\n"
+            "  --auth plain|login  send the user name and password (inside TLS only)\n"
             "                  [--helo NAME] [-v] FILE.eml\n"
             "  --repeat N  send the message N times over one connection (tests connection reuse)\n"
             "exit status: 0 every recipient accepted, 1 a permanent failure,\n"
@@ -164,12 +166,17 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
             else
                 return usage("--trust wants verify or any");
         } else if (strcmp(a, "--auth") == 0) {
+            o->auth = SMTPC_AUTH_REQUIRED;
             if (_stricmp(v, "ntlm") == 0)
-                o->auth = SMTPC_AUTH_REQUIRED;
+                o->mechs = SMTPC_MECH_NTLM;
+            else if (_stricmp(v, "plain") == 0)
+                o->mechs = SMTPC_MECH_PLAIN;
+            else if (_stricmp(v, "login") == 0)
+                o->mechs = SMTPC_MECH_LOGIN;
             else if (strcmp(v, "none") == 0)
                 o->auth = SMTPC_AUTH_NONE;
             else
-                return usage("--auth wants ntlm or none");
+                return usage("--auth wants ntlm, plain, login or none");
         } else if (strcmp(a, "--user") == 0) {
             o->user = v;
         } else if (strcmp(a, "--password-file") == 0) {
@@ -200,7 +207,9 @@ static int parse_args(int argc, char **argv, struct send_opts *o)
     if (o->password_file && !o->user)
         return usage("--password-file needs --user");
     if (o->user && o->auth == SMTPC_AUTH_NONE)
-        return usage("--user is used only with --auth ntlm");
+        return usage("--user is used only with --auth ntlm, plain or login");
+    if (o->auth != SMTPC_AUTH_NONE && (o->mechs & (SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN)) && !o->user)
+        return usage("--auth plain and --auth login need --user and --password-file");
     if ((size_t)o->repeat * o->n_to > SEND_RESULTS_MAX)
         return usage("--repeat times the recipients may be at most 10000");
     if (o->helo) {
@@ -414,6 +423,7 @@ int send_cmd(int argc, char **argv)
         .tls = o.tls,
         .trust = o.trust,
         .auth = o.auth,
+        .mechs = o.mechs,
         .tls_missing = SMTPC_CLASS_DEFAULT,
         .auth_missing = SMTPC_CLASS_DEFAULT,
         .domain = o.user ? domain_w : NULL,

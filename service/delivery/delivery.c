@@ -116,8 +116,32 @@ static void deliver_drop(struct delivery_job *j)
 
 /* Delivery: SMTP ------------------------------------------------------------ */
 
-static void outbound_options(const struct route *rt, char *port, size_t port_len,
-                             struct outbound_opts *o)
+/* A route's TLS setting for the engine. */
+static enum smtpc_tls_policy tls_of(int setting)
+{
+    return setting == 0 ? SMTPC_TLS_OFF : setting == 2 ? SMTPC_TLS_REQUIRED : SMTPC_TLS_OPPORTUNISTIC;
+}
+
+/* "DOMAIN\user" or "user" into its parts, UTF-16. */
+static void split_user(const char *user, wchar_t *domain, size_t dcap, wchar_t *name, size_t ncap)
+{
+    wchar_t w[ROUTELIST_USER_MAX + 1];
+    utf8_to_wide(user, w, ARRAYSIZE(w));
+    const wchar_t *bs = wcschr(w, L'\\');
+    domain[0] = 0;
+    if (bs) {
+        _snwprintf(domain, dcap, L"%.*ls", (int)(bs - w), w);
+        domain[dcap - 1] = 0;
+    }
+    _snwprintf(name, ncap, L"%ls", bs ? bs + 1 : w);
+    name[ncap - 1] = 0;
+}
+
+/* The options for rt. A route's user goes to user/domain (caller's
+ * buffers, as long as the options live). Returns 0, or -1 when rt names a
+ * route the configuration no longer has. */
+static int outbound_options(const struct route *rt, char *port, size_t port_len,
+                            struct outbound_opts *o, wchar_t *domain, wchar_t *user, size_t cap)
 {
     memset(o, 0, sizeof *o);
     snprintf(port, port_len, "%u", rt->port);
@@ -125,13 +149,31 @@ static void outbound_options(const struct route *rt, char *port, size_t port_len
     o->port = port;
     o->helo = DS->helo;
     o->who = L"queue delivery";
-    if (rt->kind == ROUTE_SMARTHOST) {
-        o->tls = DS->smart_host_tls == 0 ? SMTPC_TLS_OFF
-               : DS->smart_host_tls == 2 ? SMTPC_TLS_REQUIRED : SMTPC_TLS_OPPORTUNISTIC;
+    if (rt->kind == ROUTE_SMARTHOST && rt->via[0]) {
+        const struct route_entry *re = routelist_get(DS->routes, rt->via);
+        if (!re)
+            return -1;
+        size_t i = (size_t)(re - DS->routes->v);
+        o->tls = tls_of((int)re->tls);          /* ROUTELIST_TLS_* count as SmartHostTls */
+        o->trust = re->trust_any ? TLS_TRUST_ANY : TLS_TRUST_VERIFY;
+        o->policy = &DS->tls_policy;
+        o->auth = re->auth ? SMTPC_AUTH_REQUIRED : SMTPC_AUTH_NONE;
+        o->mechs = re->auth;                       /* the same bits as SMTPC_MECH_* */
+        o->auth_refused = SMTPC_CLASS_TRANSIENT;   /* a wrong password defers, never bounces */
+        if (re->user[0]) {
+            split_user(re->user, domain, cap, user, cap);
+            o->domain = domain;
+            o->user = user;
+            o->password = DS->route_pw ? DS->route_pw[i] : L"";
+        }
+    } else if (rt->kind == ROUTE_SMARTHOST) {
+        o->tls = tls_of(DS->smart_host_tls);
         o->trust = DS->smart_host_trust ? TLS_TRUST_ANY : TLS_TRUST_VERIFY;
         o->policy = &DS->tls_policy;
         o->auth = DS->smart_host_auth == 0 ? SMTPC_AUTH_NONE
                 : DS->smart_host_auth == 2 ? SMTPC_AUTH_REQUIRED : SMTPC_AUTH_IF_OFFERED;
+        o->mechs = DS->smart_host_mechs;
+        o->auth_refused = SMTPC_CLASS_TRANSIENT;
         if (DS->sh_user[0]) {
             o->domain = DS->sh_domain;
             o->user = DS->sh_user;
@@ -144,6 +186,7 @@ static void outbound_options(const struct route *rt, char *port, size_t port_len
         o->trust = TLS_TRUST_ANY;
         o->auth = SMTPC_AUTH_NONE;
     }
+    return 0;
 }
 
 /* The hosts to try for an MX route, best first. Returns the count, or 0
@@ -538,10 +581,18 @@ static void delivery_open(struct delivery *dv)
     if (one.kind == ROUTE_MX)
         snprintf(one.host, sizeof one.host, "%s", dv->mx[dv->i_mx].host);
     char port[16];
+    wchar_t domain[ROUTELIST_USER_MAX + 1], user[ROUTELIST_USER_MAX + 1];
     struct outbound_opts o;
-    outbound_options(&one, port, sizeof port, &o);
     struct smtpc_result fail;
     InterlockedIncrement(&dl.active_out);
+    if (outbound_options(&one, port, sizeof port, &o, domain, user, ARRAYSIZE(user)) != 0) {
+        char why[ROUTELIST_PATTERN_MAX + 120];
+        snprintf(why, sizeof why, "the route for %s is no longer configured; the message is "
+                 "routed again at its next attempt", one.via);
+        smtpc_result_local(&fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.4.0", why);
+        delivery_opened(dv, NULL, &fail);
+        return;
+    }
     if (outbound_open_async(&o, delivery_opened, dv, &fail) != 0)
         delivery_opened(dv, NULL, &fail);
 }
@@ -623,6 +674,24 @@ static void smart_host_credentials(const struct imsvc_config *cfg, struct delive
                     ARRAYSIZE(dc->sh_password));
 }
 
+/* Each route's password, from its secret ("Route:" and its domain). */
+static void route_credentials(const struct imsvc_config *cfg, struct delivery_config *dc)
+{
+    dc->routes = cfg->lists ? &cfg->lists->routes : NULL;
+    if (!dc->routes || dc->routes->n == 0)
+        return;
+    dc->route_pw = calloc(dc->routes->n, sizeof *dc->route_pw);
+    if (!dc->route_pw)
+        return;   /* no passwords: an exchange that needs one fails and the message waits */
+    for (size_t i = 0; i < dc->routes->n; i++) {
+        wchar_t name[SECRET_NAME_MAX];
+        if (!dc->routes->v[i].user[0])
+            continue;
+        secret_route_name(dc->routes->v[i].pattern, name, ARRAYSIZE(name));
+        secret_password(name, NULL, dc->route_pw[i], ARRAYSIZE(dc->route_pw[i]));
+    }
+}
+
 void delivery_config_make(const struct imsvc_config *cfg, uint32_t first_retry_secs,
                           struct delivery_config *dc)
 {
@@ -636,8 +705,14 @@ void delivery_config_make(const struct imsvc_config *cfg, uint32_t first_retry_s
     dc->smart_host_tls = cfg->smart_host_tls;
     dc->smart_host_trust = cfg->smart_host_trust;
     dc->smart_host_auth = cfg->smart_host_auth;
+    char mechs[64];
+    wide_to_utf8(cfg->smart_host_mechs, mechs, sizeof mechs);
+    if (routelist_parse_mechs(mechs, strlen(mechs), &dc->smart_host_mechs) != 0 ||
+        dc->smart_host_mechs == 0)
+        dc->smart_host_mechs = SMTPC_MECH_NTLM;   /* config_load checked it: cannot happen */
     config_tls_policy(cfg, &dc->tls_policy);
     smart_host_credentials(cfg, dc);
+    route_credentials(cfg, dc);
     config_drop_dir(cfg, dc->drop_dir, MAX_PATH);
 }
 
@@ -653,6 +728,12 @@ void delivery_start(unsigned max_outbound, const struct delivery_config *dc)
 void delivery_configure(const struct delivery_config *dc)
 {
     current = dc;
+    /* the change may be what mends a destination (a password, a route):
+     * none is left alone on what an earlier configuration met */
+    EnterCriticalSection(&dl.lock);
+    for (struct dest *d = dl.dests; d; d = d->next)
+        d->dead_until = 0;
+    LeaveCriticalSection(&dl.lock);
 }
 
 void delivery_submit(const struct route *rt, const char *key, struct delivery_job *j)

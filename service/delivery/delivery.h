@@ -55,7 +55,13 @@ struct delivery_config {
     uint32_t dead_hold_secs;         /* an unreachable destination is left alone this long */
     char helo[256];
     int smart_host_tls, smart_host_trust, smart_host_auth;   /* as in struct imsvc_config */
+    unsigned smart_host_mechs;       /* SmartHostAuthMechanisms as SMTPC_MECH_* */
     wchar_t sh_domain[128], sh_user[256], sh_password[257];
+    /* per-domain routes (the configuration's parsed list, immutable) and
+     * each one's password, from its secret (route_pw[i] for routes->v[i];
+     * "" when it has no user); never freed, as the configuration is not */
+    const struct route_list *routes;
+    wchar_t (*route_pw)[257];
     struct tls_policy tls_policy;    /* the smart host's */
     wchar_t drop_dir[MAX_PATH];
 };
@@ -68,7 +74,8 @@ void delivery_config_make(const struct imsvc_config *cfg, uint32_t first_retry_s
 /* Before the first job: MaxOutbound, and the configuration, which must stay
  * valid (and unchanged) for as long as the module may read it. */
 void delivery_start(unsigned max_outbound, const struct delivery_config *dc);
-/* A new configuration for what starts from now on (same rule). */
+/* A new configuration for what starts from now on (same rule); what was
+ * known about unreachable destinations is forgotten. */
 void delivery_configure(const struct delivery_config *dc);
 
 /* Carry j to the destination rt (key: route_key's, equal for equal

@@ -44,7 +44,9 @@ static DWORD check_duration(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_mechs(const wchar_t *t, wchar_t *why, size_t n);
 static const struct config_lists *lists_parse(const struct imsvc_config *cfg);
+static DWORD read_routes(struct imsvc_config *cfg);
 static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...);
 
 #define FIELD(f) offsetof(struct imsvc_config, f), \
@@ -83,6 +85,7 @@ static const struct cfg_entry config_table[] = {
     { L"SmartHostTls",   CFG_DWORD, DWFIELD(smart_host_tls), 0, 2,       NULL },
     { L"SmartHostTrust", CFG_DWORD, DWFIELD(smart_host_trust), 0, 1,     NULL },
     { L"SmartHostAuth",  CFG_DWORD, DWFIELD(smart_host_auth), 0, 2,      NULL },
+    { L"SmartHostAuthMechanisms", CFG_STR, FIELD(smart_host_mechs), 0, 0, check_mechs },
     { L"SmartHostUser",  CFG_STR,   FIELD(smart_host_user),  0, 0,       NULL },
     { L"SmartHostPasswordFile", CFG_STR, FIELD(smart_host_password_file), 0, 0, check_opt_path },
     { L"OutboundPort",   CFG_DWORD, DWFIELD(outbound_port),  1, 65535,   NULL },
@@ -146,6 +149,7 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->tls_min_cipher_bits = 128;
     cfg->ntlm_min_key_bits = 128;
     cfg->smart_host_tls = 1;
+    wcscpy(cfg->smart_host_mechs, L"ntlm");
     cfg->outbound_port = 25;
     cfg->max_outbound = 50;
     cfg->max_per_destination = 10;
@@ -264,11 +268,90 @@ DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value)
         }
     }
     RegCloseKey(key);
+    rc = read_routes(cfg);
+    if (rc != ERROR_SUCCESS && first == ERROR_SUCCESS) {
+        first = rc;
+        if (bad_value)
+            *bad_value = L"Routes";
+    }
     cfg->secrets_stamp = secret_stamp();
     cfg->lists = lists_parse(cfg);
     if (!cfg->lists && first == ERROR_SUCCESS)
         first = ERROR_NOT_ENOUGH_MEMORY;
     return first;
+}
+
+DWORD config_read_routes(wchar_t *out, size_t cap)
+{
+    HKEY key;
+    size_t used = 0;
+    out[0] = 0;
+    LSTATUS rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, IMSVC_ROUTES_KEY, 0, KEY_READ, &key);
+    if (rc == ERROR_FILE_NOT_FOUND)
+        return ERROR_SUCCESS;
+    if (rc != ERROR_SUCCESS)
+        return (DWORD)rc;
+    for (DWORD i = 0;; i++) {
+        wchar_t name[ROUTELIST_PATTERN_MAX + 8], data[ROUTELIST_LINE_MAX + 2];
+        DWORD nl = ARRAYSIZE(name), dl = sizeof data - sizeof(wchar_t), type = 0;
+        memset(data, 0, sizeof data);
+        rc = RegEnumValueW(key, i, name, &nl, NULL, &type, (BYTE *)data, &dl);
+        if (rc == ERROR_NO_MORE_ITEMS) {
+            rc = ERROR_SUCCESS;
+            break;
+        }
+        if (rc != ERROR_SUCCESS)
+            break;
+        /* a value of another type is shown as its name alone, which the
+         * route parser refuses, naming it */
+        int w = _snwprintf(out + used, cap - used, L"%ls%ls%ls\n", name, type == REG_SZ ? L" " : L"",
+                           type == REG_SZ ? data : L"");
+        if (w < 0 || (size_t)w >= cap - used) {
+            out[used] = 0;
+            rc = ERROR_MORE_DATA;
+            break;
+        }
+        used += (size_t)w;
+    }
+    RegCloseKey(key);
+    return (DWORD)rc;
+}
+
+/* The routes into cfg->routes, checked as the route parser reads them; a
+ * list with a bad route is not used at all (cfg->bad_why says which and
+ * why), as for any other invalid value. */
+static DWORD read_routes(struct imsvc_config *cfg)
+{
+    char msg[ROUTELIST_WHY_MAX];
+    struct route_list l;
+    DWORD rc = config_read_routes(cfg->routes, ARRAYSIZE(cfg->routes));
+    if (rc != ERROR_SUCCESS) {
+        cfg->routes[0] = 0;
+        if (!cfg->bad_why[0])
+            say(cfg->bad_why, ARRAYSIZE(cfg->bad_why), L"the routes under HKLM\\%ls cannot be read "
+                L"(error %lu); no route is used", IMSVC_ROUTES_KEY, (unsigned long)rc);
+        return rc == ERROR_MORE_DATA ? ERROR_INVALID_DATA : rc;
+    }
+    int n = WideCharToMultiByte(CP_UTF8, 0, cfg->routes, -1, NULL, 0, NULL, NULL);
+    char *text = n > 0 ? malloc((size_t)n) : NULL;
+    if (!text || WideCharToMultiByte(CP_UTF8, 0, cfg->routes, -1, text, n, NULL, NULL) <= 0) {
+        free(text);
+        cfg->routes[0] = 0;
+        return ERROR_NOT_ENOUGH_MEMORY;
+    }
+    int prc = routelist_parse(&l, text, msg, sizeof msg);
+    routelist_free(&l);
+    free(text);
+    if (prc == 0)
+        return ERROR_SUCCESS;
+    if (!cfg->bad_why[0]) {
+        wchar_t w[ROUTELIST_WHY_MAX];
+        if (MultiByteToWideChar(CP_UTF8, 0, msg, -1, w, (int)ARRAYSIZE(w)) <= 0)
+            wcscpy(w, L"a route is not valid");
+        say(cfg->bad_why, ARRAYSIZE(cfg->bad_why), L"%ls; no route is used", w);
+    }
+    cfg->routes[0] = 0;
+    return prc == -2 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_INVALID_DATA;
 }
 
 static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...)
@@ -403,16 +486,36 @@ static const struct config_lists *lists_parse(const struct imsvc_config *cfg)
     struct config_lists *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    int n = WideCharToMultiByte(CP_UTF8, 0, cfg->routes, -1, NULL, 0, NULL, NULL);
+    char *routes = n > 0 ? malloc((size_t)n) : NULL;
     if (list_utf8(cfg->local_domains, text, (int)sizeof text) != 0 ||
         domains_parse(&l->local_domains, text, NULL, 0) == -2 ||
         list_utf8(cfg->relay_addresses, text, (int)sizeof text) != 0 ||
-        domains_parse_ranges(&l->relay_ranges, text, NULL, 0) == -2) {
+        domains_parse_ranges(&l->relay_ranges, text, NULL, 0) == -2 ||
+        !routes || WideCharToMultiByte(CP_UTF8, 0, cfg->routes, -1, routes, n, NULL, NULL) <= 0 ||
+        routelist_parse(&l->routes, routes, NULL, 0) == -2) {
         domains_free(&l->local_domains);
         domains_free_ranges(&l->relay_ranges);
+        routelist_free(&l->routes);
+        free(routes);
         free(l);
         return NULL;
     }
+    free(routes);
     return l;
+}
+
+/* SmartHostAuthMechanisms: ntlm, plain, login, separated by commas. */
+static DWORD check_mechs(const wchar_t *t, wchar_t *why, size_t n)
+{
+    char a[64];
+    unsigned m;
+    if (WideCharToMultiByte(CP_UTF8, 0, t, -1, a, (int)sizeof a, NULL, NULL) > 0 &&
+        routelist_parse_mechs(a, strlen(a), &m) == 0 && m != 0)
+        return ERROR_SUCCESS;
+    say(why, n, L"'%ls' is not a list of ntlm, plain and login separated by commas, each once "
+        L"(plain and login are used only inside TLS)", t);
+    return ERROR_INVALID_PARAMETER;
 }
 
 static DWORD check_smart_host(const wchar_t *t, wchar_t *why, size_t n)
@@ -601,6 +704,13 @@ void config_print(const struct imsvc_config *cfg, FILE *out)
         fprintf(out, "%-24ls %ls%s\n", config_table[i].name, v,
                 wcscmp(v, d) == 0 ? "  (default)" : "");
     }
+    size_t routes = 0;
+    for (const wchar_t *p = cfg->routes; *p; p++)
+        routes += *p == L'\n';
+    if (routes)
+        fprintf(out, "%-24ls %zu (imsvc route list shows them)\n", L"Routes", routes);
+    else
+        fprintf(out, "%-24ls none  (default)\n", L"Routes");
     secret_print(out);
 }
 
@@ -620,6 +730,16 @@ int config_diff(const struct imsvc_config *a, const struct imsvc_config *b,
                            changed ? L"; " : L"", config_table[i].name, va, vb);
         if (w < 0 || (size_t)w >= out_len - used) {
             out[out_len - 1] = 0;  /* truncated: the count is still right */
+            used = out_len - 1;
+        } else {
+            used += (size_t)w;
+        }
+        changed++;
+    }
+    if (wcscmp(a->routes, b->routes) != 0) {
+        int w = _snwprintf(out + used, out_len - used, L"%lsRoutes: changed", changed ? L"; " : L"");
+        if (w < 0 || (size_t)w >= out_len - used) {
+            out[out_len - 1] = 0;
             used = out_len - 1;
         } else {
             used += (size_t)w;

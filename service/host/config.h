@@ -14,12 +14,17 @@
 #include <windows.h>
 
 #include "domains.h"
+#include "routelist.h"
 
 #define IMSVC_SERVICE_NAME   L"IMSvc"
 #define IMSVC_DISPLAY_NAME   L"Internet Mail Service (imsvc)"
 #define IMSVC_PARAMETERS_KEY L"SYSTEM\\CurrentControlSet\\Services\\IMSvc\\Parameters"
+/* Per-domain routes: one REG_SZ value per route, named by its domain, holding
+ * what follows the domain in a route's text (core/routelist.h). */
+#define IMSVC_ROUTES_KEY     IMSVC_PARAMETERS_KEY L"\\Routes"
 
 #define CONFIG_STR_MAX 512
+#define CONFIG_ROUTES_MAX 8192  /* characters of every route's text together */
 
 /* LocalDomains and RelayAddresses, parsed once by config_load (core/
  * domains.h): the relay check, routing and IMCEA all match through these.
@@ -28,6 +33,7 @@
 struct config_lists {
     struct domain_list local_domains;
     struct range_list relay_ranges;
+    struct route_list routes;          /* Parameters\Routes */
 };
 
 struct imsvc_config {
@@ -62,7 +68,8 @@ struct imsvc_config {
     wchar_t smart_host[300];           /* SmartHost: "host[:port]" or "[addr][:port]"; empty: MX */
     DWORD smart_host_tls;              /* SmartHostTls: 0 off, 1 opportunistic, 2 required */
     DWORD smart_host_trust;            /* SmartHostTrust: 0 verify the certificate, 1 any */
-    DWORD smart_host_auth;             /* SmartHostAuth: 0 none, 1 NTLM if offered, 2 NTLM required */
+    DWORD smart_host_auth;             /* SmartHostAuth: 0 none, 1 if offered, 2 required */
+    wchar_t smart_host_mechs[32];      /* SmartHostAuthMechanisms: "ntlm", "plain,login", ... */
     wchar_t smart_host_user[256];      /* SmartHostUser: DOMAIN\user; empty: the service account */
     wchar_t smart_host_password_file[MAX_PATH]; /* SmartHostPasswordFile */
     DWORD outbound_port;               /* OutboundPort: the port of MX hosts */
@@ -85,6 +92,8 @@ struct imsvc_config {
                                           parsed (NULL only when out of memory: none) */
     wchar_t bad_why[DOMAINS_WHY_MAX + 32]; /* not a registry value: why config_load refused
                                           the value it named, when a check said; else "" */
+    wchar_t routes[CONFIG_ROUTES_MAX]; /* not a table value: the routes under IMSVC_ROUTES_KEY,
+                                          one "DOMAIN SETTINGS" line each ("" when none) */
 };
 
 /* Fill cfg with defaults, then overlay what the registry holds, and parse
@@ -93,6 +102,11 @@ struct imsvc_config {
  * NULL) then names it and cfg keeps that value's default. A missing key is
  * not an error. */
 DWORD config_load(struct imsvc_config *cfg, const wchar_t **bad_value);
+
+/* The routes under IMSVC_ROUTES_KEY as text, one "DOMAIN SETTINGS" line
+ * each, into out. ERROR_SUCCESS (out "" when the key is missing), or the
+ * Win32 error (ERROR_MORE_DATA: they do not fit). */
+DWORD config_read_routes(wchar_t *out, size_t cap);
 
 /* Validate text for NAME and write it to the registry. On failure, returns a
  * Win32 error and puts a sentence saying why in why (UTF-16). */

@@ -14,6 +14,7 @@
 #include "acl.h"
 #include "cmd_address.h"
 #include "cmd_queue.h"
+#include "cmd_route.h"
 #include "cmd_send.h"
 #include "cmd_track.h"
 #include "cmd_cert.h"
@@ -148,6 +149,7 @@ static const struct command commands[] = {
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ... | address map test ADDRESS" },
     { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
     { "track",     track_cmd,           "track --message-id ID | --sender A | --recipient B [--since TIME]" },
+    { "route",     route_cmd,           "route list | route add DOMAIN HOST[:PORT] [tls=..] [trust=..] [auth=..] [user=NAME] | route remove DOMAIN" },
     { "send",      send_cmd,            "send --server HOST[:PORT] --from A --to B [options] FILE.eml (send --help)" },
     { "version",   cmd_version,         "version" },
     { "help",      cmd_help,            "help" },

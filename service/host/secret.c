@@ -29,6 +29,23 @@ const wchar_t *secret_replaces(const wchar_t *name)
     return NULL;
 }
 
+/* "Route:DOMAIN", a route's password (imsvc route add). */
+static int is_route_secret(const wchar_t *name)
+{
+    size_t n = wcslen(SECRET_ROUTE_PREFIX);
+    return _wcsnicmp(name, SECRET_ROUTE_PREFIX, n) == 0 && name[n] != 0 &&
+           wcslen(name) < SECRET_NAME_MAX;
+}
+
+void secret_route_name(const char *pattern, wchar_t *out, size_t cap)
+{
+    wchar_t w[SECRET_NAME_MAX];
+    if (MultiByteToWideChar(CP_UTF8, 0, pattern, -1, w, (int)ARRAYSIZE(w)) <= 0)
+        w[0] = 0;
+    _snwprintf(out, cap, L"%ls%ls", SECRET_ROUTE_PREFIX, w);
+    out[cap - 1] = 0;
+}
+
 /* The secret's name mixed into the encryption, so that a blob copied to
  * another value does not decrypt as that value's secret. */
 static DATA_BLOB entropy(const wchar_t *name, wchar_t *buf, size_t cap)
@@ -43,7 +60,7 @@ static DATA_BLOB entropy(const wchar_t *name, wchar_t *buf, size_t cap)
 DWORD secret_set(const wchar_t *name, const char *utf8, size_t len, wchar_t *why, size_t why_len)
 {
     why[0] = 0;
-    if (!secret_replaces(name)) {
+    if (!secret_replaces(name) && !is_route_secret(name)) {
         _snwprintf(why, why_len, L"there is no secret named '%ls' (CertificatePassword or "
                    L"SmartHostPassword)", name);
         why[why_len - 1] = 0;
@@ -54,7 +71,7 @@ DWORD secret_set(const wchar_t *name, const char *utf8, size_t len, wchar_t *why
         why[why_len - 1] = 0;
         return ERROR_INVALID_PARAMETER;
     }
-    wchar_t ebuf[64];
+    wchar_t ebuf[SECRET_NAME_MAX + 16];
     DATA_BLOB in = { (DWORD)len, (BYTE *)utf8 }, ent = entropy(name, ebuf, ARRAYSIZE(ebuf)), out;
     if (!CryptProtectData(&in, name, &ent, NULL, NULL,
                           CRYPTPROTECT_LOCAL_MACHINE | CRYPTPROTECT_UI_FORBIDDEN, &out)) {
@@ -157,7 +174,7 @@ DWORD secret_password(const wchar_t *name, const wchar_t *file, wchar_t *out, si
     DWORD len = sizeof blob;
     DWORD rc = blob_read(name, blob, &len);
     if (rc == ERROR_SUCCESS) {
-        wchar_t ebuf[64];
+        wchar_t ebuf[SECRET_NAME_MAX + 16];
         DATA_BLOB in = { len, blob }, ent = entropy(name, ebuf, ARRAYSIZE(ebuf)), plain;
         if (!CryptUnprotectData(&in, NULL, &ent, NULL, NULL, CRYPTPROTECT_UI_FORBIDDEN, &plain)) {
             rc = GetLastError();
@@ -184,20 +201,28 @@ DWORD secret_password(const wchar_t *name, const wchar_t *file, wchar_t *out, si
 
 DWORD secret_stamp(void)
 {
-    DWORD h = 2166136261u;   /* FNV-1a over every name and blob */
+    DWORD h = 2166136261u;   /* FNV-1a over every name and blob, routes' included */
     int any = 0;
-    for (size_t i = 0; i < ARRAYSIZE(secrets); i++) {
+    HKEY key;
+    if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, IMSVC_SECRETS_KEY, 0, KEY_QUERY_VALUE, &key) != ERROR_SUCCESS)
+        return 0;
+    for (DWORD i = 0;; i++) {
+        wchar_t name[SECRET_NAME_MAX];
         BYTE blob[SECRET_BLOB_MAX];
-        DWORD len = sizeof blob;
-        if (blob_read(secrets[i].name, blob, &len) != ERROR_SUCCESS)
+        DWORD nl = ARRAYSIZE(name), len = sizeof blob, type = 0;
+        LSTATUS rc = RegEnumValueW(key, i, name, &nl, NULL, &type, blob, &len);
+        if (rc == ERROR_NO_MORE_ITEMS)
+            break;
+        if (rc != ERROR_SUCCESS || type != REG_BINARY)
             continue;
         any = 1;
-        const BYTE *p = (const BYTE *)secrets[i].name;
-        for (size_t k = 0; k < wcslen(secrets[i].name) * sizeof(wchar_t); k++)
+        const BYTE *p = (const BYTE *)name;
+        for (size_t k = 0; k < nl * sizeof(wchar_t); k++)
             h = (h ^ p[k]) * 16777619u;
         for (DWORD k = 0; k < len; k++)
             h = (h ^ blob[k]) * 16777619u;
     }
+    RegCloseKey(key);
     return any ? (h ? h : 1) : 0;
 }
 
@@ -220,7 +245,7 @@ void secret_print(FILE *out)
 
 /* Standard input up to its first line end (or its end): a console does not
  * echo it. Returns the length, or -1 when it is longer than SECRET_MAX. */
-static long read_stdin_line(char *buf, size_t cap)
+long secret_read_stdin(char *buf, size_t cap)
 {
     HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
     DWORD mode = 0;
@@ -283,7 +308,7 @@ int secret_cmd(int argc, char **argv)
         return 0;
     }
     char buf[SECRET_MAX + 1];
-    long len = read_stdin_line(buf, SECRET_MAX);
+    long len = secret_read_stdin(buf, SECRET_MAX);
     if (len <= 0) {
         SecureZeroMemory(buf, sizeof buf);
         fprintf(stderr, len < 0 ? "imsvc: the secret is longer than %u bytes\n"

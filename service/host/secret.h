@@ -21,12 +21,19 @@
 #define SECRET_MAX        1024u   /* bytes of a secret (UTF-8) */
 #define SECRET_BLOB_MAX   8192u   /* bytes of its DPAPI blob */
 #define IMSVC_SECRETS_KEY IMSVC_PARAMETERS_KEY L"\\Secrets"
+#define SECRET_NAME_MAX   300u    /* characters of a secret's name, with the NUL */
+#define SECRET_ROUTE_PREFIX L"Route:"   /* a route's password: "Route:" and its domain */
 
 /* Is NAME a secret imsvc uses (CertificatePassword, SmartHostPassword)?
  * Returns the configuration value it replaces, or NULL. */
 const wchar_t *secret_replaces(const wchar_t *name);
 
-/* Encrypt len bytes of UTF-8 and store them as NAME. */
+/* The secret that holds the password of the route for pattern (its
+ * canonical domain, UTF-8): "Route:" pattern. */
+void secret_route_name(const char *pattern, wchar_t *out, size_t cap);
+
+/* Encrypt len bytes of UTF-8 and store them as NAME (one of the names above,
+ * or a route's). */
 DWORD secret_set(const wchar_t *name, const char *utf8, size_t len, wchar_t *why, size_t why_len);
 /* Remove NAME; ERROR_FILE_NOT_FOUND if it was not set. */
 DWORD secret_delete(const wchar_t *name);
@@ -45,6 +52,10 @@ DWORD secret_stamp(void);
 
 /* One line per secret for `imsvc config show`: set or not, never a value. */
 void secret_print(FILE *out);
+
+/* Standard input up to its first line end (a console does not echo it)
+ * into buf. Returns the length, or -1 when it is longer than cap. */
+long secret_read_stdin(char *buf, size_t cap);
 
 /* `imsvc config set-secret NAME` and `imsvc config delete-secret NAME`. */
 int secret_cmd(int argc, char **argv);

@@ -93,6 +93,7 @@ struct outbound {
     unsigned char *ntlm_in;
     int has_creds;                   /* until READY: the options' credentials, copied */
     wchar_t *cr_domain, *cr_user, *cr_password;   /* NULL user: the current account */
+    char *cr_login, *cr_secret;      /* ... as UTF-8 for AUTH PLAIN/LOGIN (cfg.user, cfg.password) */
     char helo[OUT_HOST_MAX];
     char host[OUT_HOST_MAX], port[OUT_PORT_MAX];
     char peer[OUT_PEER_MAX];         /* "host:port", for messages and events */
@@ -190,8 +191,10 @@ static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t l
 {
     struct outbound *c = arg;
     char label[64];
-    protolog_line(c->plog, dir == SMTPC_SENT ? PROTOLOG_COMMAND : dir == SMTPC_SENT_TOKEN ?
-                  PROTOLOG_SECRET : PROTOLOG_REPLY, dir == SMTPC_SENT_TOKEN ? NULL : line, len, NULL);
+    /* an NTLM token and a PLAIN or LOGIN credential line go by their length only */
+    int secret = dir == SMTPC_SENT_TOKEN || dir == SMTPC_SENT_SECRET;
+    protolog_line(c->plog, dir == SMTPC_SENT ? PROTOLOG_COMMAND : secret ? PROTOLOG_SECRET :
+                  PROTOLOG_REPLY, secret ? NULL : line, len, NULL);
     if (!c->verbose)
         return;
     switch (dir) {
@@ -211,6 +214,10 @@ static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t l
         snprintf(label, sizeof label, "%.4s<NTLM challenge, %zu octets>", line,
                  len > 4 ? b64_octets(line + 4, len - 4) : 0);
         print_line("S: ", label, strlen(label));
+        break;
+    case SMTPC_SENT_SECRET:
+        /* the engine gives a label such as "<password>", never the line */
+        print_line("C: ", line, len);
         break;
     }
     fflush(stdout);
@@ -258,6 +265,7 @@ static void report_send_failed(const struct outbound *c, enum smtpc_reason reaso
     case SMTPC_R_AUTH_NOT_OFFERED:
     case SMTPC_R_AUTH_REFUSED:
     case SMTPC_R_AUTH_LOCAL:
+    case SMTPC_R_AUTH_NEEDS_TLS:
         cat = CAT_SECURITY;
         break;
     default:
@@ -560,7 +568,8 @@ static void session_closed(struct outbound *c)
     close_conn(c, !c->dead);
     const struct smtpc_result *f = smtpc_failure(c->s);
     if (!c->reported && f->outcome != SMTPC_OK && f->outcome != SMTPC_PENDING) {
-        report_send_failed(c, f->reason, LOC_SMTPC_SESSION, 0, f->why);
+        report_send_failed(c, f->reason, f->reason == SMTPC_R_AUTH_NEEDS_TLS
+                           ? LOC_SMTPC_AUTH_CLEAR : LOC_SMTPC_SESSION, 0, f->why);
         c->reported = 1;
     }
 }
@@ -645,7 +654,7 @@ static void drive(struct outbound *c)
             ntlm_free(c->ntlm);
             c->ntlm = NULL;
             if (c->verbose)
-                printf("authenticated with %s\n", ev.xauth ? "XAUTH NTLM" : "AUTH NTLM");
+                printf("authenticated with %s\n", smtpc_auth_verb(c->s));
             break;
         case SMTPC_EV_READY:
             c->ready = 1;
@@ -794,11 +803,21 @@ static void let_go_then(struct outbound *c, out_step next)
 static void forget_creds(struct outbound *c)
 {
     wchar_t **p[3] = { &c->cr_domain, &c->cr_user, &c->cr_password };
+    char **q[2] = { &c->cr_login, &c->cr_secret };
+    /* the engine reads these only before READY; from here it never will */
+    c->cfg.user = c->cfg.password = NULL;
     for (int i = 0; i < 3; i++) {
         if (*p[i]) {
             SecureZeroMemory(*p[i], wcslen(*p[i]) * sizeof(wchar_t));
             free(*p[i]);
             *p[i] = NULL;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (*q[i]) {
+            SecureZeroMemory(*q[i], strlen(*q[i]));
+            free(*q[i]);
+            *q[i] = NULL;
         }
     }
     c->has_creds = 0;
@@ -960,6 +979,27 @@ static wchar_t *dup_secret(const wchar_t *w, int *bad)
     return p;
 }
 
+/* "DOMAIN\user" (or "user") and the password as UTF-8, for AUTH PLAIN and
+ * LOGIN: the name as the administrator wrote it. */
+static char *utf8_secret(const wchar_t *a, const wchar_t *b, int *bad)
+{
+    size_t n = (a ? wcslen(a) : 0) + 1 + wcslen(b) + 1;
+    wchar_t *w = malloc(n * sizeof *w);
+    char *out = malloc(4 * n);
+    if (!w || !out) {
+        free(w);
+        free(out);
+        *bad = 1;
+        return NULL;
+    }
+    _snwprintf(w, n, L"%ls%ls%ls", a && a[0] ? a : L"", a && a[0] ? L"\\" : L"", b);
+    w[n - 1] = 0;
+    wide_to_utf8(w, out, 4 * n);
+    SecureZeroMemory(w, n * sizeof *w);
+    free(w);
+    return out;
+}
+
 /* The interface -------------------------------------------------------------- */
 
 int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, void *arg,
@@ -997,6 +1037,8 @@ int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, vo
     c->cfg.tls_missing = o->tls_missing;
     c->cfg.auth_missing = o->auth_missing;
     c->plog = protolog_outbound(o->host, o->port);
+    c->cfg.auth_refused = o->auth_refused;
+    c->cfg.mechs = o->mechs;
     c->cfg.transcript = o->verbose || c->plog ? transcript : NULL;
     c->cfg.transcript_arg = c;
 
@@ -1006,6 +1048,12 @@ int outbound_open_async(const struct outbound_opts *o, outbound_open_fn done, vo
         c->cr_domain = dup_secret(o->domain, &bad);
         c->cr_user = dup_secret(o->user, &bad);
         c->cr_password = dup_secret(o->password ? o->password : L"", &bad);
+        if (o->mechs & (SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN)) {
+            c->cr_login = utf8_secret(o->domain, o->user, &bad);
+            c->cr_secret = utf8_secret(NULL, o->password ? o->password : L"", &bad);
+            c->cfg.user = c->cr_login;
+            c->cfg.password = c->cr_secret;
+        }
     }
     if (bad) {
         smtpc_result_local(fail, SMTPC_TRANSIENT, SMTPC_R_NONE, "4.3.0", "out of memory");

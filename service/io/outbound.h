@@ -6,7 +6,8 @@
  * Opening connects (every address getaddrinfo gives, each with the connect
  * timeout) and runs the session until it is ready for a message: greeting,
  * EHLO, STARTTLS through the secure stream (sspi/tls), AUTH NTLM or XAUTH
- * NTLM through sspi/ntlm, as the options ask. Sending then carries one
+ * NTLM through sspi/ntlm, or AUTH PLAIN or LOGIN inside TLS, as the options
+ * ask. Sending then carries one
  * message at a time over that connection, as often as the caller likes while
  * the connection stays ready; closing says QUIT and closes. Every protocol
  * decision is the engine's; this module owns the socket, the timers, the
@@ -49,7 +50,10 @@ struct outbound_opts {
     enum tls_trust trust;
     const struct tls_policy *policy; /* NULL: TLS_POLICY_DEFAULT; set in the credentials and checked after the handshake */
     enum smtpc_auth_policy auth;
+    unsigned mechs;              /* SMTPC_MECH_*; 0: NTLM only. PLAIN and LOGIN log on as
+                                    DOMAIN\user (or user) with password, inside TLS only */
     enum smtpc_policy_class tls_missing, auth_missing;   /* passed to the engine; SMTPC_CLASS_DEFAULT normally */
+    enum smtpc_policy_class auth_refused;                /* ... as is this (TRANSIENT: a wrong password defers) */
     const wchar_t *domain;       /* explicit NTLM credentials (domain may be NULL or L""), */
     const wchar_t *user;         /* or user NULL: the current account. outbound never */
     const wchar_t *password;     /* modifies or frees these; it copies them until the session is ready and zeroes the copies */

@@ -505,6 +505,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
     ns->rc.smarthost = ns->smarthost;
     ns->rc.smarthost_default_port = 25;
     ns->rc.outbound_port = cfg->outbound_port;
+    ns->rc.routes = cfg->lists ? &cfg->lists->routes : NULL;   /* per-domain routes */
     delivery_config_make(cfg, ns->policy.n_first ? ns->policy.first[0] : 0, &ns->dc);
     notices_config_make(cfg, ns->policy.expire, &ns->nc);
     return ns;

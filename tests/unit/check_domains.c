@@ -491,7 +491,7 @@ START_TEST(relay_and_routing_agree)
     struct range_list relay;
     ck_assert_int_eq(domains_parse(&local, agree_configs[ci].local, NULL, 0), 0);
     ck_assert_int_eq(domains_parse_ranges(&relay, agree_configs[ci].relay, NULL, 0), 0);
-    struct route_config queue = { &local, "relay.example.net", 25, 25 };
+    struct route_config queue = { &local, "relay.example.net", 25, 25, NULL };
     for (size_t k = 0; k < sizeof agree_clients / sizeof agree_clients[0]; k++) {
         const char *ip = agree_clients[k].ip;
         int may_relay = in_ranges(&relay, ip);

@@ -22,7 +22,7 @@ static const struct domain_list *locals(void)
 
 static struct route_config config(const char *smarthost)
 {
-    struct route_config c = { locals(), smarthost, 25, 587 };
+    struct route_config c = { locals(), smarthost, 25, 587, NULL };
     return c;
 }
 
@@ -276,7 +276,7 @@ START_TEST(recipient_postmaster_domain)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct domain_list l;
         ck_assert_int_eq(domains_parse(&l, cases[i].list, NULL, 0), 0);
-        struct route_config c = { cases[i].list ? &l : NULL, "relay.example.net", 25, 25 };
+        struct route_config c = { cases[i].list ? &l : NULL, "relay.example.net", 25, 25, NULL };
         for (int relay = 0; relay < 2; relay++) {
             ck_assert_int_eq(route_recipient(&c, &p, relay, &v), 0);
             ck_assert_int_eq(v.route.kind, ROUTE_DROP);
@@ -439,11 +439,11 @@ END_TEST
 START_TEST(key_text)
 {
     static const struct { struct route r; const char *key; } cases[] = {
-        { { ROUTE_DROP, "", 0, 0 }, "drop" },
-        { { ROUTE_SMARTHOST, "relay.example.net", 2525, 0 }, "smarthost:relay.example.net:2525" },
-        { { ROUTE_SMARTHOST, "2001:db8::7", 25, 0 }, "smarthost:2001:db8::7:25" },
-        { { ROUTE_MX, "Example.NET", 25, 0 }, "mx:example.net" },
-        { { ROUTE_MX, "192.0.2.2", 25, 1 }, "mx:[192.0.2.2]" },
+        { { ROUTE_DROP, "", 0, 0, "" }, "drop" },
+        { { ROUTE_SMARTHOST, "relay.example.net", 2525, 0, "" }, "smarthost:relay.example.net:2525" },
+        { { ROUTE_SMARTHOST, "2001:db8::7", 25, 0, "" }, "smarthost:2001:db8::7:25" },
+        { { ROUTE_MX, "Example.NET", 25, 0, "" }, "mx:example.net" },
+        { { ROUTE_MX, "192.0.2.2", 25, 1, "" }, "mx:[192.0.2.2]" },
     };
     char k[ROUTE_KEY_MAX];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -453,7 +453,7 @@ START_TEST(key_text)
     ck_assert_int_eq(route_key(&cases[1].r, k, 10), -1);
     ck_assert_str_eq(k, "");
     ck_assert_int_eq(route_key(&cases[0].r, k, 4), -1);
-    struct route bad = { (enum route_kind)7, "x", 0, 0 };
+    struct route bad = { (enum route_kind)7, "x", 0, 0, "" };
     ck_assert_int_eq(route_key(&bad, k, sizeof k), -1);
 }
 END_TEST

@@ -1,6 +1,6 @@
 /* check_smtpc.c - the SMTP client engine against scripted servers: EHLO and
- * the HELO fallback, STARTTLS by policy, AUTH NTLM and XAUTH NTLM, the
- * "offers neither" failure, the transaction with and without pipelining,
+ * the HELO fallback, STARTTLS by policy, AUTH NTLM and XAUTH NTLM, AUTH
+ * PLAIN and LOGIN (only inside TLS, never shown), the "offers neither" failure, the transaction with and without pipelining,
  * per-recipient results, dot-stuffing, 8-bit content, segmentation,
  * multi-line and malformed replies, connection reuse, timeouts.
  *
@@ -49,7 +49,7 @@ struct drv {
 static void transcript(void *arg, enum smtpc_dir dir, const char *line, size_t len)
 {
     struct drv *d = arg;
-    static const char *const tag[] = { "C: ", "S: ", "C*: ", "S*: " };
+    static const char *const tag[] = { "C: ", "S: ", "C*: ", "S*: ", "C#: " };
     int n = snprintf(d->log + d->loglen, sizeof d->log - d->loglen, "%s%.*s\n", tag[dir],
                      (int)len, line);
     ck_assert_int_gt(n, 0);
@@ -232,8 +232,8 @@ START_TEST(ehlo_extensions)
     ck_assert_str_eq(d.out, "EHLO client.example\r\n");
     ck_assert_uint_eq(smtpc_extensions(d.s),
                       SC_EXT_PIPELINING | SC_EXT_SIZE | SC_EXT_8BITMIME | SC_EXT_STARTTLS |
-                      SC_EXT_AUTH | SC_EXT_AUTH_NTLM | SC_EXT_XAUTH | SC_EXT_XAUTH_NTLM |
-                      SC_EXT_ENHANCED);
+                      SC_EXT_AUTH | SC_EXT_AUTH_NTLM | SC_EXT_AUTH_LOGIN | SC_EXT_XAUTH |
+                      SC_EXT_XAUTH_NTLM | SC_EXT_ENHANCED);
     ck_assert_uint_eq(smtpc_size_limit(d.s), 52428800ull);
     ck_assert_uint_eq(smtpc_flags(d.s), SC_EHLO);
     ck_assert_int_eq(d.readies, 1);
@@ -492,6 +492,208 @@ START_TEST(auth_refused)
     play(&d, GREET "250-mx\r\n250 AUTH NTLM\r\n334 ntlm supported\r\n334 not base64!\r\n");
     ck_assert_int_eq(smtpc_failure(d.s)->reason, SMTPC_R_PROTOCOL);
     ck_assert_int_eq(d.ntlm_next, 0);
+    drv_done(&d);
+}
+END_TEST
+
+/* AUTH PLAIN and LOGIN ------------------------------------------------------- */
+
+#define PW_USER "alice"
+#define PW_PASS "s3cret!"
+#define PW_PLAIN_B64 "AGFsaWNlAHMzY3JldCE="     /* "\0alice\0s3cret!" */
+#define PW_USER_B64 "YWxpY2U="
+#define PW_PASS_B64 "czNjcmV0IQ=="
+
+static void pw_init(struct drv *d, enum smtpc_tls_policy tls, enum smtpc_auth_policy auth,
+                    unsigned mechs)
+{
+    drv_init(d, tls, auth);
+    d->cfg.mechs = mechs;
+    d->cfg.user = PW_USER;
+    d->cfg.password = PW_PASS;
+}
+
+/* Neither the password nor its base64 forms are in the transcript. */
+static void assert_hidden(const struct drv *d)
+{
+    ck_assert(!has(d->log, PW_PASS));
+    ck_assert(!has(d->log, PW_PLAIN_B64));
+    ck_assert(!has(d->log, PW_PASS_B64));
+}
+
+START_TEST(auth_plain_inside_tls)
+{
+    struct drv d;
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN);
+    /* offered in clear too: nothing is sent before TLS */
+    play(&d, GREET "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n220 go\r\n"
+             "<TLS>250-mx\r\n250 AUTH LOGIN PLAIN\r\n235 2.7.0 Authentication successful\r\n"
+             "221 bye\r\n");
+    ck_assert_str_eq(d.out, "EHLO client.example\r\nSTARTTLS\r\nEHLO client.example\r\n"
+                            "AUTH PLAIN " PW_PLAIN_B64 "\r\nQUIT\r\n");
+    ck_assert_uint_eq(smtpc_flags(d.s), SC_EHLO | SC_TLS | SC_AUTHENTICATED);
+    ck_assert_int_eq(d.authenticated, 1);
+    ck_assert_int_eq(d.ntlm_first, 0);
+    ck_assert_str_eq(smtpc_auth_verb(d.s), "AUTH PLAIN");
+    ck_assert(has(d.log, "C#: AUTH PLAIN <user name and password>\n"));
+    assert_hidden(&d);
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_OK);
+    drv_done(&d);
+}
+END_TEST
+
+START_TEST(auth_login_inside_tls)
+{
+    struct drv d;
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH=LOGIN\r\n"
+             "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n221 bye\r\n");
+    ck_assert_str_eq(d.out, "EHLO client.example\r\nSTARTTLS\r\nEHLO client.example\r\n"
+                            "AUTH LOGIN\r\n" PW_USER_B64 "\r\n" PW_PASS_B64 "\r\nQUIT\r\n");
+    ck_assert_uint_eq(smtpc_flags(d.s), SC_EHLO | SC_TLS | SC_AUTHENTICATED);
+    ck_assert_str_eq(smtpc_auth_verb(d.s), "AUTH LOGIN");
+    /* the prompts are shown as they came, the answers as labels */
+    ck_assert(has(d.log, "S: 334 VXNlcm5hbWU6\nC#: <user name>\nS: 334 UGFzc3dvcmQ6\nC#: <password>\n"));
+    assert_hidden(&d);
+    drv_done(&d);
+
+    /* a third prompt is not answered */
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_LOGIN);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH LOGIN\r\n"
+             "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n334 TW9yZTo=\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->reason, SMTPC_R_PROTOCOL);
+    ck_assert_int_eq(d.authenticated, 0);
+    drv_done(&d);
+
+    /* PLAIN sent its response whole: a 334 after it makes no sense */
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH PLAIN\r\n"
+             "334 \r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->reason, SMTPC_R_PROTOCOL);
+    drv_done(&d);
+}
+END_TEST
+
+START_TEST(auth_ntlm_first_when_allowed)
+{
+    struct drv d;
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_NTLM | SMTPC_MECH_PLAIN);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH PLAIN NTLM\r\n"
+             "334 ntlm supported\r\n334 Q0hBTExFTkdF\r\n235 ok\r\n221 bye\r\n");
+    ck_assert(has(d.out, "\r\nAUTH NTLM\r\n"));
+    ck_assert(!has(d.out, "AUTH PLAIN"));
+    ck_assert_str_eq(smtpc_auth_verb(d.s), "AUTH NTLM");
+    drv_done(&d);
+
+    /* NTLM only (the default): PLAIN offered is not used */
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, 0);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->reason, SMTPC_R_AUTH_NOT_OFFERED);
+    ck_assert(!has(d.out, "AUTH "));
+    drv_done(&d);
+
+    /* PLAIN allowed but no user: said plainly, nothing sent */
+    drv_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED);
+    d.cfg.mechs = SMTPC_MECH_PLAIN;
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH PLAIN\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_TRANSIENT);
+    ck_assert_str_eq(smtpc_failure(d.s)->why, "authentication is required but no user name and "
+                                              "password are set for AUTH PLAIN or LOGIN");
+    ck_assert(!has(d.out, "AUTH "));
+    drv_done(&d);
+
+    /* allowed mechanisms none of which is offered: the sentence names both sides */
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN);
+    play(&d, GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n250 AUTH CRAM-MD5\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_PERMANENT);
+    ck_assert_str_eq(smtpc_failure(d.s)->why, "authentication is required but the server offers "
+                                              "none of: AUTH PLAIN, AUTH LOGIN (it offers: AUTH CRAM-MD5)");
+    drv_done(&d);
+}
+END_TEST
+
+START_TEST(auth_password_never_in_clear)
+{
+    static const struct {
+        enum smtpc_tls_policy tls;
+        const char *script;
+        const char *out;
+        const char *because;
+    } cases[] = {
+        { SMTPC_TLS_OPPORTUNISTIC, GREET "250-mx\r\n250 AUTH PLAIN LOGIN\r\n",
+          "EHLO client.example\r\nQUIT\r\n", "the server does not offer STARTTLS" },
+        { SMTPC_TLS_OPPORTUNISTIC, GREET "250-mx\r\n250-STARTTLS\r\n250 AUTH LOGIN\r\n"
+          "454 4.7.0 TLS not available\r\n",
+          "EHLO client.example\r\nSTARTTLS\r\nQUIT\r\n", "the server refused STARTTLS" },
+        { SMTPC_TLS_OFF, GREET "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+          "EHLO client.example\r\nQUIT\r\n", "TLS is off for this server" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct drv d;
+        char why[300];
+        pw_init(&d, cases[i].tls, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN);
+        add_msg(&d, "a@example.com", "b@example.net", NULL, NULL, "x\r\n");
+        play(&d, cases[i].script);
+        ck_assert_str_eq(d.out, cases[i].out);
+        ck_assert_int_eq(d.closed, 1);
+        const struct smtpc_result *f = smtpc_failure(d.s);
+        ck_assert_int_eq(f->outcome, SMTPC_TRANSIENT);
+        ck_assert_int_eq(f->reason, SMTPC_R_AUTH_NEEDS_TLS);
+        ck_assert_str_eq(f->status, "4.7.11");
+        snprintf(why, sizeof why, "authentication is required and the server offers %s, but the "
+                 "session is not encrypted (%s): a password is never sent in clear",
+                 i == 1 ? "AUTH LOGIN" : "AUTH PLAIN", cases[i].because);
+        ck_assert_str_eq(f->why, why);
+        assert_hidden(&d);
+        ck_assert(!has(d.out, PW_USER_B64));
+        drv_done(&d);
+    }
+
+    /* tls_missing decides the class */
+    struct drv d;
+    pw_init(&d, SMTPC_TLS_OPPORTUNISTIC, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN);
+    d.cfg.tls_missing = SMTPC_CLASS_PERMANENT;
+    play(&d, GREET "250-mx\r\n250 AUTH PLAIN\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_PERMANENT);
+    ck_assert_str_eq(smtpc_failure(d.s)->status, "5.7.11");
+    drv_done(&d);
+
+    /* only if offered: go on without authenticating, still nothing sent */
+    pw_init(&d, SMTPC_TLS_OPPORTUNISTIC, SMTPC_AUTH_IF_OFFERED, SMTPC_MECH_PLAIN | SMTPC_MECH_LOGIN);
+    play(&d, GREET "250-mx\r\n250 AUTH PLAIN LOGIN\r\n221 bye\r\n");
+    ck_assert_str_eq(d.out, "EHLO client.example\r\nQUIT\r\n");
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_OK);
+    ck_assert_str_eq(smtpc_auth_verb(d.s), "");
+    drv_done(&d);
+}
+END_TEST
+
+START_TEST(auth_password_refused)
+{
+    struct drv d;
+    const char *script = GREET "250-mx\r\n250 STARTTLS\r\n220 go\r\n<TLS>250-mx\r\n"
+                         "250 AUTH PLAIN LOGIN\r\n535 5.7.8 Error: authentication failed: "
+                         "authentication failure\r\n";
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN);
+    play(&d, script);
+    ck_assert_int_eq(smtpc_failure(d.s)->outcome, SMTPC_PERMANENT);
+    ck_assert_int_eq(smtpc_failure(d.s)->reason, SMTPC_R_AUTH_REFUSED);
+    ck_assert_str_eq(smtpc_failure(d.s)->status, "5.7.8");
+    drv_done(&d);
+
+    /* a queue that defers instead: the reply stays verbatim, the status takes the class */
+    pw_init(&d, SMTPC_TLS_REQUIRED, SMTPC_AUTH_REQUIRED, SMTPC_MECH_PLAIN);
+    d.cfg.auth_refused = SMTPC_CLASS_TRANSIENT;
+    add_msg(&d, "a@example.com", "b@example.net", NULL, NULL, "x\r\n");
+    play(&d, script);
+    const struct smtpc_result *f = smtpc_failure(d.s);
+    ck_assert_int_eq(f->outcome, SMTPC_TRANSIENT);
+    ck_assert_str_eq(f->status, "4.7.8");
+    ck_assert_int_eq(f->reply.code, 535);
+    ck_assert_str_eq(f->why, "the server refused AUTH PLAIN: 535 5.7.8 Error: authentication "
+                             "failed: authentication failure");
+    ck_assert(has(d.out, "AUTH PLAIN " PW_PLAIN_B64 "\r\nQUIT\r\n"));
+    assert_hidden(&d);
     drv_done(&d);
 }
 END_TEST
@@ -1021,6 +1223,11 @@ Suite *smtpc_suite(void)
     tcase_add_test(tc, xauth_only);
     tcase_add_test(tc, auth_offers_neither);
     tcase_add_test(tc, auth_refused);
+    tcase_add_test(tc, auth_plain_inside_tls);
+    tcase_add_test(tc, auth_login_inside_tls);
+    tcase_add_test(tc, auth_ntlm_first_when_allowed);
+    tcase_add_test(tc, auth_password_never_in_clear);
+    tcase_add_test(tc, auth_password_refused);
     tcase_add_test(tc, answers_out_of_turn);
     tcase_add_test(tc, transaction_pipelined);
     tcase_add_test(tc, transaction_not_pipelined);
