@@ -12,7 +12,9 @@
  * the key of the self-signed certificate is made readable by the service
  * SID. LocalSystem (`--account LocalSystem`) and a named account with a
  * password file remain possible. `imsvc uninstall`
- * stops the service if it runs and removes all of that. The service runs the
+ * stops the service if it runs and removes all of that, the self-signed
+ * certificate install made included; the data directory (queue, journal)
+ * stays. The service runs the
  * executable from where it was installed: install from its final location.
  */
 #include <stdio.h>
@@ -142,13 +144,8 @@ int installer_prepare_data(void)
                         "set on them: their file system stores none (imsvc acl check shows them)\n",
                 ar.not_kept, ar.folders, ar.not_kept_first);
     /* STARTTLS out of the box: a self-signed certificate unless one is set. */
-    if (!cfg.certificate[0] && !cfg.certificate_file[0]) {
-        if (cert_make_default(NULL, 1) == 0)
-            printf("IMSvc: created a self-signed certificate for STARTTLS (imsvc cert new "
-                   "makes another; set Certificate for one from a CA)\n");
-        else
-            fprintf(stderr, "imsvc: installed without a certificate: STARTTLS is not offered\n");
-    }
+    if (!cfg.certificate[0] && !cfg.certificate_file[0] && cert_make_installed() != 0)
+        fprintf(stderr, "imsvc: installed without a certificate: STARTTLS is not offered\n");
     return rc;
 }
 
@@ -294,7 +291,8 @@ int installer_uninstall(int argc, char **argv)
             return 1;
         }
     }
-    int rc = 0;
+    /* What install made beside the service, read before Parameters goes. */
+    int rc = cert_remove_installed();
     if (!DeleteService(svc)) {
         print_win32_error("cannot delete the IMSvc service", GetLastError());
         rc = 1;

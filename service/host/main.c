@@ -143,7 +143,7 @@ static const struct command commands[] = {
     { "config",    cmd_config,          "config show | config set NAME VALUE | config set-secret NAME | config delete-secret NAME" },
     { "acl",       acl_cmd,             "acl show PATH|HKLM\\KEY | acl check | acl apply | acl account" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
-    { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
+    { "cert",      cert_cmd,            "cert new [--subject CN=host] | cert list   (self-signed certificates for STARTTLS)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ..." },
     { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
     { "send",      send_cmd,            "send --server HOST[:PORT] --from A --to B [options] FILE.eml (send --help)" },
