@@ -13,8 +13,8 @@
  * SID. LocalSystem (`--account LocalSystem`) and a named account with a
  * password file remain possible. `imsvc uninstall`
  * stops the service if it runs and removes all of that, the self-signed
- * certificate install made included; the data directory (queue, journal)
- * stays. The service runs the
+ * certificate install made and the firewall rule included; the data
+ * directory (queue, journal) stays. The service runs the
  * executable from where it was installed: install from its final location.
  */
 #include <stdio.h>
@@ -25,6 +25,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "cmd_cert.h"
+#include "firewall.h"
 #include "installer.h"
 #include "service.h"
 
@@ -293,6 +294,12 @@ int installer_uninstall(int argc, char **argv)
     }
     /* What install made beside the service, read before Parameters goes. */
     int rc = cert_remove_installed();
+    HRESULT fhr = fw_rule_remove();
+    if (FAILED(fhr)) {
+        fprintf(stderr, "imsvc: cannot remove the firewall rule '%ls' (0x%08lX); "
+                        "`imsvc firewall remove` tries again\n", FW_RULE_NAME, (unsigned long)fhr);
+        rc = 1;
+    }
     if (!DeleteService(svc)) {
         print_win32_error("cannot delete the IMSvc service", GetLastError());
         rc = 1;

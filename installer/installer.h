@@ -8,6 +8,10 @@
 int installer_install(int argc, char **argv);
 int installer_uninstall(int argc, char **argv);
 
+/* `imsvc msi configure | remove`: the steps the MSI package runs
+ * (installer/msi.c). */
+int msi_cmd(int argc, char **argv);
+
 /* The steps an installation shares, whoever created the service (imsvc
  * install, or the MSI's ServiceInstall table). Each prints what failed and
  * returns 0 or 1. */
