@@ -30,6 +30,13 @@ expect_out "created a self-signed certificate for STARTTLS, thumbprint $cert" \
     "install names the certificate it made, which is the configured one"
 run imsvc cert list
 expect_out_re "^$cert +imsvc +configured " "cert list: the certificate is imsvc's and configured"
+# Its CryptoAPI key container; Wine's rsaenh keeps a user key set's
+# containers under HKCU\Software\Wine\Crypto\RSA.
+container=$(imsvc acl account 2>/dev/null | tr -d '\r' | sed -n 's/^Certificate key: container \([^,]*\),.*/\1/p')
+keyreg="HKCU\\Software\\Wine\\Crypto\\RSA\\$container"
+run wine reg query "$keyreg"
+[ -n "$container" ] && [ "$STATUS" = 0 ] && pass "the certificate's key container $container exists" ||
+    fail "no key container found for the certificate ('$container')"
 
 run imsvc install
 expect_status 1 "second install"
@@ -83,6 +90,8 @@ run imsvc cert list
 expect_status 0 "cert list after uninstall"
 grep -q "^$cert " <<<"$OUT" && fail "uninstall left the certificate $cert in LocalMachine\\MY" ||
     pass "uninstall removed the certificate install made from LocalMachine\\MY"
+run wine reg query "$keyreg"
+expect_status_not 0 "uninstall deleted the certificate's key container"
 run imsvc uninstall
 expect_status 1 "second uninstall"
 expect_err "not installed" "second uninstall names the cause"
