@@ -12,7 +12,9 @@
  * the key of the self-signed certificate is made readable by the service
  * SID. LocalSystem (`--account LocalSystem`) and a named account with a
  * password file remain possible. `imsvc uninstall`
- * stops the service if it runs and removes all of that. The service runs the
+ * stops the service if it runs and removes all of that, the self-signed
+ * certificate install made and the firewall rule included; the data
+ * directory (queue, journal) stays. The service runs the
  * executable from where it was installed: install from its final location.
  */
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "config.h"
 #include "eventlog.h"
 #include "cmd_cert.h"
+#include "firewall.h"
 #include "installer.h"
 #include "service.h"
 
@@ -80,6 +83,71 @@ static int read_secret(const char *path, wchar_t *out, size_t cap)
     int w = MultiByteToWideChar(CP_UTF8, 0, buf, -1, out, (int)cap);
     SecureZeroMemory(buf, sizeof buf);
     return w > 0;
+}
+
+int installer_service_settings(SC_HANDLE svc, BOOL delayed)
+{
+    int rc = 0;
+    SERVICE_DESCRIPTIONW desc = { (wchar_t *)IMSVC_DESCRIPTION };
+    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc)) {
+        print_win32_error("cannot set the service description", GetLastError());
+        rc = 1;
+    }
+    SC_ACTION actions[3] = {
+        { SC_ACTION_RESTART, RESTART_DELAY_MS },
+        { SC_ACTION_RESTART, RESTART_DELAY_MS },
+        { SC_ACTION_RESTART, RESTART_DELAY_MS },
+    };
+    SERVICE_FAILURE_ACTIONSW fa = { FAILURE_RESET_S, NULL, NULL, ARRAYSIZE(actions), actions };
+    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa)) {
+        print_win32_error("cannot set the failure actions", GetLastError());
+        rc = 1;
+    }
+    SERVICE_SID_INFO sid_info = { SERVICE_SID_TYPE_UNRESTRICTED };
+    rc |= config2_least_privilege(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid_info,
+                                  "the service SID (SERVICE_SID_TYPE_UNRESTRICTED)");
+    SERVICE_REQUIRED_PRIVILEGES_INFOW privs = { (wchar_t *)IMSVC_REQUIRED_PRIVILEGES };
+    rc |= config2_least_privilege(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &privs,
+                                  "the required privileges (SeChangeNotifyPrivilege only)");
+    if (delayed) {
+        SERVICE_DELAYED_AUTO_START_INFO dl = { TRUE };
+        if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &dl)) {
+            print_win32_error("cannot set delayed automatic start", GetLastError());
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+int installer_prepare_data(void)
+{
+    int rc = 0;
+    HKEY key;
+    LSTATUS lrc = RegCreateKeyExW(HKEY_LOCAL_MACHINE, IMSVC_PARAMETERS_KEY, 0, NULL, 0,
+                                  KEY_READ, NULL, &key, NULL);
+    if (lrc == ERROR_SUCCESS)
+        RegCloseKey(key);
+    else {
+        print_win32_error("cannot create the Parameters key", (DWORD)lrc);
+        rc = 1;
+    }
+    struct imsvc_config cfg;
+    config_load(&cfg, NULL);
+    struct acl_result ar;
+    if (acl_secure_data(&cfg, &ar) != ERROR_SUCCESS) {
+        char what[sizeof ar.error_what];
+        snprintf(what, sizeof what, "%ls", ar.error_what);
+        print_win32_error(what, ar.error);
+        rc = 1;
+    }
+    if (ar.not_kept)
+        fprintf(stderr, "imsvc: %u of %u data folders (first: %ls) did not keep the access rights "
+                        "set on them: their file system stores none (imsvc acl check shows them)\n",
+                ar.not_kept, ar.folders, ar.not_kept_first);
+    /* STARTTLS out of the box: a self-signed certificate unless one is set. */
+    if (!cfg.certificate[0] && !cfg.certificate_file[0] && cert_make_installed() != 0)
+        fprintf(stderr, "imsvc: installed without a certificate: STARTTLS is not offered\n");
+    return rc;
 }
 
 int installer_install(int argc, char **argv)
@@ -168,65 +236,8 @@ int installer_install(int argc, char **argv)
         return 1;
     }
 
-    int rc = 0;
-    SERVICE_DESCRIPTIONW desc = { (wchar_t *)IMSVC_DESCRIPTION };
-    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc)) {
-        print_win32_error("cannot set the service description", GetLastError());
-        rc = 1;
-    }
-    SC_ACTION actions[3] = {
-        { SC_ACTION_RESTART, RESTART_DELAY_MS },
-        { SC_ACTION_RESTART, RESTART_DELAY_MS },
-        { SC_ACTION_RESTART, RESTART_DELAY_MS },
-    };
-    SERVICE_FAILURE_ACTIONSW fa = { FAILURE_RESET_S, NULL, NULL, ARRAYSIZE(actions), actions };
-    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa)) {
-        print_win32_error("cannot set the failure actions", GetLastError());
-        rc = 1;
-    }
-    SERVICE_SID_INFO sid_info = { SERVICE_SID_TYPE_UNRESTRICTED };
-    rc |= config2_least_privilege(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid_info,
-                                  "the service SID (SERVICE_SID_TYPE_UNRESTRICTED)");
-    SERVICE_REQUIRED_PRIVILEGES_INFOW privs = { (wchar_t *)IMSVC_REQUIRED_PRIVILEGES };
-    rc |= config2_least_privilege(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &privs,
-                                  "the required privileges (SeChangeNotifyPrivilege only)");
-    if (delayed) {
-        SERVICE_DELAYED_AUTO_START_INFO dl = { TRUE };
-        if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &dl)) {
-            print_win32_error("cannot set delayed automatic start", GetLastError());
-            rc = 1;
-        }
-    }
-    HKEY key;
-    LSTATUS lrc = RegCreateKeyExW(HKEY_LOCAL_MACHINE, IMSVC_PARAMETERS_KEY, 0, NULL, 0,
-                                  KEY_READ, NULL, &key, NULL);
-    if (lrc == ERROR_SUCCESS)
-        RegCloseKey(key);
-    else {
-        print_win32_error("cannot create the Parameters key", (DWORD)lrc);
-        rc = 1;
-    }
-    struct imsvc_config cfg;
-    config_load(&cfg, NULL);
-    struct acl_result ar;
-    if (acl_secure_data(&cfg, &ar) != ERROR_SUCCESS) {
-        char what[sizeof ar.error_what];
-        snprintf(what, sizeof what, "%ls", ar.error_what);
-        print_win32_error(what, ar.error);
-        rc = 1;
-    }
-    if (ar.not_kept)
-        fprintf(stderr, "imsvc: %u of %u data folders (first: %ls) did not keep the access rights "
-                        "set on them: their file system stores none (imsvc acl check shows them)\n",
-                ar.not_kept, ar.folders, ar.not_kept_first);
-    /* STARTTLS out of the box: a self-signed certificate unless one is set. */
-    if (!cfg.certificate[0] && !cfg.certificate_file[0]) {
-        if (cert_make_default(NULL, 1) == 0)
-            printf("IMSvc: created a self-signed certificate for STARTTLS (imsvc cert new "
-                   "makes another; set Certificate for one from a CA)\n");
-        else
-            fprintf(stderr, "imsvc: installed without a certificate: STARTTLS is not offered\n");
-    }
+    int rc = installer_service_settings(svc, delayed);
+    rc |= installer_prepare_data();
     DWORD erc = evlog_register_source(exe);
     if (erc != ERROR_SUCCESS) {
         print_win32_error("cannot register the IMSvc event source", erc);
@@ -281,7 +292,14 @@ int installer_uninstall(int argc, char **argv)
             return 1;
         }
     }
-    int rc = 0;
+    /* What install made beside the service, read before Parameters goes. */
+    int rc = cert_remove_installed();
+    HRESULT fhr = fw_rule_remove();
+    if (FAILED(fhr)) {
+        fprintf(stderr, "imsvc: cannot remove the firewall rule '%ls' (0x%08lX); "
+                        "`imsvc firewall remove` tries again\n", FW_RULE_NAME, (unsigned long)fhr);
+        rc = 1;
+    }
     if (!DeleteService(svc)) {
         print_win32_error("cannot delete the IMSvc service", GetLastError());
         rc = 1;

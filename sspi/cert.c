@@ -354,6 +354,74 @@ DWORD cert_new(const wchar_t *subject, unsigned flags, PCCERT_CONTEXT *out,
     return ERROR_SUCCESS;
 }
 
+int cert_is_own(PCCERT_CONTEXT cert)
+{
+    wchar_t name[64];
+    DWORD n = sizeof name;
+    if (!CertGetCertificateContextProperty(cert, CERT_FRIENDLY_NAME_PROP_ID, name, &n) ||
+        n != sizeof CERT_FRIENDLY_NAME || memcmp(name, CERT_FRIENDLY_NAME, n) != 0)
+        return 0;
+    return CertCompareCertificateName(X509_ASN_ENCODING, &cert->pCertInfo->Subject,
+                                      &cert->pCertInfo->Issuer) != 0;
+}
+
+DWORD cert_remove_own(const wchar_t *thumbprint, DWORD *key_rc)
+{
+    *key_rc = ERROR_SUCCESS;
+    BYTE hash[20];
+    if (!thumbprint || !parse_thumbprint(thumbprint, hash))
+        return ERROR_INVALID_PARAMETER;
+    HCERTSTORE st = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
+                                  CERT_SYSTEM_STORE_LOCAL_MACHINE | CERT_STORE_OPEN_EXISTING_FLAG,
+                                  L"MY");
+    if (!st)
+        return last_error_or(ERROR_FILE_NOT_FOUND);
+    CRYPT_HASH_BLOB hb = { sizeof hash, hash };
+    PCCERT_CONTEXT c = CertFindCertificateInStore(st, X509_ASN_ENCODING | PKCS_7_ASN_ENCODING, 0,
+                                                  CERT_FIND_SHA1_HASH, &hb, NULL);
+    if (!c) {
+        CertCloseStore(st, 0);
+        return (DWORD)CRYPT_E_NOT_FOUND;
+    }
+    if (!cert_is_own(c)) {
+        CertFreeCertificateContext(c);
+        CertCloseStore(st, 0);
+        return ERROR_NOT_OWNER;
+    }
+    /* Where the key is, kept before the context goes with the deletion. */
+    wchar_t container[128] = L"", provider[128] = L"";
+    DWORD prov_type = 0, key_flags = 0, n = 0;
+    if (CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n)) {
+        CRYPT_KEY_PROV_INFO *kpi = malloc(n);
+        if (kpi && CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, kpi, &n) &&
+            kpi->pwszContainerName && kpi->dwProvType != 0) {
+            _snwprintf(container, ARRAYSIZE(container), L"%ls", kpi->pwszContainerName);
+            container[ARRAYSIZE(container) - 1] = 0;
+            if (kpi->pwszProvName) {
+                _snwprintf(provider, ARRAYSIZE(provider), L"%ls", kpi->pwszProvName);
+                provider[ARRAYSIZE(provider) - 1] = 0;
+            }
+            prov_type = kpi->dwProvType;
+            key_flags = kpi->dwFlags & CRYPT_MACHINE_KEYSET;
+        }
+        free(kpi);
+    }
+    DWORD rc = ERROR_SUCCESS;
+    if (!CertDeleteCertificateFromStore(c))   /* frees c, whatever it returns */
+        rc = last_error_or(ERROR_ACCESS_DENIED);
+    else if (!CertControlStore(st, 0, CERT_STORE_CTRL_COMMIT, NULL) &&
+             GetLastError() != ERROR_CALL_NOT_IMPLEMENTED)
+        rc = last_error_or(ERROR_ACCESS_DENIED);
+    CertCloseStore(st, 0);
+    if (rc == ERROR_SUCCESS && container[0]) {
+        HCRYPTPROV prov;
+        if (!CryptAcquireContextW(&prov, container, provider[0] ? provider : NULL, prov_type,
+                                  CRYPT_DELETEKEYSET | key_flags))
+            *key_rc = last_error_or((DWORD)NTE_BAD_KEYSET);
+    }
+    return rc;
+}
+
 DWORD cert_verify_server(PCCERT_CONTEXT cert, const wchar_t *host, int accept_any)
 {
     if (accept_any)

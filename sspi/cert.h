@@ -65,6 +65,18 @@ DWORD cert_key_security(PCCERT_CONTEXT cert, wchar_t *where, size_t where_len,
  * key. */
 DWORD cert_key_allow_read(PCCERT_CONTEXT cert, PSID sid);
 
+/* Is cert one that cert_new made: self-signed, with cert_new's friendly
+ * name? A certificate from a CA, or one the administrator made, is not. */
+int cert_is_own(PCCERT_CONTEXT cert);
+
+/* Remove the certificate with this thumbprint from LocalMachine\MY, and
+ * delete its key container, if cert_new made it (cert_is_own).
+ * CRYPT_E_NOT_FOUND when the store does not hold it, ERROR_NOT_OWNER when
+ * it is not one of ours (it is left alone), ERROR_INVALID_PARAMETER when
+ * thumbprint is not 40 hex digits. *key_rc: what deleting the key
+ * container returned (ERROR_SUCCESS when the certificate had none). */
+DWORD cert_remove_own(const wchar_t *thumbprint, DWORD *key_rc);
+
 /* Check a server's certificate for host: a chain to a trusted root for
  * server authentication and the SSL policy with the host name.
  * accept_any skips every check. */

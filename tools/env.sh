@@ -9,7 +9,7 @@ IMSVC_ROOT_PACKAGES="wine wine64 winbind samba-common-bin mingw-w64 libevt-utils
  xz-utils curl ca-certificates gcc libc6-dev clang libclang-rt-19-dev check \
  pkg-config procps python3-libevt \
  libnet-ssleay-perl libio-socket-ssl-perl \
- testssl.sh sslscan sasl2-bin libsasl2-modules"
+ testssl.sh sslscan sasl2-bin libsasl2-modules wixl"
 
 imsvc_key() { printf '%s' "$*" | sha256sum | cut -c1-12; }
 

@@ -20,6 +20,7 @@
 #include "cmd_cert.h"
 #include "config.h"
 #include "eventlog.h"
+#include "firewall.h"
 #include "installer.h"
 #include "secret.h"
 #include "service.h"
@@ -145,7 +146,9 @@ static const struct command commands[] = {
     { "config",    cmd_config,          "config show | config set NAME VALUE | config set-secret NAME | config delete-secret NAME" },
     { "acl",       acl_cmd,             "acl show PATH|HKLM\\KEY | acl check | acl apply | acl account" },
     { "events",    cmd_events,          "events [--last N] [--id N] [--export FILE]" },
-    { "cert",      cert_cmd,            "cert new [--subject CN=host]   (a self-signed certificate for STARTTLS)" },
+    { "cert",      cert_cmd,            "cert new [--subject CN=host] | cert list   (self-signed certificates for STARTTLS)" },
+    { "firewall",  firewall_cmd,        "firewall add | remove | show   (the inbound rule for ListenPort)" },
+    { "msi",       msi_cmd,             "msi configure [--listen-port=N] | msi remove [--remove-data=1]   (run by the MSI package)" },
     { "address",   cmd_address,         "address check ADDRESS | address imcea encode|decode ... | address map test ADDRESS" },
     { "queue",     queue_cmd,           "queue [list] | queue show ID | queue retry ID | queue delete ID" },
     { "track",     track_cmd,           "track --message-id ID | --sender A | --recipient B [--since TIME]" },

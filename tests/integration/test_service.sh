@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_service.sh - imsvc as a real service under Wine's SCM.
 #
-# install, a second install refused, start, `sc query` RUNNING, pause and
+# install (which makes a self-signed certificate), a second install
+# refused, start, `sc query` RUNNING, pause and
 # continue, a configuration change reaching the running service (PARAMCHANGE),
-# a bad value refused, stop, uninstall, a second uninstall refused. Then the
+# a bad value refused, stop, uninstall (which removes that certificate), a
+# second uninstall refused. Then the
 # journal must hold the events of that life in order, and libevt's evtexport,
 # reading the same file independently, must show the same records that
 # `imsvc events` prints (compare_events.py).
@@ -23,6 +25,18 @@ sc_state() { wine sc query IMSvc 2>&1 | tr -d '\r' | awk '/STATE/ {print $4}'; }
 run imsvc install --start demand
 expect_status 0 "install"
 expect_out "installed" "install says what it did"
+cert=$(imsvc config show | tr -d '\r' | awk '$1 == "Certificate" { print $2 }')
+expect_out "created a self-signed certificate for STARTTLS, thumbprint $cert" \
+    "install names the certificate it made, which is the configured one"
+run imsvc cert list
+expect_out_re "^$cert +imsvc +configured " "cert list: the certificate is imsvc's and configured"
+# Its CryptoAPI key container; Wine's rsaenh keeps a user key set's
+# containers under HKCU\Software\Wine\Crypto\RSA.
+container=$(imsvc acl account 2>/dev/null | tr -d '\r' | sed -n 's/^Certificate key: container \([^,]*\),.*/\1/p')
+keyreg="HKCU\\Software\\Wine\\Crypto\\RSA\\$container"
+run wine reg query "$keyreg"
+[ -n "$container" ] && [ "$STATUS" = 0 ] && pass "the certificate's key container $container exists" ||
+    fail "no key container found for the certificate ('$container')"
 
 run imsvc install
 expect_status 1 "second install"
@@ -71,6 +85,13 @@ expect_eq "$(sc_state)" STOPPED "sc query after stop"
 
 run imsvc uninstall
 expect_status 0 "uninstall"
+expect_out "removed the self-signed certificate $cert" "uninstall says it removed the certificate install made"
+run imsvc cert list
+expect_status 0 "cert list after uninstall"
+grep -q "^$cert " <<<"$OUT" && fail "uninstall left the certificate $cert in LocalMachine\\MY" ||
+    pass "uninstall removed the certificate install made from LocalMachine\\MY"
+run wine reg query "$keyreg"
+expect_status_not 0 "uninstall deleted the certificate's key container"
 run imsvc uninstall
 expect_status 1 "second uninstall"
 expect_err "not installed" "second uninstall names the cause"
