@@ -692,6 +692,14 @@ void delivery_tick(void)
     end_all(expired);
 }
 
+void delivery_revive(void)
+{
+    EnterCriticalSection(&dl.lock);
+    for (struct dest *d = dl.dests; d; d = d->next)
+        d->dead_until = 0;
+    LeaveCriticalSection(&dl.lock);
+}
+
 void delivery_pause(int paused)
 {
     EnterCriticalSection(&dl.lock);

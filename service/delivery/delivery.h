@@ -78,6 +78,10 @@ void delivery_submit(const struct route *rt, const char *key, struct delivery_jo
 /* About once a second, from the queue manager: close connections parked
  * long enough, start what waits for room. */
 void delivery_tick(void);
+/* `imsvc queue retry --all|--destination`: every destination marked
+ * unreachable is tried again by its next job, instead of that job failing
+ * with the last attempt's reason until the hold ends. */
+void delivery_revive(void);
 /* While paused no job starts, and parked connections close. */
 void delivery_pause(int paused);
 /* Nothing new starts; parked connections close; deliveries in progress get
