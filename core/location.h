@@ -93,6 +93,8 @@
 #define LOC_SPOOL_REMOVALS      LOC(LOCMOD_QUEUE, 0x0025) /* the removal log that comes with kept logs */
 /* service/spool/spool.c queue layout (sites 0x0030-0x003F) */
 #define LOC_SPOOL_MIGRATE       LOC(LOCMOD_QUEUE, 0x0030) /* moving a flat queue into hash folders */
+/* service/listener/smtp_server.c submission listeners (sites 0x0300-0x030F) */
+#define LOC_SMTPD_LISTEN_SUBMISSION LOC(LOCMOD_SMTPD, 0x0300) /* SubmissionPort / SubmissionTlsPort not served */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)

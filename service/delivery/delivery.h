@@ -58,6 +58,8 @@ struct delivery_config {
     wchar_t sh_domain[128], sh_user[256], sh_password[257];
     struct tls_policy tls_policy;    /* the smart host's */
     wchar_t drop_dir[MAX_PATH];
+    int drop_envelope;               /* DropEnvelopeLines: x-sender/x-receiver lines first */
+    char masquerade[256];            /* MasqueradeDomain: the sender's domain outbound; "" none */
 };
 
 /* Fill dc from cfg (reads the smart host's password); first_retry_secs is
