@@ -6,7 +6,10 @@
 
 #include "commitlog.h"
 
-static const char *const action_names[] = { "retry", "delete" };
+static const char *const action_names[] = { "retry", "delete", "flush" };
+#define ACTION_LAST CTLREQ_FLUSH
+#define FLUSH_ALL "all"
+#define FLUSH_TO  "to."
 
 static int fits(int w, size_t n, char *buf)
 {
@@ -18,18 +21,59 @@ static int fits(int w, size_t n, char *buf)
     return w;
 }
 
+int ctlreq_dest_valid(const char *d)
+{
+    size_t n = d ? strlen(d) : 0;
+    if (n == 0 || n > CTLREQ_DEST_MAX || d[0] == '.' || d[0] == '-')
+        return 0;
+    int bracket = d[0] == '[';
+    if (bracket && (n < 3 || d[n - 1] != ']'))
+        return 0;
+    for (size_t i = bracket; i < n - (size_t)bracket; i++) {
+        char c = d[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+const char *ctlreq_action_name(enum ctlreq_action a)
+{
+    return (unsigned)a <= ACTION_LAST ? action_names[a] : "?";
+}
+
+/* The part after "ACTION.": the ID, or FLUSH's "all" / "to.DEST". */
+static int target_text(enum ctlreq_action a, const char *id, char *buf, size_t n)
+{
+    if ((unsigned)a > ACTION_LAST || !id)
+        return fits(-1, n, buf);
+    if (a == CTLREQ_FLUSH) {
+        if (!id[0])
+            return fits(snprintf(buf, n, "%s", FLUSH_ALL), n, buf);
+        if (!ctlreq_dest_valid(id))
+            return fits(-1, n, buf);
+        return fits(snprintf(buf, n, "%s%s", FLUSH_TO, id), n, buf);
+    }
+    if (!env_id_valid(id))
+        return fits(-1, n, buf);
+    return fits(snprintf(buf, n, "%s", id), n, buf);
+}
+
 int ctlreq_name(enum ctlreq_action a, const char *id, char *buf, size_t n)
 {
-    if ((unsigned)a > CTLREQ_DELETE || !id || !env_id_valid(id))
+    char t[CTLREQ_TARGET_MAX + sizeof FLUSH_TO];
+    if (target_text(a, id, t, sizeof t) < 0)
         return fits(-1, n, buf);
-    return fits(snprintf(buf, n, "%s.%s", action_names[a], id), n, buf);
+    return fits(snprintf(buf, n, "%s.%s", action_names[a], t), n, buf);
 }
 
 int ctlreq_answer_name(enum ctlreq_action a, const char *id, char *buf, size_t n)
 {
-    if ((unsigned)a > CTLREQ_DELETE || !id || !env_id_valid(id))
+    char t[CTLREQ_TARGET_MAX + sizeof FLUSH_TO];
+    if (target_text(a, id, t, sizeof t) < 0)
         return fits(-1, n, buf);
-    return fits(snprintf(buf, n, "%s.%s.done", action_names[a], id), n, buf);
+    return fits(snprintf(buf, n, "%s.%s.done", action_names[a], t), n, buf);
 }
 
 enum ctlreq_kind ctlreq_parse(const char *name, enum ctlreq_action *a, char *id, size_t n)
@@ -43,13 +87,24 @@ enum ctlreq_kind ctlreq_parse(const char *name, enum ctlreq_action *a, char *id,
     if (!dot)
         return CTLREQ_OTHER;
     size_t alen = (size_t)(dot - name);
-    for (unsigned i = 0; i <= CTLREQ_DELETE; i++) {
+    for (unsigned i = 0; i <= ACTION_LAST; i++) {
         if (strlen(action_names[i]) != alen || strncmp(name, action_names[i], alen) != 0)
             continue;
         *a = (enum ctlreq_action)i;
+        const char *t = dot + 1;
+        if (i == CTLREQ_FLUSH) {
+            if (strcmp(t, FLUSH_ALL) == 0)
+                return CTLREQ_REQUEST;   /* id "": every destination */
+            int to = strncmp(t, FLUSH_TO, sizeof FLUSH_TO - 1) == 0;
+            if (to)
+                t += sizeof FLUSH_TO - 1;
+            if (n)
+                snprintf(id, n, "%s", t);
+            return to && ctlreq_dest_valid(t) && strlen(t) < n ? CTLREQ_REQUEST : CTLREQ_BAD_ID;
+        }
         if (n)
-            snprintf(id, n, "%s", dot + 1);
-        return env_id_valid(dot + 1) && strlen(dot + 1) < n ? CTLREQ_REQUEST : CTLREQ_BAD_ID;
+            snprintf(id, n, "%s", t);
+        return env_id_valid(t) && strlen(t) < n ? CTLREQ_REQUEST : CTLREQ_BAD_ID;
     }
     return CTLREQ_OTHER;
 }

@@ -103,6 +103,8 @@
 #define LOC_LOGS_WRITE          LOC(LOCMOD_QUEUE, 0x0201) /* writing lines to a log file */
 #define LOC_LOGS_DROPPED        LOC(LOCMOD_QUEUE, 0x0202) /* lines dropped: the buffer was full */
 #define LOC_LOGS_RETENTION      LOC(LOCMOD_QUEUE, 0x0203) /* deleting a log file past LogRetentionDays */
+/* service/listener/smtp_server.c submission listeners (sites 0x0300-0x030F) */
+#define LOC_SMTPD_LISTEN_SUBMISSION LOC(LOCMOD_SMTPD, 0x0300) /* SubmissionPort / SubmissionTlsPort not served */
 
 /* sspi/: 0x03F3 is the receive loop's DecryptMessage (the seed incident). */
 #define LOC_SSPI_DECRYPT        LOC(LOCMOD_SSPI, 0x03F3)

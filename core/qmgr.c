@@ -78,3 +78,52 @@ void qmgr_plan_free(struct qmgr_plan *pl)
     free(pl->bad);
     memset(pl, 0, sizeof *pl);
 }
+
+/* a and b name the same host: case-insensitive, brackets around either and
+ * one trailing dot ignored. */
+static int host_eq(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na >= 2 && a[0] == '[' && a[na - 1] == ']')
+        a++, na -= 2;
+    if (nb >= 2 && b[0] == '[' && b[nb - 1] == ']')
+        b++, nb -= 2;
+    if (na && a[na - 1] == '.')
+        na--;
+    if (nb && b[nb - 1] == '.')
+        nb--;
+    if (na != nb || na == 0)
+        return 0;
+    for (size_t i = 0; i < na; i++) {
+        int x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x += 32;
+        if (y >= 'A' && y <= 'Z')
+            y += 32;
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+size_t qmgr_flush(struct envelope *e, const struct route_config *rc, const char *dest)
+{
+    size_t n = 0;
+    int all = !dest || !dest[0];
+    struct route_verdict *v = all ? NULL : malloc(sizeof *v);   /* large: not on the stack */
+    if (!all && !v)
+        return 0;
+    for (size_t i = 0; i < e->n_rcpt; i++) {
+        struct env_rcpt *r = &e->rcpt[i];
+        if (r->state != ENV_DEFERRED)
+            continue;
+        if (!all && !host_eq(r->addr.domain, dest) &&
+            !(route_recipient(rc, &r->addr, 1, v) == 0 && v->route.kind != ROUTE_DROP &&
+              host_eq(v->route.host, dest)))
+            continue;
+        r->next_attempt = 0;
+        n++;
+    }
+    free(v);
+    return n;
+}

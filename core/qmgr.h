@@ -49,6 +49,15 @@ struct qmgr_plan {
 int qmgr_plan(const struct envelope *e, int64_t now, const struct retry_policy *p,
               const struct route_config *rc, struct qmgr_plan *out);
 
+/* `imsvc queue retry --all` (dest NULL or "") or `--destination dest`:
+ * e's deferred recipients that go to dest are made due now (next_attempt
+ * 0), as Postfix's `postqueue -f` / `-s site` do. A recipient goes to dest
+ * when its domain is dest, or when the route the queue would take for it
+ * (route_recipient over rc) leads to the host dest: the smart host, an MX
+ * route's domain, an address literal (brackets optional); names compare
+ * case-insensitively, a trailing dot ignored. Returns how many were made due. */
+size_t qmgr_flush(struct envelope *e, const struct route_config *rc, const char *dest);
+
 /* Release what the plan holds. A caller that keeps a group's idx sets it
  * to NULL first. */
 void qmgr_plan_free(struct qmgr_plan *pl);

@@ -132,13 +132,13 @@ void receipt_count_feed(struct receipt_count *c, const void *p, size_t len)
 }
 
 enum receipt_outcome receipt_check(enum receipt_source src, const struct receipt_count *c,
-                                   unsigned long long max_size)
+                                   unsigned long long max_size, unsigned max_hops)
 {
     struct receipt_policy pol;
     receipt_policy(src, &pol);
     if (pol.size_limited && max_size && c->octets > max_size)
         return RECEIPT_TOO_BIG;
-    if (pol.hop_limited && c->hops > RECEIPT_MAX_HOPS)
+    if (pol.hop_limited && c->hops > (max_hops ? max_hops : RECEIPT_MAX_HOPS))
         return RECEIPT_LOOP;
     return RECEIPT_QUEUED;
 }
@@ -203,8 +203,8 @@ void receipt_answer(enum receipt_source src, enum receipt_outcome o, unsigned lo
         return;
     case RECEIPT_LOOP: {
         char hops[160];
-        snprintf(hops, sizeof hops, "too many hops (more than %u Received header fields): "
-                 "a mail loop", RECEIPT_MAX_HOPS);
+        snprintf(hops, sizeof hops, "too many hops (more than %lu Received header fields): "
+                 "a mail loop", err ? err : (unsigned long)RECEIPT_MAX_HOPS);
         set(out, RECEIPT_FATE_REFUSED, 554, "5.4.6", 0, pickup ? "%s" : "Error: %s", hops);
         return;
     }

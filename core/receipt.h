@@ -22,8 +22,9 @@
 struct smtpd;
 
 /* Received header fields a message may carry before it is refused as a
- * mail loop (RFC 5321 6.3); the SMTP engine refuses at the same count while
- * the data streams in (SMTPD_MAX_HOPS is this value). */
+ * mail loop (RFC 5321 6.3), unless MaxHops says otherwise; the SMTP engine
+ * refuses at the same count while the data streams in (SMTPD_MAX_HOPS is
+ * this default). */
 #define RECEIPT_MAX_HOPS 50u
 
 #define RECEIPT_TEXT_MAX 512u   /* an answer's text, with its NUL */
@@ -38,7 +39,7 @@ enum receipt_source {
 struct receipt_policy {
     int filtered;       /* the content filter runs (ContentFilter) */
     int size_limited;   /* MaxMessageKB applies */
-    int hop_limited;    /* RECEIPT_MAX_HOPS applies */
+    int hop_limited;    /* the hop limit (MaxHops) applies */
     int retried;        /* a failure leaves the source to be tried again
                            (a pickup file stays): its repeated events are
                            limited by the caller */
@@ -75,14 +76,15 @@ enum receipt_outcome {
     RECEIPT_REJECTED,       /* the content filter refused it (its reason) */
     RECEIPT_FILTER_FAILED,  /* the filter did not answer: try again later */
     RECEIPT_TOO_BIG,        /* larger than MaxMessageKB */
-    RECEIPT_LOOP,           /* more than RECEIPT_MAX_HOPS Received fields */
+    RECEIPT_LOOP,           /* more Received fields than the hop limit */
     RECEIPT_STORE_FAILED    /* the queue could not store it (a Win32 error) */
 };
 
 /* The limits over what was written: RECEIPT_QUEUED when the message may go
- * on, else RECEIPT_TOO_BIG or RECEIPT_LOOP. max_size: octets, 0 for none. */
+ * on, else RECEIPT_TOO_BIG or RECEIPT_LOOP. max_size: octets, 0 for none;
+ * max_hops: Received fields allowed, 0 for RECEIPT_MAX_HOPS. */
 enum receipt_outcome receipt_check(enum receipt_source src, const struct receipt_count *c,
-                                   unsigned long long max_size);
+                                   unsigned long long max_size, unsigned max_hops);
 
 /* What becomes of the source's copy of the message. */
 enum receipt_fate {
@@ -106,7 +108,8 @@ struct receipt_answer {
     unsigned events;                /* RECEIPT_EV_* */
 };
 
-/* The answer for an outcome. err: the Win32 error of RECEIPT_STORE_FAILED;
+/* The answer for an outcome. err: the Win32 error of RECEIPT_STORE_FAILED,
+ * or for RECEIPT_LOOP the hop limit that was exceeded (0: RECEIPT_MAX_HOPS);
  * reason: the filter's reason (REJECTED, FILTER_FAILED, HELD), may be NULL. */
 void receipt_answer(enum receipt_source src, enum receipt_outcome o, unsigned long err,
                     const char *reason, struct receipt_answer *out);

@@ -89,11 +89,17 @@ struct smtpd {
     unsigned max_rcpt;
     char host[SMTPD_HOST_MAX + 1];
     char client[SMTPD_CLIENT_MAX + 1];
+    char client_name[SMTPD_HOST_MAX + 1]; /* confirmed reverse DNS name, or "" */
     char helo[SMTPD_HELO_MAX + 1];
     char user[SMTPD_USER_MAX + 1];
     unsigned errors;
     unsigned max_errors;          /* errors before 421 and close */
     unsigned auth_failures;
+    unsigned max_hops;            /* Received fields allowed in a message */
+    unsigned max_messages;        /* DATA commands allowed; 0: no limit */
+    unsigned messages;            /* DATA commands so far */
+    int tls_on_connect;           /* 1: the STARTTLS event is still to give; 2: given,
+                                     the greeting waits for the handshake */
 
 
 
@@ -171,6 +177,8 @@ struct smtpd {
 #define ADVERTISE_XAUTH(s)     (OFFER_XAUTH_VERB(s) && NOT_AUTHENTICATED(s) && AUTH_ALLOWED_NOW(s))
 /* Who may send mail to domains that are not local. */
 #define MAY_RELAY(s)           (!NOT_AUTHENTICATED(s) || (s)->relay_allowed)
+/* Message submission (RFC 6409 4.3): no transaction before AUTH. */
+#define MUST_AUTH_FIRST(s)     (((s)->cfg->options & SMTPD_OPT_AUTH_REQUIRED) && NOT_AUTHENTICATED(s))
 
 /* Small helpers -------------------------------------------------------------- */
 
@@ -265,6 +273,11 @@ static void close_421(struct smtpd *s, const char *status, const char *text)
 {
     if (s->state == ST_CLOSED)
         return;
+    if (s->tls_on_connect) {
+        /* implicit TLS not up yet: nothing may go out in clear */
+        s->state = ST_CLOSED;
+        return;
+    }
     reply(s, "421 %s %s %s", status, s->host, text);
     s->state = ST_CLOSED;
 }
@@ -421,6 +434,17 @@ static int check_mail(struct smtpd *s, const char *args, size_t alen)
     }
     if (s->state != ST_HELO) {
         reply(s, "503 5.5.1 Error: nested MAIL command");
+        return -1;
+    }
+    if (MUST_AUTH_FIRST(s)) {
+        reply(s, "530 5.7.0 Authentication required");
+        return -1;
+    }
+    if (s->max_messages && s->messages >= s->max_messages) {
+        char text[128];
+        snprintf(text, sizeof text, "Error: too many messages in one connection (at most %u); "
+                 "reconnect to send more", s->max_messages);
+        close_421(s, "4.7.0", text);
         return -1;
     }
     return 0;
@@ -629,6 +653,7 @@ static void proceed_data(struct smtpd *s, const char *args, size_t alen)
     (void)args;
     (void)alen;
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    s->messages++;
     s->state = ST_DATA;
     s->dpos = D_BOL;
     s->dline = 0;
@@ -1123,7 +1148,7 @@ static void data_line_end(struct smtpd *s)
         return;
     }
     if (s->dline >= sizeof s->dfield && prefix_ieq(s->dfield, sizeof s->dfield, "Received:") &&
-        ++s->dhops > SMTPD_MAX_HOPS)
+        ++s->dhops > s->max_hops)
         data_bad(s, SMTPD_REJECT_HOPS);
 }
 
@@ -1153,8 +1178,8 @@ static void data_end(struct smtpd *s)
         reply(s, "554 5.6.0 Error: message line longer than 1000 octets");
         break;
     case SMTPD_REJECT_HOPS:
-        reply(s, "554 5.4.6 Error: too many hops (more than %d Received header fields): a "
-              "mail loop", SMTPD_MAX_HOPS);
+        reply(s, "554 5.4.6 Error: too many hops (more than %u Received header fields): a "
+              "mail loop", s->max_hops);
         break;
     }
     enum smtpd_reject why = s->dbad;
@@ -1248,6 +1273,8 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
     s->max_errors = cfg->max_errors ? cfg->max_errors : SMTPD_ERRORS_MAX;
     if (s->max_rcpt > SMTPD_MAX_RCPT_LIMIT)
         s->max_rcpt = SMTPD_MAX_RCPT_LIMIT;
+    s->max_hops = cfg->max_hops ? cfg->max_hops : SMTPD_MAX_HOPS;
+    s->max_messages = cfg->max_messages;
     copy_printable(s->host, sizeof s->host, cfg->hostname);
     /* The client address goes into the Received header: only what an IP
      * address can contain. */
@@ -1263,6 +1290,12 @@ struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
         strcpy(s->client, "unknown");
     else
         s->client[i] = '\0';
+    if (cfg->options & SMTPD_OPT_TLS_ON_CONNECT) {
+        /* RFC 8314 3.3: TLS first; nothing in clear, not even the greeting */
+        s->state = ST_TLS_WAIT;
+        s->tls_on_connect = 1;
+        return s;
+    }
     s->state = ST_INIT;
     reply(s, "220 %s ESMTP imsvc ready", s->host);
     return s;
@@ -1272,6 +1305,16 @@ void smtpd_set_address_map(struct smtpd *s, const struct addrmap *map, int map_w
 {
     s->rewrite.map = map;
     s->rewrite.map_wanted = map_wanted != 0;
+}
+
+int smtpd_set_client_name(struct smtpd *s, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    s->client_name[0] = '\0';
+    if (n == 0 || n > SMTPD_HOST_MAX || !helo_valid(name, n) || name[0] == '[')
+        return -1;
+    memcpy(s->client_name, name, n + 1);
+    return 0;
 }
 
 void smtpd_free(struct smtpd *s)
@@ -1302,6 +1345,12 @@ enum smtpd_event_type smtpd_next(struct smtpd *s, struct smtpd_event *ev)
         s->state = ST_MSG_WAIT;
     }
     s->pending = SMTPD_EV_NONE;
+    if (s->tls_on_connect == 1 && s->state == ST_TLS_WAIT) {
+        s->tls_on_connect = 2;
+        event(s, SMTPD_EV_STARTTLS);
+        *ev = s->ev;
+        return ev->type;
+    }
     while (s->ev.type == SMTPD_EV_NONE) {
         if (s->state == ST_CLOSED) {
             event(s, SMTPD_EV_CLOSE);
@@ -1338,10 +1387,14 @@ void smtpd_output_consumed(struct smtpd *s, size_t n)
         s->out_off = s->out_len = 0;
 }
 
-int smtpd_tls_started(struct smtpd *s, int policy_ok)
+/* The handshake is over: TLS is up. Returns -1 if none was awaited, else
+ * 1 when it was the implicit TLS of the connection (no greeting sent yet). */
+static int tls_up(struct smtpd *s, int policy_ok)
 {
-    if (s->state != ST_TLS_WAIT)
+    if (s->state != ST_TLS_WAIT || s->tls_on_connect == 1)
         return -1;
+    int on_connect = s->tls_on_connect != 0;
+    s->tls_on_connect = 0;
     /* RFC 3207 4.2: forget everything learnt before TLS. */
     s->flags = SF_SECURE | (policy_ok ? 0 : SF_TLS_BELOW_POLICY);
     s->helo[0] = '\0';
@@ -1351,18 +1404,33 @@ int smtpd_tls_started(struct smtpd *s, int policy_ok)
     s->in_off = s->in_len = 0;
     line_reset(s);
     s->state = ST_INIT;
+    return on_connect;
+}
+
+int smtpd_tls_started(struct smtpd *s, int policy_ok)
+{
+    int r = tls_up(s, policy_ok);
+    if (r < 0)
+        return -1;
+    if (r == 1)
+        reply(s, "220 %s ESMTP imsvc ready", s->host);
     return 0;
 }
 
 int smtpd_tls_refused(struct smtpd *s, const char *why)
 {
-    if (smtpd_tls_started(s, 0) != 0)
+    int r = tls_up(s, 0);
+    if (r < 0)
         return -1;
     /* The refused stream passes nothing the client says: answer now, once,
-     * inside the secure channel, and end the session. */
+     * inside the secure channel, and end the session. On a connection that
+     * began with TLS this is instead of the greeting. */
     char text[SMTPD_REASON_MAX + 1];
     copy_printable(text, sizeof text, why ? why : "");
-    if (text[0])
+    if (r == 1)
+        reply(s, "421 4.7.0 %s TLS session refused by policy%s%s", s->host, text[0] ? ": " : "",
+              text);
+    else if (text[0])
         reply(s, "454 4.7.0 TLS session refused by policy: %s", text);
     else
         reply(s, "454 4.7.0 TLS session refused by policy");
@@ -1518,6 +1586,7 @@ void smtpd_set_transcript(struct smtpd *s, smtpd_transcript_fn fn, void *arg)
     s->transcript_arg = arg;
 }
 
+unsigned smtpd_messages(const struct smtpd *s) { return s->messages; }
 const char *smtpd_helo(const struct smtpd *s) { return s->helo; }
 const char *smtpd_user(const struct smtpd *s) { return s->user; }
 int smtpd_closed(const struct smtpd *s) { return s->state == ST_CLOSED; }
@@ -1576,7 +1645,8 @@ int smtpd_received(const struct smtpd *s, const char *queue_id, const char *date
         proto = (s->flags & SF_AUTHENTICATED) ? "ESMTPSA" : "ESMTPS";
     else
         proto = (s->flags & SF_AUTHENTICATED) ? "ESMTPA" : "ESMTP";
-    if (hdr_put(buf, n, &o, "Received: from %s (%s%s%s)\r\n", s->helo[0] ? s->helo : "unknown",
+    if (hdr_put(buf, n, &o, "Received: from %s (%s%s%s%s%s)\r\n", s->helo[0] ? s->helo : "unknown",
+                s->client_name, s->client_name[0] ? " " : "",
                 strchr(s->client, ':') ? "[IPv6:" : "[", s->client, "]") != 0)
         goto small;
     if ((s->flags & SF_AUTHENTICATED) &&

@@ -29,7 +29,8 @@
 
 /* Received header fields a message may carry before it is refused as
  * looping (RFC 5321 section 6.3 asks for a limit of at least 100 hops in
- * principle; every real mail system uses far fewer, Postfix 50). */
+ * principle; every real mail system uses far fewer, Postfix 50): the
+ * default of smtpd_config.max_hops. */
 #define SMTPD_MAX_HOPS 50
 
 /* Session flags (smtpd_flags). */
@@ -47,6 +48,11 @@
                                     manner of Exchange 5.0 */
 #define SMTPD_OPT_AUTH_NEEDS_TLS 0x8u /* AUTH and XAUTH only after STARTTLS: neither is
                                     offered in clear, and both get 530 5.7.0 there */
+#define SMTPD_OPT_AUTH_REQUIRED 0x10u /* message submission (RFC 6409): MAIL before a
+                                    successful AUTH/XAUTH gets 530 5.7.0 */
+#define SMTPD_OPT_TLS_ON_CONNECT 0x20u /* implicit TLS (RFC 8314): the first event is
+                                    SMTPD_EV_STARTTLS, before any greeting; the 220
+                                    comes once smtpd_tls_started says TLS is up */
 
 struct smtpd_config {
     const char *hostname;                 /* this server's name: greeting, Received */
@@ -59,6 +65,11 @@ struct smtpd_config {
     unsigned options;                     /* SMTPD_OPT_* */
     unsigned max_errors;                  /* error replies before 421 4.7.0 and close;
                                              0: 20 */
+    unsigned max_messages;                /* DATA commands per connection; the next MAIL
+                                             gets 421 4.7.0 and the session closes; 0: no
+                                             limit */
+    unsigned max_hops;                    /* Received fields a message may carry; one more
+                                             is a loop (554 5.4.6); 0: SMTPD_MAX_HOPS */
 };
 
 enum smtpd_event_type {
@@ -88,8 +99,8 @@ enum smtpd_reject {
     SMTPD_REJECT_BARE_EOL,   /* bare CR or bare LF in the content: 554 5.6.0 */
     SMTPD_REJECT_NUL,        /* a NUL octet in the content: 554 5.6.0 */
     SMTPD_REJECT_LINE,       /* a line longer than 1000 octets: 554 5.6.0 */
-    SMTPD_REJECT_HOPS        /* more than SMTPD_MAX_HOPS Received fields: a mail
-                                loop (RFC 5321 6.3): 554 5.4.6 */
+    SMTPD_REJECT_HOPS        /* more than max_hops Received fields: a mail loop
+                                (RFC 5321 6.3): 554 5.4.6 */
 };
 
 struct smtpd_event {
@@ -124,6 +135,12 @@ struct smtpd;
 struct smtpd *smtpd_new(const struct smtpd_config *cfg, const char *client_addr,
                         int relay_allowed);
 void smtpd_free(struct smtpd *s);
+
+/* The client's host name, once the socket layer has found and confirmed it
+ * (reverse DNS, then forward): the Received field then reads "from HELO
+ * (NAME [ADDR])". Letters, digits, '-', '.' and '_' only, at most 255; -1
+ * (and no name) otherwise. */
+int smtpd_set_client_name(struct smtpd *s, const char *name);
 
 /* Input. Copies up to len bytes into the engine and returns how many it took
  * (fewer when its buffer is full: process events and drain the output, then
@@ -182,6 +199,7 @@ void smtpd_set_address_map(struct smtpd *s, const struct addrmap *map, int map_w
 unsigned smtpd_flags(const struct smtpd *s);               /* SF_* */
 unsigned smtpd_auth_failures(const struct smtpd *s);       /* failed AUTH/XAUTH so far */
 unsigned smtpd_errors(const struct smtpd *s);              /* error replies so far */
+unsigned smtpd_messages(const struct smtpd *s);            /* DATA commands accepted so far */
 const char *smtpd_helo(const struct smtpd *s);             /* "" before HELO/EHLO */
 const char *smtpd_user(const struct smtpd *s);             /* "" unless authenticated */
 int smtpd_closed(const struct smtpd *s);

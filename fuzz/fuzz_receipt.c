@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.hops > lines)
         abort();
     for (int src = RECEIPT_SMTP; src <= RECEIPT_NOTICE; src++) {
-        (void)receipt_check((enum receipt_source)src, &whole, size / 2);
+        (void)receipt_check((enum receipt_source)src, &whole, size / 2, size % 7);
         for (int o = RECEIPT_QUEUED; o <= RECEIPT_STORE_FAILED; o++) {
             struct receipt_answer a;
             char reason[64];

@@ -1,7 +1,8 @@
 /* fuzz_smtpd.c - arbitrary bytes into an SMTP server session.
  *
  * Input: byte 0 picks the options (STARTTLS, XAUTH, relay range, a small
- * size limit), bytes 1-3 seed the choices (where the stream is cut, how each
+ * size limit, AUTH required, implicit TLS, message and hop limits with a
+ * client name), bytes 1-3 seed the choices (where the stream is cut, how each
  * event is answered, stray answer calls at the wrong time); the rest is what
  * the client sends. Besides the sanitizers, it checks the engine's promises:
  * every reply line is "DDD" then ' ' or '-' and printable text ending in
@@ -11,9 +12,11 @@
  * recipient handed to the spool is one the queue routes (core/route.h, as
  * service/queue/queue.c asks), and from a client that may not relay, a local one:
  * nothing accepted is bounced later for a reason known at RCPT, and no
- * stranger's mail leaves. Bit 5 of byte 0 gives the session an address map
- * (core/rewrite.h) whose every line leads to a local domain, so the same
- * holds for what it rewrites; bit 6 one configured but not loaded.
+ * stranger's mail leaves. With AUTH required no transaction starts before
+ * AUTH, and with implicit TLS no byte goes out before the handshake. Bit 0
+ * of byte 3 gives the session an address map (core/rewrite.h) whose every
+ * line leads to a local domain, so the same holds for what it rewrites; bit
+ * 1 one configured but not loaded.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +55,8 @@ static const struct addrmap *map_fixed(void)
 struct fz {
     struct smtpd *s;
     int relay_allowed;
+    int auth_required;          /* SMTPD_OPT_AUTH_REQUIRED */
+    unsigned max_messages;
     uint32_t rng;
     unsigned long long max_size;
     /* reply checker */
@@ -163,6 +168,10 @@ static void answer(struct fz *f, const struct smtpd_event *ev)
     case SMTPD_EV_DATA_BEGIN:
         f->prev_cr = 0;
         f->msg_size = 0;
+        if (f->auth_required && !(smtpd_flags(f->s) & SF_AUTHENTICATED))
+            abort();            /* submission: no transaction before AUTH */
+        if (f->max_messages && smtpd_messages(f->s) > f->max_messages)
+            abort();
         {
             /* the queue's routing, with a smart host as it might be configured */
             struct route_config rc = { local_list(), "relay.example.net:2525", 25, 25, NULL };
@@ -252,19 +261,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0, sizeof f);
     cfg.hostname = "mx.example.com";
     cfg.local_domains = local_list();
-    cfg.options = (data[0] & 1 ? SMTPD_OPT_STARTTLS : 0) | (data[0] & 2 ? SMTPD_OPT_XAUTH : 0);
+    cfg.options = (data[0] & 1 ? SMTPD_OPT_STARTTLS : 0) | (data[0] & 2 ? SMTPD_OPT_XAUTH : 0) |
+                  (data[0] & 32 ? SMTPD_OPT_AUTH_REQUIRED : 0) |
+                  (data[0] & 64 ? SMTPD_OPT_TLS_ON_CONNECT | SMTPD_OPT_STARTTLS : 0);
     cfg.max_size = data[0] & 8 ? 300 : 0;
     cfg.max_recipients = data[0] & 16 ? 3 : 0;
+    cfg.max_messages = data[0] & 128 ? 2 : 0;
+    cfg.max_hops = data[0] & 128 ? 3 : 0;
     f.max_size = cfg.max_size ? cfg.max_size : SMTPD_DEFAULT_MAX_SIZE;
     f.rng = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16;
     f.relay_allowed = (data[0] & 4) != 0;
     f.s = smtpd_new(&cfg, "192.0.2.9", f.relay_allowed);
     if (!f.s)
         abort();
-    if (data[0] & 32)
+    if (data[3] & 1)
         smtpd_set_address_map(f.s, map_fixed(), 1);
-    else if (data[0] & 64)
+    else if (data[3] & 2)
         smtpd_set_address_map(f.s, NULL, 1);
+    f.auth_required = (cfg.options & SMTPD_OPT_AUTH_REQUIRED) != 0;
+    f.max_messages = cfg.max_messages;
+    if (cfg.options & SMTPD_OPT_TLS_ON_CONNECT) {
+        size_t early;
+        smtpd_output(f.s, &early);
+        if (early != 0)
+            abort();            /* implicit TLS: not one byte before the handshake */
+    }
+    if (data[0] & 128)
+        smtpd_set_client_name(f.s, data[1] & 1 ? "client.example.net" : "bad name\r\n");
     pump(&f);
     data += 4;
     size -= 4;

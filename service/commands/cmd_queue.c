@@ -1,5 +1,5 @@
-/* cmd_queue.c - `imsvc queue list|show ID|retry ID|delete ID`, and the
- * queue figures of `imsvc status`.
+/* cmd_queue.c - `imsvc queue list|show ID|retry ID|delete ID`, `imsvc queue
+ * retry --all|--destination D`, and the queue figures of `imsvc status`.
  *
  * Reads the queue's files directly, so it works whether the service runs or
  * not. Changes (retry, delete) are never made under a running service's
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qmgr.h"
 #include "queue.h"
 #include "queuectl.h"
 #include "service.h"
@@ -229,8 +230,74 @@ static int cmd_change(const char *action, const char *id)
     return apply_offline(action, id, held);
 }
 
+/* `retry --all|--destination D` with the service stopped: the deferred
+ * recipients are made due in the envelopes here, tried when it starts. */
+struct flusher {
+    const char *dest;
+    struct route_config rc;
+    unsigned messages, recipients, failed;
+};
+
+static void flush_one(void *arg, const char *id, int held)
+{
+    struct flusher *f = arg;
+    struct envelope e;
+    if (held)
+        return;   /* held by the content filter: `queue retry ID` releases one */
+    env_init(&e);
+    if (spool_read_env(id, 0, &e) == ERROR_SUCCESS) {
+        size_t k = qmgr_flush(&e, &f->rc, f->dest);
+        if (k && spool_update_env(&e) == ERROR_SUCCESS) {
+            f->messages++;
+            f->recipients += (unsigned)k;
+        } else if (k) {
+            f->failed++;
+        }
+    }
+    env_free(&e);
+}
+
+static int cmd_flush(const char *dest)
+{
+    if (dest[0] && !ctlreq_dest_valid(dest)) {
+        fprintf(stderr, "imsvc: %s is not a destination (a domain or host name, or an IPv4 "
+                "address; at most %d characters)\n", dest, CTLREQ_DEST_MAX);
+        return 1;
+    }
+    struct imsvc_config cfg;
+    wchar_t dir[MAX_PATH];
+    char smarthost[300];
+    config_load(&cfg, NULL);
+    config_queue_dir(&cfg, dir, MAX_PATH);
+    spool_set_dir(dir);   /* the ctl folder is under it */
+    if (control_running())   /* the service carries it out (queuectl.h) */
+        return queuectl_request(CTLREQ_FLUSH, dest, CTL_WAIT_MS);
+    WideCharToMultiByte(CP_UTF8, 0, cfg.smart_host, -1, smarthost, sizeof smarthost, NULL, NULL);
+    struct flusher f = { .dest = dest };
+    f.rc.local = cfg.lists ? &cfg.lists->local_domains : NULL;
+    f.rc.smarthost = smarthost;
+    f.rc.smarthost_default_port = 25;
+    f.rc.outbound_port = cfg.outbound_port;
+    DWORD err = spool_scan(dir, flush_one, &f, NULL);
+    if (err) {
+        fprintf(stderr, "imsvc: cannot read the queue %ls (error %lu)\n", dir, err);
+        return 1;
+    }
+    printf("%u message%s (%u deferred recipient%s%s%s) due now; they are tried when the service "
+           "starts\n", f.messages, f.messages == 1 ? "" : "s", f.recipients,
+           f.recipients == 1 ? "" : "s", dest[0] ? " for " : "", dest);
+    if (f.failed)
+        fprintf(stderr, "imsvc: %u envelope%s could not be rewritten\n", f.failed,
+                f.failed == 1 ? "" : "s");
+    return f.failed ? 1 : 0;
+}
+
 int queue_cmd(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "retry") == 0 && strcmp(argv[2], "--all") == 0)
+        return cmd_flush("");
+    if (argc == 4 && strcmp(argv[1], "retry") == 0 && strcmp(argv[2], "--destination") == 0)
+        return cmd_flush(argv[3]);
     if (argc == 3 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "retry") == 0 ||
                       strcmp(argv[1], "delete") == 0) && !spool_id_valid(argv[2])) {
         fprintf(stderr, "imsvc: %s is not a queue ID (letters, digits, '.', '-' and '_', at most "
@@ -244,7 +311,10 @@ int queue_cmd(int argc, char **argv)
     if (argc == 3 && (strcmp(argv[1], "retry") == 0 || strcmp(argv[1], "delete") == 0))
         return cmd_change(argv[1], argv[2]);
     fprintf(stderr, "usage: imsvc queue [list] | queue show ID | queue retry ID | queue delete ID\n"
+                    "       imsvc queue retry --all | queue retry --destination DOMAIN-OR-HOST\n"
                     "  retry: try a deferred message now, or release a held one\n"
+                    "  retry --all: try every deferred message now (--destination: those for\n"
+                    "    one domain, or routed to one host such as the smart host)\n"
                     "  delete: remove a message from the queue without notifying anyone\n");
     return 2;
 }

@@ -29,8 +29,8 @@ int queuectl_request(enum ctlreq_action a, const char *id, DWORD wait_ms)
     if (ctlreq_name(a, id, name, sizeof name) < 0 ||
         ctlreq_answer_name(a, id, done_name, sizeof done_name) < 0 ||
         ctl_path(ctl, name, req, MAX_PATH) != 0 || ctl_path(ctl, done_name, done, MAX_PATH) != 0) {
-        fprintf(stderr, "imsvc: %s is not a queue ID, or the queue folder's name is too long\n",
-                id);
+        fprintf(stderr, "imsvc: %s is not a %s, or the queue folder's name is too long\n",
+                id, a == CTLREQ_FLUSH ? "destination" : "queue ID");
         return 1;
     }
     CreateDirectoryW(ctl, NULL);
@@ -55,7 +55,9 @@ int queuectl_request(enum ctlreq_action a, const char *id, DWORD wait_ms)
     }
     fprintf(stderr, "imsvc: the service has not answered the %s request for %s within %lu "
             "seconds; it stays in %ls and is carried out when the service gets to it\n",
-            a == CTLREQ_RETRY ? "retry" : "delete", id, (unsigned long)(wait_ms / 1000), ctl);
+            a == CTLREQ_FLUSH ? "retry" : ctlreq_action_name(a),
+            a == CTLREQ_FLUSH && !id[0] ? "every deferred message" : id,
+            (unsigned long)(wait_ms / 1000), ctl);
     return 1;
 }
 
@@ -94,7 +96,7 @@ void queuectl_scan(queuectl_handler handler, void *arg)
         if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ||
             wcslen(fd.cFileName) >= CTLREQ_NAME_MAX)
             continue;   /* folders, and names too long to be ours */
-        char name[CTLREQ_NAME_MAX + 8], id[ENV_ID_MAX + 1], text[CTLREQ_ANSWER_MAX];
+        char name[CTLREQ_NAME_MAX + 8], id[CTLREQ_TARGET_MAX + 1], text[CTLREQ_ANSWER_MAX];
         wide_to_utf8(fd.cFileName, name, sizeof name);
         enum ctlreq_action a;
         int failed = 0;
@@ -104,7 +106,8 @@ void queuectl_scan(queuectl_handler handler, void *arg)
                 answer(ctl, name, failed, text);
             break;
         case CTLREQ_BAD_ID:
-            snprintf(text, sizeof text, "%.64s is not a queue ID", id);
+            snprintf(text, sizeof text, "%.64s is not a %s", id,
+                     a == CTLREQ_FLUSH ? "destination (all, or to. and a name)" : "queue ID");
             answer(ctl, name, 1, text);
             break;
         default:

@@ -1,6 +1,7 @@
-/* queuectl.h - requests from `imsvc queue retry|delete` to the running
- * service: the one implementation of both sides of core/ctlreq.h's
- * protocol, over files in the queue's ctl folder (spool.h names it).
+/* queuectl.h - requests from `imsvc queue retry|delete` (and `retry --all`,
+ * `retry --destination D`) to the running service: the one implementation
+ * of both sides of core/ctlreq.h's protocol, over files in the queue's ctl
+ * folder (spool.h names it).
  *
  * The command writes a request and waits for the answer (queuectl_request);
  * the service's queue manager scans the folder about once a second and

@@ -59,6 +59,47 @@ static struct {
 
 /* Delivery: the drop directory --------------------------------------------- */
 
+/* The lines IIS SMTP writes at the top of a Drop file, which readers of
+ * its Drop folder (and imsvc's own pickup) take the envelope from:
+ * "x-sender: " the sender ("<>" for the null path), then "x-receiver: "
+ * for each of the job's recipients. Returns a malloc'd buffer (*n octets),
+ * or NULL when out of memory. */
+static char *drop_envelope_lines(const struct delivery_job *j, size_t *n)
+{
+    enum { LINE_MAX_LEN = 16 + ADDR_PATH_MAX + 8 + 2 };
+    char *buf = malloc((j->n + 1) * LINE_MAX_LEN + 1);
+    char a[ADDR_PATH_MAX + 8];
+    size_t o = 0;
+    if (!buf)
+        return NULL;
+    addr_mailbox_text(&j->env->from, a, sizeof a);
+    int w = snprintf(buf, LINE_MAX_LEN + 1, "x-sender: %s\r\n", a);
+    o += w > 0 && w <= LINE_MAX_LEN ? (size_t)w : 0;
+    for (size_t i = 0; i < j->n; i++) {
+        addr_mailbox_text(&j->env->rcpt[j->idx[i]].addr, a, sizeof a);
+        w = snprintf(buf + o, LINE_MAX_LEN + 1, "x-receiver: %s\r\n", a);
+        o += w > 0 && w <= LINE_MAX_LEN ? (size_t)w : 0;
+    }
+    *n = o;
+    return buf;
+}
+
+/* Write all of p (n octets) to h: 0, or the Win32 error. A short write
+ * (Wine, on a full disk) is followed by one that says why. */
+static DWORD write_all(HANDLE h, const void *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        DWORD k = 0, chunk = n - done > 0x40000000u ? 0x40000000u : (DWORD)(n - done);
+        if (!WriteFile(h, (const char *)p + done, chunk, &k, NULL))
+            return GetLastError();
+        if (k == 0)
+            return ERROR_WRITE_FAULT;
+        done += k;
+    }
+    return ERROR_SUCCESS;
+}
+
 static void deliver_drop(struct delivery_job *j)
 {
     wchar_t tmp[MAX_PATH], final[MAX_PATH];
@@ -70,19 +111,19 @@ static void deliver_drop(struct delivery_job *j)
     if (GetFileAttributesW(final) == INVALID_FILE_ATTRIBUTES) {
         /* Written whole and flushed before it gets its name: a reader of the
          * drop directory never sees half a message. */
-        HANDLE h = CreateFileW(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
-        DWORD k = 0;
-        size_t done = 0;
-        if (h == INVALID_HANDLE_VALUE)
+        size_t xlen = 0;
+        char *x = DS->drop_envelope ? drop_envelope_lines(j, &xlen) : NULL;
+        if (DS->drop_envelope && !x)
+            err = ERROR_NOT_ENOUGH_MEMORY;
+        HANDLE h = err ? INVALID_HANDLE_VALUE
+                       : CreateFileW(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+        if (!err && h == INVALID_HANDLE_VALUE)
             err = GetLastError();
-        /* A short write (Wine, on a full disk) is followed by one that says why. */
-        while (!err && done < j->len) {
-            if (!WriteFile(h, j->content + done, (DWORD)(j->len - done), &k, NULL))
-                err = GetLastError();
-            else if (k == 0)
-                err = ERROR_WRITE_FAULT;
-            done += k;
-        }
+        if (!err && x)
+            err = write_all(h, x, xlen);
+        if (!err)
+            err = write_all(h, j->content, j->len);
+        free(x);
         if (!err && !FlushFileBuffers(h))
             err = GetLastError();
         if (h != INVALID_HANDLE_VALUE)
@@ -528,7 +569,14 @@ static void delivery_send(struct delivery *dv)
         delivery_next(dv);
         return;
     }
-    if (m->env->from.null_path || addr_format_mailbox(&m->env->from, dv->from, sizeof dv->from) < 0)
+    /* MasqueradeDomain: the sender's domain, on the wire only (as IIS's
+     * masquerade domain: the queued envelope and the content are unchanged) */
+    struct addr_path from = m->env->from;
+    if (DS->masquerade[0] && !from.null_path) {
+        snprintf(from.domain, sizeof from.domain, "%s", DS->masquerade);
+        from.kind = ADDR_DOMAIN_NAME;
+    }
+    if (from.null_path || addr_format_mailbox(&from, dv->from, sizeof dv->from) < 0)
         dv->from[0] = 0;
     dv->to = calloc(j->n, sizeof *dv->to);
     dv->tp = calloc(j->n, sizeof *dv->tp);
@@ -714,6 +762,8 @@ void delivery_config_make(const struct imsvc_config *cfg, uint32_t first_retry_s
     smart_host_credentials(cfg, dc);
     route_credentials(cfg, dc);
     config_drop_dir(cfg, dc->drop_dir, MAX_PATH);
+    dc->drop_envelope = cfg->drop_envelope_lines != 0;
+    wide_to_utf8(cfg->masquerade_domain, dc->masquerade, sizeof dc->masquerade);
 }
 
 void delivery_start(unsigned max_outbound, const struct delivery_config *dc)
@@ -771,6 +821,14 @@ void delivery_tick(void)
     kick_all();
     LeaveCriticalSection(&dl.lock);
     end_all(expired);
+}
+
+void delivery_revive(void)
+{
+    EnterCriticalSection(&dl.lock);
+    for (struct dest *d = dl.dests; d; d = d->next)
+        d->dead_until = 0;
+    LeaveCriticalSection(&dl.lock);
 }
 
 void delivery_pause(int paused)

@@ -64,6 +64,8 @@ struct delivery_config {
     wchar_t (*route_pw)[257];
     struct tls_policy tls_policy;    /* the smart host's */
     wchar_t drop_dir[MAX_PATH];
+    int drop_envelope;               /* DropEnvelopeLines: x-sender/x-receiver lines first */
+    char masquerade[256];            /* MasqueradeDomain: the sender's domain outbound; "" none */
 };
 
 /* Fill dc from cfg (reads the smart host's password); first_retry_secs is
@@ -85,6 +87,10 @@ void delivery_submit(const struct route *rt, const char *key, struct delivery_jo
 /* About once a second, from the queue manager: close connections parked
  * long enough, start what waits for room. */
 void delivery_tick(void);
+/* `imsvc queue retry --all|--destination`: every destination marked
+ * unreachable is tried again by its next job, instead of that job failing
+ * with the last attempt's reason until the hold ends. */
+void delivery_revive(void);
 /* While paused no job starts, and parked connections close. */
 void delivery_pause(int paused);
 /* Nothing new starts; parked connections close; deliveries in progress get

@@ -45,6 +45,8 @@ static DWORD check_durations(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_account(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_ndr_content(const wchar_t *t, wchar_t *why, size_t n);
 static DWORD check_mechs(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_opt_ip(const wchar_t *t, wchar_t *why, size_t n);
+static DWORD check_opt_host(const wchar_t *t, wchar_t *why, size_t n);
 static const struct config_lists *lists_parse(const struct imsvc_config *cfg);
 static DWORD read_routes(struct imsvc_config *cfg);
 static void say(wchar_t *why, size_t n, const wchar_t *fmt, ...);
@@ -104,6 +106,18 @@ static const struct cfg_entry config_table[] = {
     { L"ProtocolLog",    CFG_DWORD, DWFIELD(protocol_log),   0, 1,       NULL },
     { L"TrackingLog",    CFG_DWORD, DWFIELD(tracking_log),   0, 1,       NULL },
     { L"LogRetentionDays", CFG_DWORD, DWFIELD(log_retention_days), 1, 3650, NULL },
+    /* the submission listeners, limits, Drop files and the outbound envelope */
+    { L"SubmissionAddress", CFG_STR, FIELD(submission_address), 0, 0,    check_opt_ip },
+    { L"SubmissionPort", CFG_DWORD, DWFIELD(submission_port), 0, 65535,  NULL },
+    { L"SubmissionTlsAddress", CFG_STR, FIELD(submission_tls_address), 0, 0, check_opt_ip },
+    { L"SubmissionTlsPort", CFG_DWORD, DWFIELD(submission_tls_port), 0, 65535, NULL },
+    { L"MaxRecipients",  CFG_DWORD, DWFIELD(max_recipients), 1, 1000,    NULL },
+    { L"MaxMessagesPerConnection", CFG_DWORD, DWFIELD(max_messages_per_connection), 0, 1000000, NULL },
+    { L"MaxHops",        CFG_DWORD, DWFIELD(max_hops),       1, 1000,    NULL },
+    { L"MasqueradeDomain", CFG_STR, FIELD(masquerade_domain), 0, 0,      check_opt_host },
+    { L"ReverseDns",     CFG_DWORD, DWFIELD(reverse_dns),    0, 1,       NULL },
+    { L"ReverseDnsTimeoutMs", CFG_DWORD, DWFIELD(reverse_dns_timeout_ms), 100, 30000, NULL },
+    { L"DropEnvelopeLines", CFG_DWORD, DWFIELD(drop_envelope_lines), 0, 1, NULL },
 };
 #define CONFIG_COUNT (sizeof config_table / sizeof config_table[0])
 
@@ -161,6 +175,10 @@ static void config_defaults(struct imsvc_config *cfg)
     cfg->protocol_log = 1;
     cfg->tracking_log = 1;
     cfg->log_retention_days = 30;
+    cfg->max_recipients = 100;
+    cfg->max_hops = 50;
+    cfg->reverse_dns_timeout_ms = 2000;
+    cfg->drop_envelope_lines = 1;
 }
 
 static const struct cfg_entry *config_find(const wchar_t *name)
@@ -427,6 +445,17 @@ static DWORD check_host(const wchar_t *t, wchar_t *why, size_t n)
         return ERROR_SUCCESS;
     say(why, n, L"'%ls' is not a valid host name (letters, digits, hyphens and dots)", t);
     return ERROR_INVALID_PARAMETER;
+}
+
+/* Empty (not set), or what check_host / check_ip accept. */
+static DWORD check_opt_host(const wchar_t *t, wchar_t *why, size_t n)
+{
+    return t[0] == 0 ? ERROR_SUCCESS : check_host(t, why, n);
+}
+
+static DWORD check_opt_ip(const wchar_t *t, wchar_t *why, size_t n)
+{
+    return t[0] == 0 ? ERROR_SUCCESS : check_ip(t, why, n);
 }
 
 /* The list's text as UTF-8, for core/domains.c; -1 when it does not fit. */

@@ -88,6 +88,18 @@ struct imsvc_config {
     DWORD protocol_log;                /* ProtocolLog: 1 writes Logs\SMTPyyyymmdd.log */
     DWORD tracking_log;                /* TrackingLog: 1 writes Logs\MSGTRKyyyymmdd.log */
     DWORD log_retention_days;          /* LogRetentionDays: older log files are deleted */
+    /* submission listeners (RFC 6409, RFC 8314), limits, Drop, outbound envelope */
+    wchar_t submission_address[64];    /* SubmissionAddress: "" = ListenAddress */
+    DWORD submission_port;             /* SubmissionPort: STARTTLS then AUTH before MAIL; 0 off */
+    wchar_t submission_tls_address[64]; /* SubmissionTlsAddress: "" = ListenAddress */
+    DWORD submission_tls_port;         /* SubmissionTlsPort: implicit TLS, AUTH before MAIL; 0 off */
+    DWORD max_recipients;              /* MaxRecipients: RCPT per message */
+    DWORD max_messages_per_connection; /* MaxMessagesPerConnection: 0 no limit */
+    DWORD max_hops;                    /* MaxHops: Received fields before 554 5.4.6 */
+    wchar_t masquerade_domain[256];    /* MasqueradeDomain: outbound MAIL FROM domain; "" none */
+    DWORD reverse_dns;                 /* ReverseDns: client's name in Received */
+    DWORD reverse_dns_timeout_ms;      /* ReverseDnsTimeoutMs: how long the greeting waits for it */
+    DWORD drop_envelope_lines;         /* DropEnvelopeLines: x-sender/x-receiver atop Drop files */
     const struct config_lists *lists;  /* not a registry value: LocalDomains and RelayAddresses
                                           parsed (NULL only when out of memory: none) */
     wchar_t bad_why[DOMAINS_WHY_MAX + 32]; /* not a registry value: why config_load refused

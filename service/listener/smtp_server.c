@@ -10,6 +10,13 @@
  * (receive_commit_async), and each resumes the session with IO_EV_WAKE. While such work runs the
  * session takes no input (its bytes wait in the connection's buffer).
  *
+ * Listeners: SMTP on ListenAddress:ListenPort, and for message submission
+ * (RFC 6409) SubmissionPort (STARTTLS, then AUTH before MAIL) and
+ * SubmissionTlsPort (implicit TLS, RFC 8314). Each has its own address,
+ * port and engine policy; their sessions share the limits and counts. With
+ * ReverseDns, the greeting waits (at most ReverseDnsTimeoutMs) for the
+ * client's confirmed name from rdns.h, looked up off the I/O workers.
+ *
  * Timers: the engine's peer timer for the state (InactivityTimeout for a
  * command, DataTimeout inside DATA), MinDataRate during DATA, the TLS
  * handshake's own bound, and the engine-wide SendTimeout. Each closes that
@@ -38,6 +45,7 @@
 #include "mapfile.h"
 #include "ntlm.h"
 #include "penalty.h"
+#include "rdns.h"
 #include "receive.h"
 #include "secret.h"
 #include "smtp_server.h"
@@ -68,10 +76,18 @@ struct addr_count {
 
 struct session;
 
-struct server {
-    int listen_id;
-    volatile LONG stopping, paused, active;
+/* The listeners, each with its own address, port and engine policy. */
+enum { LST_SMTP, LST_SUBMISSION, LST_SUBMISSION_TLS, LST_COUNT };
+struct listener {
+    int id;                         /* io_listen's; -1: not listening */
+    const wchar_t *name;            /* for events */
     struct smtpd_config engine;
+};
+
+struct server {
+    struct listener lst[LST_COUNT];
+    volatile LONG stopping, paused, active;
+    DWORD rdns_ms;                  /* ReverseDns: how long the greeting waits; 0 off */
     char hostname[256];
     const struct config_lists *lists;   /* LocalDomains and RelayAddresses, parsed by
                                            config_load; never freed (config.h) */
@@ -95,8 +111,12 @@ struct server {
     struct penalty_limiter events;
 };
 
-static struct server srv = { .listen_id = -1, .lock = SRWLOCK_INIT,
-                             .penalty_lock = SRWLOCK_INIT };
+static struct server srv = {
+    .lst = { [LST_SMTP] = { .id = -1, .name = L"SMTP" },
+             [LST_SUBMISSION] = { .id = -1, .name = L"submission (SubmissionPort)" },
+             [LST_SUBMISSION_TLS] = { .id = -1, .name = L"submission with implicit TLS "
+                                                       L"(SubmissionTlsPort)" } },
+    .lock = SRWLOCK_INIT, .penalty_lock = SRWLOCK_INIT };
 static LONG penalty_ready;
 
 /* Sessions per address ---------------------------------------------------- */
@@ -199,6 +219,7 @@ enum work {
     WORK_FILTER,        /* the content filter, then the commit */
     WORK_COMMIT,        /* the group commit (receive_commit_async) */
     WORK_DELAY,         /* a failed AUTH's answer, held back by the penalty */
+    WORK_RDNS,          /* the client's name (rdns.h): the greeting waits for it */
 };
 
 /* An AUTH answer, applied to the engine when the work is back. */
@@ -208,6 +229,9 @@ struct session {
     struct io_conn *io;
     struct chan ch;
     struct smtpd *engine;
+    const struct listener *lst;     /* the listener it came through */
+    struct sockaddr_storage addr;   /* the client's address */
+    struct rdns *rdns;              /* WORK_RDNS: the lookup */
     char peer[INET6_ADDRSTRLEN];
     wchar_t wpeer[INET6_ADDRSTRLEN];
     unsigned char key[ADDR_KEY_LEN];
@@ -285,8 +309,8 @@ static void session_close(struct session *s, int graceful)
 static void arm_timer(struct session *s)
 {
     DWORD ms = 0;
-    if (s->work == WORK_DELAY)
-        return;   /* the delayed AUTH answer owns the deadline */
+    if (s->work == WORK_DELAY || s->work == WORK_RDNS)
+        return;   /* the delayed AUTH answer, or the name's wait, owns the deadline */
     if (s->handshaking) {
         ms = HANDSHAKE_MS;
     } else if (s->work == WORK_NONE) {
@@ -697,9 +721,29 @@ static void work_returned(struct session *s)
         receive_committed(s->rcv, s->commit_err);
         message_answer(s);
         break;
+    case WORK_RDNS: {
+        char name[NI_MAXHOST];
+        rdns_finish(s->rdns, name, sizeof name);
+        s->rdns = NULL;
+        s->work = WORK_NONE;
+        if (name[0])
+            smtpd_set_client_name(s->engine, name);
+        break;
+    }
     default:
         break;
     }
+}
+
+/* ReverseDns: look up the client's name before the greeting goes out.
+ * Returns 1 while the session waits for it (IO_EV_WAKE or its deadline). */
+static int rdns_begin(struct session *s)
+{
+    if (!srv.rdns_ms || !(s->rdns = rdns_start(s->io, &s->addr)))
+        return 0;
+    s->work = WORK_RDNS;
+    io_set_deadline(s->io, srv.rdns_ms);
+    return 1;
 }
 
 /* Below MinDataRate once the grace period is over? */
@@ -714,6 +758,8 @@ static int data_too_slow(const struct session *s)
 /* Feed what arrived, act on the engine's events, send its replies. */
 static void run(struct session *s)
 {
+    if (s->work == WORK_RDNS)
+        return;   /* not even the greeting before the client's name */
     for (;;) {
         if (s->work != WORK_NONE)
             break;   /* resumed by IO_EV_WAKE (or the delay's timer) */
@@ -742,7 +788,7 @@ static void run(struct session *s)
         struct smtpd_event ev;
         if (smtpd_next(s->engine, &ev) != SMTPD_EV_NONE) {
             if (on_event(s, &ev) != 0) {
-                if (smtpd_errors(s->engine) >= srv.engine.max_errors)
+                if (smtpd_errors(s->engine) >= s->lst->engine.max_errors)
                     InterlockedIncrement(&srv.closed[CLOSE_ERRORS]);
                 session_close(s, 1);
                 return;
@@ -811,6 +857,8 @@ static void session_free(struct session *s)
         env_free(&s->env);
     ntlm_free(s->ntlm);
     free(s->token);
+    if (s->rdns)
+        rdns_finish(s->rdns, NULL, 0);   /* its wake came with the close */
     SecureZeroMemory(s->password, sizeof s->password);
     chan_free(&s->ch);
     smtpd_free(s->engine);
@@ -825,6 +873,9 @@ static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD 
     (void)c;
     switch (ev) {
     case IO_EV_OPEN:
+        if (!rdns_begin(s))
+            run(s);
+        break;
     case IO_EV_INPUT:
     case IO_EV_NOTIFY:   /* the service is stopping: run() says so */
         run(s);
@@ -838,7 +889,13 @@ static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD 
         run(s);
         break;
     case IO_EV_TIMER:
-        if (s->work == WORK_DELAY) {
+        if (s->work == WORK_RDNS) {
+            if (rdns_abandon(s->rdns)) {   /* else its answer is on the way */
+                s->rdns = NULL;
+                s->work = WORK_NONE;
+                run(s);
+            }
+        } else if (s->work == WORK_DELAY) {
             work_returned(s);
             run(s);
         } else if (s->handshaking) {
@@ -893,7 +950,7 @@ static const char refuse_addr[] =
 /* The engine's listener hands over each accepted socket. */
 static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *peer)
 {
-    (void)arg;
+    const struct listener *lst = arg;
     const char *refusal = NULL;
     unsigned char key[ADDR_KEY_LEN];
     addr_key(peer, key);
@@ -925,12 +982,14 @@ static void on_accept(void *arg, SOCKET sock, const struct sockaddr_storage *pee
     struct session *s = calloc(1, sizeof *s);
     if (s) {
         memcpy(s->key, key, sizeof key);
+        s->lst = lst;
+        s->addr = *peer;
         /* The bare numeric address: the engine and the events name the peer by it. */
         if (getnameinfo((const struct sockaddr *)peer, sizeof *peer, s->peer, sizeof s->peer,
                         NULL, 0, NI_NUMERICHOST) != 0)
             strcpy(s->peer, "unknown");
         utf8_to_wide(s->peer, s->wpeer, ARRAYSIZE(s->wpeer));
-        s->engine = smtpd_new(&srv.engine, s->peer, relay_allowed(peer));
+        s->engine = smtpd_new(&lst->engine, s->peer, relay_allowed(peer));
         if (s->engine && (s->plog = protolog_inbound(s->peer)))
             smtpd_set_transcript(s->engine, transcript, s);
         if (s->engine) {
@@ -1014,16 +1073,94 @@ static DWORD load_engine_config(const struct imsvc_config *cfg)
     WideCharToMultiByte(CP_UTF8, 0, cfg->host_name, -1, srv.hostname, sizeof srv.hostname,
                         NULL, NULL);
     srv.lists = cfg->lists;
-    srv.engine.hostname = srv.hostname;
-    srv.engine.max_size = (unsigned long long)cfg->max_message_kb * 1024;
-    srv.engine.max_recipients = 0;
-    srv.engine.local_domains = cfg->lists ? &cfg->lists->local_domains : NULL;
-    srv.engine.options = (cfg->xauth ? SMTPD_OPT_XAUTH : 0) | (cfg->xauth == 2 ? SMTPD_OPT_NO_AUTH : 0);
+    struct smtpd_config *e = &srv.lst[LST_SMTP].engine;
+    e->hostname = srv.hostname;
+    e->max_size = (unsigned long long)cfg->max_message_kb * 1024;
+    e->max_recipients = cfg->max_recipients;
+    e->max_messages = cfg->max_messages_per_connection;
+    e->max_hops = cfg->max_hops;
+    e->local_domains = cfg->lists ? &cfg->lists->local_domains : NULL;
+    e->options = (cfg->xauth ? SMTPD_OPT_XAUTH : 0) | (cfg->xauth == 2 ? SMTPD_OPT_NO_AUTH : 0);
     config_tls_policy(cfg, &srv.tls_policy);
     srv.ntlm_min_key_bits = cfg->ntlm_min_key_bits;
     if (load_certificate(cfg) == ERROR_SUCCESS)
-        srv.engine.options |= SMTPD_OPT_STARTTLS;
+        e->options |= SMTPD_OPT_STARTTLS;
+    /* MaxProtocolErrors errors are allowed; the engine closes at its count,
+     * so the one beyond them (as Postfix's smtpd_hard_error_limit). */
+    e->max_errors = cfg->max_protocol_errors + 1;
+    if (cfg->auth_requires_tls)
+        e->options |= SMTPD_OPT_AUTH_NEEDS_TLS;
+    /* Submission: the same limits; AUTH (only after TLS) before any MAIL,
+     * whatever RelayAddresses says; on the second port TLS from the start.
+     * AUTH NTLM stays offered beside LOGIN and PLAIN, as on the SMTP port. */
+    struct smtpd_config *sub = &srv.lst[LST_SUBMISSION].engine;
+    *sub = *e;
+    sub->options = (e->options & ~SMTPD_OPT_NO_AUTH) | SMTPD_OPT_AUTH_NEEDS_TLS |
+                   SMTPD_OPT_AUTH_REQUIRED;
+    srv.lst[LST_SUBMISSION_TLS].engine = *sub;
+    srv.lst[LST_SUBMISSION_TLS].engine.options |= SMTPD_OPT_TLS_ON_CONNECT;
+    srv.rdns_ms = cfg->reverse_dns ? cfg->reverse_dns_timeout_ms : 0;
     return ERROR_SUCCESS;
+}
+
+/* A submission listener that cannot serve is reported; the rest go on. */
+static void report_listener(const struct listener *l, const wchar_t *addr, DWORD port,
+                            DWORD err, const wchar_t *why)
+{
+    wchar_t wport[16];
+    _snwprintf(wport, ARRAYSIZE(wport), L"%lu", (unsigned long)port);
+    wport[ARRAYSIZE(wport) - 1] = 0;
+    evlog_report(EVENTLOG_WARNING_TYPE, CAT_SMTP_INTERFACE, MSG_LISTENER_NOT_STARTED,
+                 LOC_SMTPD_LISTEN_SUBMISSION, err, 4,
+                 (const wchar_t *[]){ l->name, addr, wport, why });
+}
+
+/* Listen for one listener on addr:port (addr "" is ListenAddress). */
+static DWORD listener_open(struct listener *l, const struct imsvc_config *cfg,
+                           const wchar_t *waddr, DWORD port)
+{
+    char addr[64], sport[16];
+    if (!waddr[0])
+        waddr = cfg->listen_address;
+    WideCharToMultiByte(CP_UTF8, 0, waddr, -1, addr, sizeof addr, NULL, NULL);
+    snprintf(sport, sizeof sport, "%lu", (unsigned long)port);
+    DWORD rc = io_listen(addr, sport, on_accept, l, &l->id);
+    if (rc != ERROR_SUCCESS)
+        l->id = -1;
+    return rc;
+}
+
+/* The submission listeners that are configured; each failure is reported. */
+static void submission_open(const struct imsvc_config *cfg)
+{
+    static const int which[] = { LST_SUBMISSION, LST_SUBMISSION_TLS };
+    for (size_t i = 0; i < ARRAYSIZE(which); i++) {
+        struct listener *l = &srv.lst[which[i]];
+        int tls = which[i] == LST_SUBMISSION_TLS;
+        DWORD port = tls ? cfg->submission_tls_port : cfg->submission_port;
+        const wchar_t *addr = tls ? cfg->submission_tls_address : cfg->submission_address;
+        if (!port)
+            continue;
+        if (!(l->engine.options & SMTPD_OPT_STARTTLS)) {
+            report_listener(l, addr[0] ? addr : cfg->listen_address, port, ERROR_NOT_FOUND,
+                            L"there is no server certificate, and submission needs TLS "
+                            L"(imsvc cert new makes one)");
+            continue;
+        }
+        DWORD rc = listener_open(l, cfg, addr, port);
+        if (rc != ERROR_SUCCESS)
+            report_listener(l, addr[0] ? addr : cfg->listen_address, port, rc,
+                            L"the address or port cannot be bound");
+    }
+}
+
+static void listeners_close(void)
+{
+    for (int i = 0; i < LST_COUNT; i++) {
+        if (srv.lst[i].id >= 0)
+            io_unlisten(srv.lst[i].id);
+        srv.lst[i].id = -1;
+    }
 }
 
 DWORD smtp_server_start(const struct imsvc_config *cfg)
@@ -1036,11 +1173,6 @@ DWORD smtp_server_start(const struct imsvc_config *cfg)
     srv.inactivity_ms = cfg->inactivity_timeout * 1000u;
     srv.data_ms = cfg->data_timeout * 1000u;
     srv.min_data_rate = cfg->min_data_rate;
-    /* MaxProtocolErrors errors are allowed; the engine closes at its count,
-     * so the one beyond them (as Postfix's smtpd_hard_error_limit). */
-    srv.engine.max_errors = cfg->max_protocol_errors + 1;
-    if (cfg->auth_requires_tls)
-        srv.engine.options |= SMTPD_OPT_AUTH_NEEDS_TLS;
     if (InterlockedExchange(&penalty_ready, 1) == 0) {   /* kept across restarts */
         penalty_throttle_init(&srv.throttle, AUTH_DELAY_MS, AUTH_DELAY_MAX_MS, PENALTY_FORGET_MS);
         penalty_limiter_init(&srv.events, EVENT_WINDOW_MS);
@@ -1053,15 +1185,13 @@ DWORD smtp_server_start(const struct imsvc_config *cfg)
     ResetEvent(srv.all_closed);
     srv.stopping = 0;   /* `paused` survives a restart: the service may be paused */
 
-    char addr[64], port[16];
-    WideCharToMultiByte(CP_UTF8, 0, cfg->listen_address, -1, addr, sizeof addr, NULL, NULL);
-    snprintf(port, sizeof port, "%lu", cfg->listen_port);
-    rc = io_listen(addr, port, on_accept, NULL, &srv.listen_id);
+    rc = listener_open(&srv.lst[LST_SMTP], cfg, cfg->listen_address, cfg->listen_port);
     if (rc != ERROR_SUCCESS) {
-        srv.listen_id = -1;
         tls_cred_free(&srv.tls_cred);
+        return rc;
     }
-    return rc;
+    submission_open(cfg);
+    return ERROR_SUCCESS;
 }
 
 void smtp_server_pause(int paused)
@@ -1074,10 +1204,7 @@ void smtp_server_stop(DWORD wait_ms)
     AcquireSRWLockExclusive(&srv.lock);
     InterlockedExchange(&srv.stopping, 1);
     ReleaseSRWLockExclusive(&srv.lock);
-    if (srv.listen_id >= 0) {
-        io_unlisten(srv.listen_id);
-        srv.listen_id = -1;
-    }
+    listeners_close();
     /* Every session says 421 4.3.2 at its next turn (run() sees stopping). */
     io_notify_all();
     if (srv.active > 0 && srv.all_closed)

@@ -250,10 +250,15 @@ static void release(struct qmsg *m, int64_t due)
     LeaveCriticalSection(&q.lock);
 }
 
-/* Look at one due message: notices, then jobs for its due recipients. */
-static void dispatch(struct qmsg *m)
+/* Look at one due message: notices, then jobs for its due recipients.
+ * flush (`imsvc queue retry --all|--destination`): first make its deferred
+ * recipients for that destination ("" all) due now; *flushed (if not NULL)
+ * gets how many were. */
+static void dispatch(struct qmsg *m, const char *flush, size_t *flushed)
 {
     int64_t now = clock_unix();
+    if (flushed)
+        *flushed = 0;
     DWORD err = spool_read_env(m->id, 0, &m->env);
     if (!err)
         err = spool_read_content(m->id, 0, &m->content, &m->len);
@@ -269,6 +274,11 @@ static void dispatch(struct qmsg *m)
     }
     m->arrived = m->env.arrived;
     m->eight_bit = mime_has_8bit(m->content, m->len);
+    if (flush) {
+        size_t k = qmgr_flush(&m->env, &SET->rc, flush);
+        if (flushed)
+            *flushed = k;
+    }
 
     /* What is due, late or unroutable, and where the due recipients go
      * (core/qmgr.h). */
@@ -342,6 +352,48 @@ static struct qmsg *index_find(const char *id)
     return NULL;
 }
 
+/* `imsvc queue retry --all` (dest "") or `--destination dest`: every
+ * message not in delivery now is looked at at once, its deferred
+ * recipients for dest made due, as Postfix's `postqueue -f` does; a
+ * destination marked unreachable is tried again. One request instead of a
+ * `queue retry ID` each (449 of those took 7.5 minutes after a smart host
+ * outage). Held messages stay held: releasing one is `queue retry ID`. */
+static void ctl_flush(const char *dest, int *failed, char *text, size_t text_len)
+{
+    delivery_revive();
+    EnterCriticalSection(&q.lock);
+    size_t n = 0, busy = 0, total = q.n_msgs;
+    struct qmsg **list = total ? malloc(total * sizeof *list) : NULL;
+    for (size_t i = 0; list && i < total; i++) {
+        struct qmsg *m = q.msgs[i];
+        if (m->busy) {
+            busy++;
+            continue;
+        }
+        m->busy = 1;
+        list[n++] = m;
+    }
+    LeaveCriticalSection(&q.lock);
+    if (!list && total) {
+        *failed = 1;
+        snprintf(text, text_len, "out of memory; nothing was retried");
+        return;
+    }
+    size_t messages = 0, recipients = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        dispatch(list[i], dest, &k);   /* releases or hands on each one */
+        messages += k > 0;
+        recipients += k;
+    }
+    free(list);
+    *failed = 0;
+    snprintf(text, text_len, "%zu message%s (%zu deferred recipient%s%s%s) %s being tried now; "
+             "%zu more %s in delivery already", messages, messages == 1 ? "" : "s", recipients,
+             recipients == 1 ? "" : "s", dest[0] ? " for " : "", dest,
+             messages == 1 ? "is" : "are", busy, busy == 1 ? "was" : "were");
+}
+
 /* A request from `imsvc queue retry|delete` (queuectl.h): 0 with the
  * answer, or 1 to leave it for a later scan. */
 static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int *failedp,
@@ -349,6 +401,10 @@ static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int 
 {
     (void)arg;
     int failed = 0;
+    if (action == CTLREQ_FLUSH) {
+        ctl_flush(id, failedp, text, text_len);
+        return 0;
+    }
     wchar_t held_env[MAX_PATH];
     int held = spool_path(spool_dir(), id, 1, L"env", held_env, MAX_PATH) == 0 &&
                GetFileAttributesW(held_env) != INVALID_FILE_ATTRIBUTES;
@@ -455,7 +511,7 @@ static DWORD WINAPI scheduler_main(void *arg)
         }
         LeaveCriticalSection(&q.lock);
         for (size_t i = 0; i < nb; i++)
-            dispatch(batch[i]);
+            dispatch(batch[i], NULL, NULL);
         if (now != last_ctl) {   /* once a second, not on every wake-up */
             queuectl_scan(ctl_handle, NULL);
             last_ctl = now;

@@ -30,6 +30,7 @@ static struct {
     char host[RECEIVE_HOST_MAX];
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
+    unsigned max_hops;
     /* A pickup file whose filter fails stays and is tried at every scan:
      * its failure is reported once a minute, with the count held back. */
     SRWLOCK repeat_lock;
@@ -55,6 +56,7 @@ struct receive {
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
     struct track_msgid mid;         /* its Message-ID, for the tracking log */
+    unsigned max_hops;
 };
 
 void receive_configure(const struct imsvc_config *cfg)
@@ -66,6 +68,7 @@ void receive_configure(const struct imsvc_config *cfg)
     _snwprintf(rc.filter, ARRAYSIZE(rc.filter), L"%ls", cfg->content_filter);
     rc.filter[ARRAYSIZE(rc.filter) - 1] = 0;
     rc.max_size = (unsigned long long)cfg->max_message_kb * 1024u;
+    rc.max_hops = cfg->max_hops;
     ReleaseSRWLockExclusive(&rc.lock);
 }
 
@@ -83,6 +86,7 @@ struct receive *receive_begin(enum receipt_source src, const struct smtpd *sessi
     memcpy(host, rc.host, sizeof host);
     memcpy(r->filter, rc.filter, sizeof r->filter);
     r->max_size = rc.max_size;
+    r->max_hops = rc.max_hops;
     ReleaseSRWLockShared(&rc.lock);
 
     r->failure = spool_create(&r->msg);
@@ -138,7 +142,7 @@ enum receive_step receive_end(struct receive *r, struct envelope *env)
         return done(r, RECEIPT_STORE_FAILED, r->failure ? r->failure : ERROR_INVALID_HANDLE);
     snprintf(env->id, sizeof env->id, "%s", r->id);
     env->arrived = clock_unix();
-    enum receipt_outcome o = receipt_check(r->src, &r->count, r->max_size);
+    enum receipt_outcome o = receipt_check(r->src, &r->count, r->max_size, r->max_hops);
     if (o != RECEIPT_QUEUED)
         return done(r, o, 0);
     struct receipt_policy pol;
@@ -286,7 +290,9 @@ enum receipt_outcome receive_outcome(const struct receive *r, DWORD *err)
 
 void receive_result(const struct receive *r, struct receipt_answer *a)
 {
-    receipt_answer(r->src, r->outcome, r->err, r->reason, a);
+    /* a loop's answer names the limit it passed */
+    receipt_answer(r->src, r->outcome, r->outcome == RECEIPT_LOOP ? r->max_hops : r->err,
+                   r->reason, a);
 }
 
 void receive_free(struct receive *r)

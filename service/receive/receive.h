@@ -33,8 +33,8 @@ enum receive_step { RECEIVE_STEP_FILTER, RECEIVE_STEP_COMMIT, RECEIVE_STEP_DONE 
 
 struct receive;
 
-/* HostName, ContentFilter and MaxMessageKB; at start and on PARAMCHANGE
- * (a message being received keeps the settings it began with). */
+/* HostName, ContentFilter, MaxMessageKB and MaxHops; at start and on
+ * PARAMCHANGE (a message being received keeps the settings it began with). */
 void receive_configure(const struct imsvc_config *cfg);
 
 /* A new message from src. session: the SMTP engine of an SMTP message (its

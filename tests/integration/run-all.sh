@@ -3,6 +3,10 @@
 #
 # Each test prints "N passed, N failed" as its last line. A test that dies
 # before that line counts as one failure. The total is the last line printed.
+# Tests that need winbindd (test_flood, test_secret, test_send,
+# test_submission, test_tls) take its lock themselves (tests/lib/winbind.sh).
+# Ports: each test has its own; test_submission uses 2765-2768 (SMTP,
+# submission, implicit TLS, smart host) and test_ops 2531 and 2768.
 cd "$(dirname "$0")/../.."
 total_pass=0 total_fail=0
 for t in tests/integration/test_*.sh; do

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # test_ops.sh - operating the queue: the content filter, the pickup folder,
-# `imsvc queue list|show|retry|delete` and `imsvc status`.
+# `imsvc queue list|show|retry|delete`, `imsvc queue retry --all` and
+# `--destination`, the Drop files' x-sender/x-receiver lines, and `imsvc
+# status`.
 #
 # The service runs in a private prefix on 127.0.0.1:2531 with LocalDomains
-# ops.test and a SmartHost nobody listens on (so relayed mail stays
-# deferred). A content filter built for the test (tools/test_filter.c)
+# ops.test and a SmartHost nobody listens on at first (127.0.0.1:2768, so
+# relayed mail stays deferred; the first retry is 15 minutes away).
+# Then 30 deferred messages for two domains: `queue retry --destination`
+# sends those of one domain to the smart host (tests/integration/
+# smtp_sink.py, started on that port) at once and leaves the others,
+# `queue retry --all` the rest, in seconds; with the service stopped,
+# `retry --all` marks the envelopes due. Drop files begin with x-sender and
+# x-receiver lines (one per recipient), as IIS SMTP writes them, unless
+# DropEnvelopeLines is 0. A content filter built for the test (tools/test_filter.c)
 # accepts, rejects (the client gets 554 5.7.1 with its reason), holds (the
 # message waits in Queue\Hold until `queue retry` releases it) or fails (451,
 # event 4110), and inherits none of the service's sockets, pipes or queue
@@ -16,10 +25,19 @@ cd "$(dirname "$0")/../.."
 . tests/lib/wineprefix.sh
 . tests/lib/assert.sh
 . tests/lib/queue.sh
-trap wp_destroy EXIT
+SINK_PID=
+T=$(mktemp -d /tmp/imsvc-ops.XXXXXX)
+sink_stop() {
+    [ -n "$SINK_PID" ] || return 0
+    kill "$SINK_PID" 2>/dev/null || true
+    wait "$SINK_PID" 2>/dev/null || true
+    SINK_PID=
+}
+trap 'sink_stop; wp_destroy; rm -rf "$T"' EXIT
 wp_create
 
 PORT=2531
+SINK_PORT=2768
 B=${B:-build}
 exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
 data="$WINEPREFIX/drive_c/ProgramData/IMSvc"
@@ -30,6 +48,11 @@ imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@"; }
 send() {  # send FROM TO HEADER-LINE SUBJECT
     run swaks --server 127.0.0.1:$PORT --from "$1" --to "$2" --add-header "$3" \
         --header "Subject: $4" --body "body of $4"
+}
+# until_ok SECONDS CMD...: until CMD succeeds (wait_for, below, wants output)
+until_ok() {
+    local end=$((SECONDS + $1)); shift
+    until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; sleep 0.3; done
 }
 in_drop() { grep -l "^Subject: $1" "$data"/Drop/*.eml 2>/dev/null | head -1 || true; }
 wait_for() {  # wait_for SECONDS CMD...: until CMD prints something
@@ -46,7 +69,8 @@ expect_status 0 "install"
 imsvc config set ListenPort $PORT >/dev/null
 imsvc config set LocalDomains "ops.test" >/dev/null
 imsvc config set RelayAddresses "127.0.0.1/32" >/dev/null
-imsvc config set SmartHost "127.0.0.1:9" >/dev/null
+imsvc config set SmartHost "127.0.0.1:$SINK_PORT" >/dev/null
+imsvc config set SmartHostTls 0 >/dev/null
 imsvc config set ContentFilter '"C:\Program Files\IMSvc\test_filter.exe"' >/dev/null
 run imsvc start
 expect_status 0 "start"
@@ -55,6 +79,11 @@ expect_status 0 "start"
 send a@ops.test b@ops.test "X-Test-Filter: accept" "filter accept"
 expect_status 0 "a message the filter accepts gets 250"
 wait_for 20 in_drop "filter accept" && pass "... and is delivered" || fail "accepted message not delivered"
+# The Drop file begins with the envelope, as IIS SMTP writes it.
+f=$(in_drop "filter accept")
+expect_eq "$(head -2 "${f:-/dev/null}" | tr -d '\r' | tr '\n' '|')" "x-sender: a@ops.test|x-receiver: b@ops.test|" \
+    "a Drop file starts with x-sender: and x-receiver: lines"
+expect_eq "$(sed -n 3p "${f:-/dev/null}" | cut -c1-15)" "Received: from " "... then the Received field"
 
 send a@ops.test b@ops.test "X-Test-Filter: reject" "filter reject"
 expect_status_not 0 "a message the filter rejects is refused"
@@ -109,7 +138,7 @@ did=$(awk '$2 == "deferred" {print $1; exit}' <<<"$OUT")
 run imsvc queue show "$did"
 expect_out "far@remote.example" "queue show names the recipient"
 expect_out_re "state deferred, [0-9]+ attempt" "queue show gives state and attempts"
-expect_out_re "why +could not connect to 127\.0\.0\.1:9" "queue show gives the reason"
+expect_out_re "why +could not connect to 127\.0\.0\.1:$SINK_PORT" "queue show gives the reason"
 run imsvc status
 expect_out_re "^Queue: +1 message \(0 held\); recipients: 0 pending, 1 deferred" \
     "status counts the queue by state"
@@ -135,8 +164,13 @@ mv "$data/Pickup/one.tmp" "$data/Pickup/one.eml"
 wait_for 20 in_drop "pickup x" && pass "a pickup file with x-sender/x-receiver is delivered" ||
     { fail "pickup file not delivered"; ls -R "$data" >&2; imsvc events --last 5 >&2; }
 f=$(in_drop "pickup x")
-[ -n "$f" ] && ! grep -qi "^x-receiver" "$f" && grep -q "^Received: from pickup directory" "$f" &&
-    pass "x- lines removed, a Received header added" || fail "pickup file delivered as is"
+# The pickup file's own x- lines are taken off; the Drop file has the
+# service's, for the two recipients delivered into it, then its Received.
+expect_eq "$(head -4 "${f:-/dev/null}" | tr -d '\r' | sed 's/^\(Received: from pickup directory\).*/\1/' | tr '\n' '|')" \
+    "x-sender: app@ops.test|x-receiver: user1@ops.test|x-receiver: user2@ops.test|Received: from pickup directory|" \
+    "the Drop file: x-sender, an x-receiver per recipient, then a Received header"
+[ -n "$f" ] && [ "$(grep -ci '^x-receiver' "$f")" = 2 ] && [ "$(grep -ci '^x-sender' "$f")" = 1 ] &&
+    pass "the pickup file's own x- lines were removed (no second set)" || fail "pickup file's x- lines kept"
 [ ! -e "$data/Pickup/one.eml" ] && pass "the pickup file was taken" || fail "pickup file left behind"
 
 printf 'From: App <app@ops.test>\r\nTo: "User Three" <user3@ops.test>, user4@ops.test\r\nBcc: hidden@ops.test\r\nSubject: pickup headers\r\n\r\nbody\r\n' \
@@ -152,7 +186,79 @@ wait_for 20 ls "$data/Badmail/pickup-three.eml.txt" && pass "a pickup file witho
 grep -q "no recipients" "$data/Badmail/pickup-three.eml.txt" 2>/dev/null &&
     pass "... with its reason" || fail "Badmail reason missing"
 
+# DropEnvelopeLines 0: the message only.
+imsvc config set DropEnvelopeLines 0 >/dev/null
+sleep 2   # PARAMCHANGE is read by the service thread
+send a@ops.test b@ops.test "X-Test-Filter: accept" "no envelope lines"
+wait_for 20 in_drop "no envelope lines" && pass "delivered with DropEnvelopeLines 0" || fail "not delivered"
+f=$(in_drop "no envelope lines")
+[ -n "$f" ] && head -1 "$f" | grep -q "^Received: from " && ! grep -qi "^x-sender" "$f" &&
+    pass "with DropEnvelopeLines 0 the Drop file starts with Received, no x- lines" ||
+    fail "x- lines written with DropEnvelopeLines 0"
+imsvc config set DropEnvelopeLines 1 >/dev/null
+
+# queue retry --all and --destination ---------------------------------------
+# 30 messages wait for the smart host (down); the first retry is 15 minutes
+# away. The filter is taken off first: it costs a process per message.
+imsvc config set ContentFilter "" >/dev/null
+sleep 2
+python3 - "$PORT" <<'PY' >"$T/flood.log" 2>&1 || true
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
+for i in range(30):
+    to = "r%d@alpha.example" % i if i < 24 else "s%d@beta.example" % i
+    s.sendmail("a@ops.test", [to], "Subject: flush %d\r\n\r\nbody %d\r\n" % (i, i))
+s.quit()
+print("sent 30")
+PY
+grep -q "sent 30" "$T/flood.log" && pass "30 messages for the smart host accepted" ||
+    { fail "could not send the 30 messages"; cat "$T/flood.log" >&2; }
+deferred_count() { imsvc queue list 2>/dev/null | tr -d '\r' | awk '$2 == "deferred"' | wc -l; }
+all_deferred() { [ "$(deferred_count)" -ge 30 ]; }
+until_ok 60 all_deferred && pass "all 30 are deferred (the smart host is down)" ||
+    fail "not all 30 deferred: $(deferred_count)"
+
+rm -f "$T/sink.pid"
+python3 tests/integration/smtp_sink.py --port "$SINK_PORT" --dir "$T/sink" --pidfile "$T/sink.pid" \
+    </dev/null >"$T/sink.log" 2>&1 &
+SINK_PID=$!
+until_ok 10 test -s "$T/sink.pid" || { fail "smtp_sink did not start"; cat "$T/sink.log" >&2; }
+sunk() { cat "$T/sink"/*.env 2>/dev/null | grep -c "^RCPT TO:<$1" || true; }
+
+run imsvc queue retry --destination BETA.example
+expect_status 0 "queue retry --destination beta.example"
+expect_out_re "^6 messages \(6 deferred recipients for BETA\.example\) are being tried now" \
+    "it names the 6 messages of that domain"
+six() { [ "$(sunk s)" -ge 6 ]; }
+until_ok 20 six && pass "the 6 for beta.example reach the smart host at once" ||
+    fail "beta.example's messages not delivered: $(sunk s)"
+sleep 2
+expect_eq "$(sunk r)" 0 "alpha.example's 24 still wait for their retry"
+
+start=$SECONDS
+run imsvc queue retry --all
+expect_status 0 "queue retry --all"
+expect_out_re "^24 messages \(24 deferred recipients\) are being tried now" "it names the other 24"
+all24() { [ "$(sunk r)" -ge 24 ]; }
+until_ok 30 all24 && pass "the other 24 reach the smart host in $((SECONDS - start)) s, one request" ||
+    fail "after retry --all only $(sunk r) of 24 delivered"
+queue_settle "$data" 20 && pass "the queue is empty" || fail "messages left in the queue"
+expect_eq "$(cat "$T/sink"/*.env 2>/dev/null | grep -c '^RCPT TO:')" 30 "each of the 30 was delivered once"
+
+run imsvc queue retry --destination "bad name"
+expect_status 1 "retry --destination with something that is no destination"
+expect_err "is not a destination" "... says so"
+
+# With the service stopped, the envelopes are marked due for its start.
+sink_stop
+send a@ops.test late@gamma.example "X-Test-Filter: accept" "offline flush"
+one_deferred() { [ "$(deferred_count)" -ge 1 ]; }
+until_ok 30 one_deferred && pass "a message waits for the smart host again" || fail "no deferred message"
 run imsvc stop
 expect_status 0 "stop"
+run imsvc queue retry --all
+expect_status 0 "queue retry --all with the service stopped"
+expect_out "1 message (1 deferred recipient) due now; they are tried when the service starts" \
+    "it marks the deferred message due for the start"
 run imsvc uninstall
 summary

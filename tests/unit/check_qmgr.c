@@ -195,6 +195,77 @@ START_TEST(test_unroutable)
 }
 END_TEST
 
+/* `queue retry --all` / `--destination`: only deferred recipients, and for
+ * a destination only those whose domain or route's host it is; then the
+ * plan has them due at once. */
+static void defer_all(struct envelope *e)
+{
+    for (size_t i = 0; i < e->n_rcpt; i++) {
+        e->rcpt[i].state = ENV_DEFERRED;
+        e->rcpt[i].first_failure = T0;
+        e->rcpt[i].next_attempt = T0 + 4 * HR;
+    }
+}
+
+START_TEST(test_flush)
+{
+    static const char *const to[] = { "a@remote.test", "b@Other.test", "c@remote.test",
+                                      "d@[192.0.2.1]", "e@imsvc.test" };
+    struct envelope e;
+    make(&e, to, 5);
+    defer_all(&e);
+    e.rcpt[2].state = ENV_DELIVERED;
+    e.rcpt[2].next_attempt = 0;
+    struct retry_policy p;
+    retry_defaults(&p);
+    struct route_config rc = config(NULL);
+    struct qmgr_plan pl;
+    ck_assert_int_eq(qmgr_plan(&e, T0 + HR, &p, &rc, &pl), 0);
+    ck_assert_uint_eq(pl.n_groups, 0);            /* nothing due for 4 hours */
+    qmgr_plan_free(&pl);
+
+    /* by destination: the domain, in any case, with a trailing dot */
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, "OTHER.test."), 1);
+    ck_assert_int_eq(e.rcpt[1].next_attempt, 0);
+    ck_assert_int_eq(e.rcpt[0].next_attempt, T0 + 4 * HR);
+    /* an address literal, with or without its brackets */
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, "192.0.2.1"), 1);
+    ck_assert_int_eq(e.rcpt[3].next_attempt, 0);
+    /* nothing matches: nothing changes */
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, "nowhere.test"), 0);
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, "remote"), 0);
+    ck_assert_int_eq(e.rcpt[0].next_attempt, T0 + 4 * HR);
+    ck_assert_int_eq(qmgr_plan(&e, T0 + HR, &p, &rc, &pl), 0);
+    ck_assert_uint_eq(pl.n_groups, 2);
+    ck_assert_str_eq(pl.groups[0].key, "mx:other.test");
+    ck_assert_str_eq(pl.groups[1].key, "mx:[192.0.2.1]");
+    qmgr_plan_free(&pl);
+
+    /* through a smart host, its name takes every recipient routed to it */
+    defer_all(&e);
+    e.rcpt[2].state = ENV_DELIVERED;
+    struct route_config sh = config("Relay.test:2525");
+    ck_assert_uint_eq(qmgr_flush(&e, &sh, "relay.TEST"), 3);
+    ck_assert_int_eq(e.rcpt[4].next_attempt, T0 + 4 * HR);   /* local: not the smart host's */
+    ck_assert_int_eq(e.rcpt[2].next_attempt, T0 + 4 * HR);   /* delivered: left alone */
+
+    /* all: every deferred recipient, done ones never */
+    defer_all(&e);
+    e.rcpt[2].state = ENV_FAILED;
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, NULL), 4);
+    ck_assert_int_eq(e.rcpt[2].next_attempt, T0 + 4 * HR);
+    ck_assert_uint_eq(qmgr_flush(&e, &rc, ""), 4);
+    ck_assert_int_eq(qmgr_plan(&e, T0 + HR, &p, &rc, &pl), 0);
+    size_t due = 0;
+    for (size_t k = 0; k < pl.n_groups; k++)
+        due += pl.groups[k].n;
+    ck_assert_uint_eq(due, 4);
+    qmgr_plan_free(&pl);
+    env_free(&e);
+    domains_free(&locals);
+}
+END_TEST
+
 START_TEST(test_empty)
 {
     struct envelope e;
@@ -220,6 +291,7 @@ Suite *qmgr_suite(void)
     tcase_add_test(tc, test_only_due);
     tcase_add_test(tc, test_late);
     tcase_add_test(tc, test_unroutable);
+    tcase_add_test(tc, test_flush);
     tcase_add_test(tc, test_empty);
     suite_add_tcase(s, tc);
     return s;

@@ -120,19 +120,33 @@ START_TEST(limits_apply_per_source)
     receipt_count_init(&c);
     for (unsigned i = 0; i < RECEIPT_MAX_HOPS; i++)
         feed_str(&c, "Received: from x by y; d\r\n", 0);
-    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &c, 0), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &c, 0, 0), RECEIPT_QUEUED);
     feed_str(&c, "Received: one too many\r\n", 0);
-    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &c, 0), RECEIPT_LOOP);
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &c, 0, 0), RECEIPT_LOOP);
+    /* MaxHops: a configured limit, above or below the default */
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &c, 0, RECEIPT_MAX_HOPS + 1), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &c, 0, RECEIPT_MAX_HOPS), RECEIPT_LOOP);
+    struct receipt_count three;
+    receipt_count_init(&three);
+    for (unsigned i = 0; i < 4; i++)
+        feed_str(&three, "Received: from x by y; d\r\n", 0);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &three, 0, 4), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &three, 0, 3), RECEIPT_LOOP);
+    struct receipt_answer la;
+    receipt_answer(RECEIPT_PICKUP, RECEIPT_LOOP, 3, NULL, &la);
+    ck_assert_str_eq(la.text, "too many hops (more than 3 Received header fields): a mail loop");
+    receipt_answer(RECEIPT_SMTP, RECEIPT_LOOP, 0, NULL, &la);
+    ck_assert_str_eq(la.text, "Error: too many hops (more than 50 Received header fields): a mail loop");
     /* size: above the limit only; 0 is no limit */
     struct receipt_count z;
     receipt_count_init(&z);
     feed_str(&z, "Subject: s\r\n\r\n0123456789", 0);
-    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, z.octets), RECEIPT_QUEUED);
-    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, z.octets - 1), RECEIPT_TOO_BIG);
-    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, 0), RECEIPT_QUEUED);
-    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &z, z.octets - 1), RECEIPT_TOO_BIG);
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, z.octets, 0), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, z.octets - 1, 0), RECEIPT_TOO_BIG);
+    ck_assert_int_eq(receipt_check(RECEIPT_SMTP, &z, 0, 0), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &z, z.octets - 1, 0), RECEIPT_TOO_BIG);
     /* a notice is never refused for its size: refusing it leaves the sender untold */
-    ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &z, 1), RECEIPT_QUEUED);
+    ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &z, 1, 0), RECEIPT_QUEUED);
     struct receipt_policy p;
     receipt_policy(RECEIPT_NOTICE, &p);
     ck_assert(!p.filtered);
@@ -281,8 +295,8 @@ START_TEST(pickup_and_notices_count_hops)
     for (unsigned i = 0; i <= RECEIPT_MAX_HOPS; i++)
         feed_str(&c, "Received: from x by y; d\r\n", 0);
     feed_str(&c, "\r\nbody\r\n", 0);
-    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &c, 0), RECEIPT_LOOP);
-    ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &c, 0), RECEIPT_LOOP);
+    ck_assert_int_eq(receipt_check(RECEIPT_PICKUP, &c, 0, 0), RECEIPT_LOOP);
+    ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &c, 0, 0), RECEIPT_LOOP);
 }
 END_TEST
 END_TEST

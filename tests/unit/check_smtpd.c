@@ -811,6 +811,117 @@ START_TEST(auth_needs_tls)
 }
 END_TEST
 
+/* Message submission (RFC 6409): STARTTLS before AUTH, AUTH before MAIL. */
+START_TEST(submission_needs_auth)
+{
+    struct drv d;
+    drv_init(&d, SMTPD_OPT_STARTTLS | SMTPD_OPT_AUTH_NEEDS_TLS | SMTPD_OPT_AUTH_REQUIRED, 0);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nAUTH NTLM TkVHT1RJQVRF\r\n");
+    ck_has(&d, "530 5.7.0 Authentication required\r\n530 5.7.0 Must issue a STARTTLS command first\r\n");
+    ck_assert_int_eq(d.ntlm_tokens, 0);
+    drive(&d, "STARTTLS\r\n");
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\n");
+    ck_assert_int_eq(count(d.out, "530 5.7.0 Authentication required\r\n"), 2);
+    ck_has(&d, "503 5.5.1 Error: need MAIL command\r\n");   /* the RCPT after it */
+    /* a failed AUTH does not open the door either */
+    drive(&d, "AUTH NTLM TkVHT1RJQVRF\r\nQkFE\r\nMAIL FROM:<a@b.example>\r\n");
+    ck_has(&d, "535 5.7.3 Authentication unsuccessful\r\n530 5.7.0 Authentication required\r\n");
+    d.outlen = 0;
+    drive(&d, "AUTH NTLM TkVHT1RJQVRF\r\nQVVUSC1HT09E\r\nMAIL FROM:<a@b.example>\r\n"
+              "RCPT TO:<x@elsewhere.example>\r\nDATA\r\nhi\r\n.\r\n");
+    ck_has(&d, "235 2.7.0 Authentication successful\r\n250 2.1.0 Sender <a@b.example> ok\r\n"
+               "250 2.1.5 Recipient <x@elsewhere.example> ok\r\n");
+    ck_has(&d, "250 2.0.0 Ok: queued as Q1\r\n");
+    ck_hasnt(&d, "530");
+    drv_done(&d);
+    /* a relay range does not stand in for AUTH on a submission listener */
+    drv_init(&d, SMTPD_OPT_AUTH_REQUIRED, 1);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+    ck_has(&d, "530 5.7.0 Authentication required\r\n");
+    drv_done(&d);
+}
+END_TEST
+
+/* Implicit TLS (RFC 8314): the handshake first, then the greeting, never a
+ * byte in clear; STARTTLS is neither offered nor taken. */
+START_TEST(tls_on_connect)
+{
+    struct drv d;
+    unsigned opts = SMTPD_OPT_STARTTLS | SMTPD_OPT_AUTH_REQUIRED | SMTPD_OPT_TLS_ON_CONNECT;
+    drv_init(&d, opts, 0);
+    size_t n;
+    smtpd_output(d.s, &n);
+    ck_assert_uint_eq(n, 0);                      /* no greeting in clear */
+    ck_assert_uint_eq(smtpd_feed(d.s, "EHLO early\r\n", 12), 12);   /* discarded */
+    ck_assert_int_eq(smtpd_tls_started(d.s, 1), -1);   /* not asked for yet */
+    drive(&d, "");
+    ck_assert_int_eq(d.starttls, 1);
+    ck_assert_str_eq(d.out, "220 mx.example.com ESMTP imsvc ready\r\n");
+    drive(&d, "EHLO c\r\nSTARTTLS\r\nMAIL FROM:<a@b.example>\r\n");
+    ck_has(&d, "250-AUTH NTLM LOGIN PLAIN\r\n");
+    ck_hasnt(&d, "250-STARTTLS");
+    ck_hasnt(&d, "early");
+    ck_has(&d, "503 5.5.1 Error: TLS is already active\r\n530 5.7.0 Authentication required\r\n");
+    ck_assert_int_eq(d.starttls, 1);
+    drive(&d, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<a@b.example>\r\n"
+              "RCPT TO:<x@elsewhere.example>\r\nDATA\r\nhi\r\n.\r\n");
+    ck_has(&d, "250 2.0.0 Ok: queued as Q1\r\n");
+    ck_assert_ptr_nonnull(strstr(d.received, "with ESMTPSA id Q1"));
+    drv_done(&d);
+
+    /* below policy: refused instead of the greeting, and closed */
+    drv_init(&d, opts, 0);
+    d.auto_tls = 0;
+    drive(&d, "");
+    ck_assert_int_eq(d.starttls, 1);
+    ck_assert_int_eq(smtpd_tls_refused(d.s, "negotiated TLS 1.0; policy requires TLS 1.2"), 0);
+    pump(&d);
+    ck_assert_str_eq(d.out, "421 4.7.0 mx.example.com TLS session refused by policy: negotiated "
+                            "TLS 1.0; policy requires TLS 1.2\r\n");
+    ck_assert_int_eq(d.closed, 1);
+    drv_done(&d);
+
+    /* the service stops before the handshake: closed, and not a byte in clear */
+    drv_init(&d, opts, 0);
+    smtpd_shutdown(d.s);
+    drive(&d, "");
+    ck_assert_uint_eq(d.outlen, 0);
+    ck_assert_int_eq(d.starttls, 0);
+    ck_assert_int_eq(d.closed, 1);
+    drv_done(&d);
+}
+END_TEST
+
+/* MaxMessagesPerConnection: the MAIL after the last allowed message gets
+ * 421 and the session ends; MaxHops as configured. */
+START_TEST(message_and_hop_limits)
+{
+    struct drv d;
+    static char m[4096];
+    drv_init(&d, 0, 0);
+    smtpd_free(d.s);
+    d.cfg.max_messages = 2;
+    d.cfg.max_hops = 3;
+    drv_start(&d);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n");
+    size_t n = hops_message(m, sizeof m, 3);
+    ck_assert_uint_eq(drive_n(&d, m, n, 0), 0);
+    ck_has(&d, "250 2.0.0 Ok: queued as Q1\r\n");
+    drive(&d, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n");
+    n = hops_message(m, sizeof m, 4);
+    ck_assert_uint_eq(drive_n(&d, m, n, 0), 0);
+    ck_has(&d, "554 5.4.6 Error: too many hops (more than 3 Received header fields): a mail loop\r\n");
+    ck_assert_uint_eq(smtpd_messages(d.s), 2);
+    ck_assert_int_eq(d.closed, 0);
+    drive(&d, "RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\n");
+    ck_has(&d, "250 2.0.0 Ok\r\n421 4.7.0 mx.example.com Error: too many messages in one "
+               "connection (at most 2); reconnect to send more\r\n");
+    ck_hasnt(&d, "503");   /* nothing after the 421 is read */
+    ck_assert_int_eq(d.closed, 1);
+    drv_done(&d);
+}
+END_TEST
+
 /* A temporary SSPI failure counts toward the error limit: a client cannot
  * make the service fail (and log) without end on one session. */
 START_TEST(auth_tempfail_counts_as_error)
@@ -1100,6 +1211,18 @@ START_TEST(received_header)
     drive(&d, "HELO pc_1\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nhi\r\n.\r\n");
     ck_assert_ptr_nonnull(strstr(d.received, "from pc_1 ([IPv6:2001:db8::5])\r\n\tby mx.example.com with SMTP id Q1\r\n"));
     drv_done(&d);
+
+    /* the client's name, from reverse DNS, when the socket layer found one */
+    drv_init(&d, 0, 0);
+    ck_assert_int_eq(smtpd_set_client_name(d.s, "bad name\r\nX-Injected: 1"), -1);
+    ck_assert_int_eq(smtpd_set_client_name(d.s, "[192.0.2.7]"), -1);
+    ck_assert_int_eq(smtpd_set_client_name(d.s, "host-7.client.example"), 0);
+    drive(&d, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nhi\r\n.\r\n");
+    ck_assert_ptr_nonnull(strstr(d.received, "Received: from c (host-7.client.example [192.0.2.7])\r\n"));
+    ck_assert_int_eq(smtpd_set_client_name(d.s, ""), -1);   /* and a bad one clears it */
+    drive(&d, "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.com>\r\nDATA\r\nhi\r\n.\r\n");
+    ck_assert_ptr_nonnull(strstr(d.received, "Received: from c ([192.0.2.7])\r\n"));
+    drv_done(&d);
 }
 END_TEST
 
@@ -1359,6 +1482,9 @@ Suite *smtpd_suite(void)
     tcase_add_test(tc, tls_refused_by_policy);
     tcase_add_test(tc, auth_needs_tls);
     tcase_add_test(tc, auth_tempfail_counts_as_error);
+    tcase_add_test(tc, submission_needs_auth);
+    tcase_add_test(tc, tls_on_connect);
+    tcase_add_test(tc, message_and_hop_limits);
     tcase_add_test(tc, helo_validation_and_help);
     tcase_add_test(tc, transcript_keeps_no_secret);
     tcase_add_test(tc, address_map_rewrites);
