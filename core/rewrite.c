@@ -19,20 +19,29 @@
 
 static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-static void say(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void vsay(char *why, size_t n, const char *fallback, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* A sentence into why; one that does not fit ends in "..." (arguments are
- * bounded by their formats, so this does not happen). */
+ * bounded by their formats, so this does not happen); fallback if it cannot
+ * be formatted at all. */
+static void vsay(char *why, size_t n, const char *fallback, const char *fmt, va_list ap)
+{
+    int w = vsnprintf(why, n, fmt, ap);
+    if (w < 0)
+        snprintf(why, n, "%s", fallback);
+    else if ((size_t)w >= n && n > 4)
+        memcpy(why + n - 4, "...", 4);
+}
+
+static void say(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static void say(char *why, size_t n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int w = vsnprintf(why, n, fmt, ap);
+    vsay(why, n, "address rewriting failed", fmt, ap);
     va_end(ap);
-    if (w < 0)
-        snprintf(why, n, "address rewriting failed");
-    else if ((size_t)w >= n && n > 4)
-        memcpy(why + n - 4, "...", 4);
 }
 
 static int refuse(struct rewrite_verdict *v, int code, const char *status, const char *fmt, ...)
@@ -45,12 +54,8 @@ static int refuse(struct rewrite_verdict *v, int code, const char *status, const
     v->code = code;
     v->status = status;
     va_start(ap, fmt);
-    int w = vsnprintf(v->why, sizeof v->why, fmt, ap);
+    vsay(v->why, sizeof v->why, "refused", fmt, ap);
     va_end(ap);
-    if (w < 0)
-        snprintf(v->why, sizeof v->why, "refused");
-    else if ((size_t)w >= sizeof v->why)
-        memcpy(v->why + sizeof v->why - 4, "...", 4);
     v->n = 0;
     v->list = NULL;
     return -1;
