@@ -35,6 +35,7 @@
 #define QUEUE_READ_RETRY    30      /* seconds before a message that could not be read is tried again */
 #define QUEUE_TICK_MS       1000u   /* scheduler wake-up at the latest */
 #define QUEUE_WHY_MAX       1400u
+#define QUEUE_BATCH         256     /* messages taken off the ready list in one round */
 
 struct qmsg {
     char id[ENV_ID_MAX + 1];
@@ -42,6 +43,8 @@ struct qmsg {
     int64_t arrived;          /* 0 until its envelope was read once */
     int busy;                 /* dispatched: jobs running, or being read */
     size_t slot;              /* index in q.msgs */
+    int ready;                /* on the ready list: due now, not yet dispatched */
+    struct qmsg *rprev, *rnext;
     /* while busy */
     CRITICAL_SECTION lock;
     int jobs;
@@ -78,6 +81,13 @@ static struct {
     CONDITION_VARIABLE sched_cv;
     struct qmsg **msgs;
     size_t n_msgs, cap_msgs;
+    /* The scheduler's work does not grow with the queue: a message that is
+     * due now is on the ready list (in the order it became due); of the
+     * others, none is due before next_due, so the whole index is read only
+     * once that time has come, or when rescan asks for it. */
+    struct qmsg *ready_head, *ready_tail;
+    int64_t next_due;
+    int rescan;
     int stop, paused, running;
     HANDLE scheduler;
 } q;
@@ -94,6 +104,8 @@ static void event(WORD type, DWORD id, DWORD location, DWORD status, int n,
 
 /* The message index --------------------------------------------------------- */
 
+static void set_due(struct qmsg *m, int64_t due);
+
 /* q.lock held. */
 static struct qmsg *index_add(const char *id, int64_t due)
 {
@@ -109,17 +121,62 @@ static struct qmsg *index_add(const char *id, int64_t due)
     if (!m)
         return NULL;
     snprintf(m->id, sizeof m->id, "%s", id);
-    m->due = due;
     m->slot = q.n_msgs;
     InitializeCriticalSection(&m->lock);
     env_init(&m->env);
     q.msgs[q.n_msgs++] = m;
+    set_due(m, due);
     return m;
+}
+
+/* The ready list (q.lock held) */
+
+static void ready_push(struct qmsg *m)
+{
+    if (m->ready)
+        return;
+    m->ready = 1;
+    m->rnext = NULL;
+    m->rprev = q.ready_tail;
+    if (q.ready_tail)
+        q.ready_tail->rnext = m;
+    else
+        q.ready_head = m;
+    q.ready_tail = m;
+}
+
+static void ready_unlink(struct qmsg *m)
+{
+    if (!m->ready)
+        return;
+    if (m->rprev)
+        m->rprev->rnext = m->rnext;
+    else
+        q.ready_head = m->rnext;
+    if (m->rnext)
+        m->rnext->rprev = m->rprev;
+    else
+        q.ready_tail = m->rprev;
+    m->ready = 0;
+    m->rprev = m->rnext = NULL;
+}
+
+/* m waits again, due at due (q.lock held): onto the ready list if that is
+ * now, else it may be the next due time. */
+static void set_due(struct qmsg *m, int64_t due)
+{
+    m->due = due;
+    m->busy = 0;
+    if (due <= clock_unix())
+        ready_push(m);
+    else if (due < q.next_due)
+        q.next_due = due;
 }
 
 /* q.lock held. */
 static void index_remove(struct qmsg *m)
 {
+    ready_unlink(m);
     size_t s = m->slot;
     q.msgs[s] = q.msgs[--q.n_msgs];
     q.msgs[s]->slot = s;
@@ -199,12 +256,10 @@ static void finalize(struct qmsg *m)
     env_free(&m->env);
     env_init(&m->env);
     EnterCriticalSection(&q.lock);
-    if (done) {
+    if (done)
         index_remove(m);
-    } else {
-        m->due = due;
-        m->busy = 0;
-    }
+    else
+        set_due(m, due);
     WakeConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
 }
@@ -245,8 +300,7 @@ static void release(struct qmsg *m, int64_t due)
     env_free(&m->env);
     env_init(&m->env);
     EnterCriticalSection(&q.lock);
-    m->due = due;
-    m->busy = 0;
+    set_due(m, due);
     LeaveCriticalSection(&q.lock);
 }
 
@@ -370,6 +424,7 @@ static void ctl_flush(const char *dest, int *failed, char *text, size_t text_len
             busy++;
             continue;
         }
+        ready_unlink(m);
         m->busy = 1;
         list[n++] = m;
     }
@@ -426,8 +481,10 @@ static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int 
         EnterCriticalSection(&q.lock);
         struct qmsg *m = index_find(id);
         int busy = m && m->busy;
-        if (m && !busy)
+        if (m && !busy) {
+            ready_unlink(m);
             m->busy = 1;
+        }
         LeaveCriticalSection(&q.lock);
         if (!m) {
             failed = 1;
@@ -438,7 +495,7 @@ static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int 
             failed = spool_remove(id, 0) != ERROR_SUCCESS;
             EnterCriticalSection(&q.lock);
             if (failed)
-                m->busy = 0;
+                set_due(m, m->due);
             else
                 index_remove(m);
             LeaveCriticalSection(&q.lock);
@@ -447,8 +504,7 @@ static int ctl_handle(void *arg, enum ctlreq_action action, const char *id, int 
         } else {
             failed = spool_retry_now(id) != ERROR_SUCCESS;
             EnterCriticalSection(&q.lock);
-            m->busy = 0;
-            m->due = 0;
+            set_due(m, 0);
             WakeConditionVariable(&q.sched_cv);
             LeaveCriticalSection(&q.lock);
             snprintf(text, text_len, failed ? "cannot reschedule %s" : "%s is being tried "
@@ -477,36 +533,37 @@ void queue_counts(struct queue_counts *c)
     LeaveCriticalSection(&q.lock);
 }
 
+/* Due messages onto the ready list (q.lock held): a full pass over the
+ * index, only when the next due time has come or something asked for it. */
+static void scan_due(int64_t now)
+{
+    if (!q.rescan && now < q.next_due)
+        return;
+    q.rescan = 0;
+    q.next_due = INT64_MAX;
+    for (size_t i = 0; i < q.n_msgs; i++) {
+        struct qmsg *m = q.msgs[i];
+        if (!m->busy && !m->ready)
+            set_due(m, m->due);
+    }
+}
+
 static DWORD WINAPI scheduler_main(void *arg)
 {
     (void)arg;
     int64_t last_ctl = 0;
-    struct qmsg **batch = NULL;
-    size_t cap = 0;
+    struct qmsg *batch[QUEUE_BATCH];
     EnterCriticalSection(&q.lock);
     while (!q.stop) {
         int64_t now = clock_unix();
         size_t nb = 0;
-        int64_t next = INT64_MAX;
         if (!q.paused) {
-            for (size_t i = 0; i < q.n_msgs; i++) {
-                struct qmsg *m = q.msgs[i];
-                if (m->busy)
-                    continue;
-                if (m->due <= now) {
-                    if (nb == cap) {
-                        size_t nc = cap ? cap * 2 : 256;
-                        struct qmsg **p = realloc(batch, nc * sizeof *p);
-                        if (!p)
-                            break;
-                        batch = p;
-                        cap = nc;
-                    }
-                    m->busy = 1;
-                    batch[nb++] = m;
-                } else if (m->due < next) {
-                    next = m->due;
-                }
+            scan_due(now);
+            while (nb < QUEUE_BATCH && q.ready_head) {
+                struct qmsg *m = q.ready_head;
+                ready_unlink(m);
+                m->busy = 1;
+                batch[nb++] = m;
             }
         }
         LeaveCriticalSection(&q.lock);
@@ -525,13 +582,13 @@ static DWORD WINAPI scheduler_main(void *arg)
         delivery_tick();
         EnterCriticalSection(&q.lock);
         DWORD wait = QUEUE_TICK_MS;
-        if (nb == 0 && next != INT64_MAX && next > now && (next - now) * 1000 < (int64_t)wait)
+        int64_t next = q.next_due;
+        if (next != INT64_MAX && next > now && (next - now) * 1000 < (int64_t)wait)
             wait = (DWORD)((next - now) * 1000);
-        if (nb == 0)
+        if (nb == 0 && (q.paused || !q.ready_head))
             SleepConditionVariableCS(&q.sched_cv, &q.lock, wait);
     }
     LeaveCriticalSection(&q.lock);
-    free(batch);
     return 0;
 }
 
@@ -570,6 +627,7 @@ static struct settings *settings_new(const struct imsvc_config *cfg)
 DWORD queue_start(const struct imsvc_config *cfg, unsigned recovered)
 {
     memset(&q, 0, sizeof q);
+    q.next_due = INT64_MAX;
     struct settings *ns = settings_new(cfg);
     if (!ns)
         return ERROR_NOT_ENOUGH_MEMORY;
@@ -612,6 +670,7 @@ void queue_reconfigure(const struct imsvc_config *cfg)
     current = ns;
     delivery_configure(&ns->dc);
     EnterCriticalSection(&q.lock);
+    q.rescan = 1;
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
 }
@@ -620,6 +679,7 @@ void queue_pause(int paused)
 {
     EnterCriticalSection(&q.lock);
     q.paused = paused;
+    q.rescan = 1;
     WakeAllConditionVariable(&q.sched_cv);
     LeaveCriticalSection(&q.lock);
     delivery_pause(paused);
