@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "eventlog.h"
+#include "hdrrewrite.h"
 #include "location.h"
 #include "mapfile.h"
 #include "penalty.h"
@@ -23,7 +24,6 @@
 #include "rewrite.h"
 #include "utf.h"
 
-#define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
 #define PICKUP_FILES_MAX  100u   /* files taken per pass: then stop and pause are
                                     looked at, and the next pass goes on after
                                     the last name taken */
@@ -113,73 +113,18 @@ static int set_sender(struct pick *p, const char *text, size_t len)
     return 0;
 }
 
-/* The addresses of an address-list header value (RFC 5322 3.4): each
- * element's angle-addr, or the bare addr-spec; display names, quoted
- * strings, comments and group names are skipped. sender: take the first
- * address as the sender instead. */
+/* The addresses of an address-list header value, by the one reading of
+ * it (core/hdrrewrite.h). sender: take the first address as the sender
+ * instead. */
 static int header_addresses(struct pick *p, const char *v, size_t len, int sender)
 {
-    size_t i = 0;
-    while (i < len) {
-        size_t a0 = 0, a1 = 0;
-        int depth = 0, quoted = 0, angle = 0;
-        char spec[PICKUP_LINE_MAX + 1];
-        size_t sl = 0;
-        for (; i < len; i++) {
-            char c = v[i];
-            if (quoted) {
-                if (c == '\\' && i + 1 < len)
-                    i++;
-                else if (c == '"')
-                    quoted = 0;
-                continue;
-            }
-            if (depth) {
-                if (c == '(')
-                    depth++;
-                else if (c == ')')
-                    depth--;
-                continue;
-            }
-            if (c == '"') {
-                quoted = 1;
-            } else if (c == '(') {
-                depth = 1;
-            } else if (c == '<') {
-                angle = 1;
-                a0 = i + 1;
-            } else if (c == '>' && angle) {
-                a1 = i;
-                angle = 2;
-            } else if ((c == ',' || c == ';') && angle != 1) {
-                break;
-            } else if (c == ':' && angle != 1) {
-                sl = 0;   /* a group's name: the addresses follow */
-                continue;
-            } else if (angle == 0 && c != '\r' && c != '\n' && sl < PICKUP_LINE_MAX) {
-                spec[sl++] = c;
-            }
-        }
-        i++;
-        const char *addr;
-        size_t alen;
-        if (angle == 2) {
-            addr = v + a0;
-            alen = a1 - a0;
-        } else {
-            spec[sl] = 0;
-            addr = spec;
-            alen = sl;
-            while (alen && (*addr == ' ' || *addr == '\t'))
-                addr++, alen--;
-            while (alen && (addr[alen - 1] == ' ' || addr[alen - 1] == '\t'))
-                alen--;
-            if (alen == 0)
-                continue;
-        }
+    struct hdr_addr_iter it;
+    struct hdr_addr a;
+    hdr_addr_begin(&it, v, len);
+    while (hdr_addr_next(&it, &a)) {
         if (sender)
-            return set_sender(p, addr, alen);
-        if (add_rcpt(p, addr, alen) != 0)
+            return set_sender(p, v + a.start, a.end - a.start);
+        if (add_rcpt(p, v + a.start, a.end - a.start) != 0)
             return -1;
     }
     return 0;
