@@ -133,18 +133,30 @@ static void check_case(const struct rw_case *c, const struct rewrite_config *cfg
     ck_assert_ptr_null(rewrite_target(&v, n));
 }
 
-START_TEST(test_rewrite_table)
+/* map_text in force, with these LocalDomains; unload frees both. */
+static struct rewrite_config load(const char *domains, struct domain_list *local)
 {
     struct addrmap *m;
     struct addrmap_error err;
-    struct domain_list local = { 0 };
     char why[DOMAINS_WHY_MAX];
-    ck_assert_int_eq(domains_parse(&local, "gw.example fab.example", why, sizeof why), 0);
+    memset(local, 0, sizeof *local);
+    ck_assert_int_eq(domains_parse(local, domains, why, sizeof why), 0);
     ck_assert_msg(addrmap_parse(map_text, strlen(map_text), &m, &err) == 0, "%s", err.text);
-    struct rewrite_config cfg = { m, 1, &local };
+    return (struct rewrite_config){ m, 1, local };
+}
+
+static void unload(struct rewrite_config *c, struct domain_list *local)
+{
+    addrmap_free((struct addrmap *)c->map);
+    domains_free(local);
+}
+
+START_TEST(test_rewrite_table)
+{
+    struct domain_list local;
+    struct rewrite_config cfg = load("gw.example fab.example", &local);
     check_case(&cases[_i], &cfg);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
@@ -179,13 +191,8 @@ END_TEST
  * encapsulate it at: a wildcard alone is not one (451, a setting to fix). */
 START_TEST(test_no_domain_to_encapsulate)
 {
-    struct addrmap *m;
-    struct addrmap_error err;
-    struct domain_list local = { 0 };
-    char why[DOMAINS_WHY_MAX];
-    ck_assert_int_eq(domains_parse(&local, "*.gw.example", why, sizeof why), 0);
-    ck_assert_int_eq(addrmap_parse(map_text, strlen(map_text), &m, &err), 0);
-    struct rewrite_config cfg = { m, 1, &local };
+    struct domain_list local;
+    struct rewrite_config cfg = load("*.gw.example", &local);
     static const struct rw_case c[] = {
         { 0, "ann@fab.example", 451, "4.3.5", "LocalDomains names no domain to encapsulate it at", 0, { 0 } },
         /* decoded at a domain the wildcard covers */
@@ -193,8 +200,7 @@ START_TEST(test_no_domain_to_encapsulate)
     };
     check_case(&c[0], &cfg);
     check_case(&c[1], &cfg);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
@@ -251,13 +257,10 @@ static void rcpt_is(const struct envelope *e, size_t i, const char *addr, const 
 
 START_TEST(test_envelope)
 {
-    struct addrmap *m;
-    struct addrmap_error err;
-    struct domain_list local = { 0 };
-    char why[DOMAINS_WHY_MAX], out[ADDR_PATH_MAX + 1];
-    ck_assert_int_eq(domains_parse(&local, "gw.example fab.example", why, sizeof why), 0);
-    ck_assert_msg(addrmap_parse(map_text, strlen(map_text), &m, &err) == 0, "%s", err.text);
-    struct rewrite_config cfg = { m, 1, &local }, unloaded = { NULL, 1, &local };
+    struct domain_list local;
+    char out[ADDR_PATH_MAX + 1];
+    struct rewrite_config cfg = load("gw.example fab.example", &local);
+    struct rewrite_config unloaded = { NULL, 1, &local };
     struct rewrite_refusal ref;
     struct envelope e;
 
@@ -310,21 +313,15 @@ START_TEST(test_envelope)
     ck_assert_uint_eq(e.n_rcpt, 3);
     rcpt_is(&e, 0, ANN "@gw.example", "");
     env_free(&e);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
 /* An alias may not make an envelope pass ENV_RCPT_MAX: refused, named. */
 START_TEST(test_envelope_too_many)
 {
-    struct addrmap *m;
-    struct addrmap_error err;
-    struct domain_list local = { 0 };
-    char why[DOMAINS_WHY_MAX];
-    ck_assert_int_eq(domains_parse(&local, "fab.example", why, sizeof why), 0);
-    ck_assert_msg(addrmap_parse(map_text, strlen(map_text), &m, &err) == 0, "%s", err.text);
-    struct rewrite_config cfg = { m, 1, &local };
+    struct domain_list local;
+    struct rewrite_config cfg = load("fab.example", &local);
     struct envelope e;
     struct rewrite_refusal ref;
     static const char *const none[] = { NULL };
@@ -339,8 +336,7 @@ START_TEST(test_envelope_too_many)
     ck_assert_str_eq(ref.address, "sales@fab.example");
     ck_assert_uint_eq(e.n_rcpt, ENV_RCPT_MAX / 2 + 1);
     env_free(&e);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
