@@ -27,7 +27,9 @@
 #     DKIM-Signature reach Drop byte for byte even then;
 #   - pickup files through the map: an IMCEA x-receiver is delivered to its
 #     mapped mailbox, an unmapped or invalid one goes to Badmail with a .txt
-#     naming the address and the rule, an alias reaches both its targets.
+#     naming the address and the rule, an alias reaches both its targets;
+#     while a configured map is not loaded one with an IMCEA x-receiver
+#     waits in Pickup (event 2302, once) and is delivered once it loads.
 # The sink is stopped by its PID and the prefix destroyed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -410,6 +412,33 @@ queue_settle "$data_dir" 30 || true
 OUT=$(grep -l "^Subject: pk-alias" "$drop"/*.eml 2>/dev/null | xargs -r cat | tr -d '\r')
 expect_out "x-receiver: bill.lee@fab.test" "a pickup file's alias reaches its first target"
 expect_out "x-receiver: ann@fab.test" "... and its second"
+
+# --- a configured map that is not loaded: a pickup file waits ------------------
+run imsvc stop
+expect_status 0 "stop"
+echo 'c=US;a= ;o=Sales;g=Bad;                   bad@fab.test' >>"$mapdir/map.txt"
+run imsvc start
+expect_status 0 "start with a map that does not load"
+pickup pk-wait "x-sender: app@fab.test" "x-receiver: $ANN" "Subject: pk-wait"
+has_wait_event() {
+    imsvc events --id "$(event_id MSG_ADDRESS_MAP_PICKUP_WAIT)" 2>/dev/null | grep -qF "pk-wait.eml"
+}
+wait_for 20 has_wait_event && pass "event 2302 names the pickup file that waits for the map" ||
+    fail "no event 2302 for pk-wait.eml"
+run imsvc events --id "$(event_id MSG_ADDRESS_MAP_PICKUP_WAIT)"
+expect_out "the address map refuses the recipient $ANN: 451 4.3.5 the address map (AddressMapFile) is not loaded" \
+    "... with the address and the 4.3.5 reply"
+sleep 3     # another scan or two: still waiting, and reported once
+[ -e "$data_dir/Pickup/pk-wait.eml" ] && pass "the file stays in Pickup while the map is not loaded" ||
+    fail "pk-wait.eml left Pickup without a map"
+expect_eq "$(imsvc events --id "$(event_id MSG_ADDRESS_MAP_PICKUP_WAIT)" 2>/dev/null | grep -c "pk-wait.eml" || true)" 1 \
+    "the waiting file is reported once a minute, not at every scan"
+write_map
+imsvc config set AddressMapFile "$MAPWIN" >/dev/null
+wait_for 30 sh -c "grep -l '^Subject: pk-wait' '$drop'/*.eml >/dev/null 2>&1" || true
+f=$(dropped pk-wait)
+OUT=$([ -n "$f" ] && tr -d '\r' <"$f" || true)
+expect_out "x-receiver: ann@fab.test" "once the map loads, the waiting file is delivered to the mapped mailbox"
 
 run imsvc stop
 expect_status 0 "stop"
