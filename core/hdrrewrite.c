@@ -250,6 +250,22 @@ static const char *untouchable(const char *h, size_t len, enum hdrrewrite_result
     return NULL;
 }
 
+enum { END_BOL, END_BOL_CR, END_MID };   /* hdr_end.state: where the search is */
+
+size_t hdr_end_feed(struct hdr_end *h, const char *p, size_t len, int *end)
+{
+    *end = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c == '\n' && h->state != END_MID) {
+            *end = 1;
+            return i + 1;
+        }
+        h->state = c == '\n' ? END_BOL : c == '\r' && h->state == END_BOL ? END_BOL_CR : END_MID;
+    }
+    return len;
+}
+
 /* The copy being written: line_out is where its current line starts. */
 struct writer {
     struct obuf o;

@@ -75,6 +75,15 @@ struct hdrrewrite_report {
 size_t hdrrewrite_block(const struct rewrite_config *c, const char *hdr, size_t len, char *out,
                         size_t cap, struct hdrrewrite_report *rep);
 
+/* Where a header block ends, in content that comes in pieces: start with
+ * a zeroed struct; each call returns how many octets of p (len) belong to
+ * the block, and sets *end when the last of them is its empty line (CRLF
+ * or LF). The caller stops feeding after that. */
+struct hdr_end {
+    int state;
+};
+size_t hdr_end_feed(struct hdr_end *h, const char *p, size_t len, int *end);
+
 /* Is the field name (n octets, no colon) one whose addresses are rewritten? */
 int hdrrewrite_field(const char *name, size_t n);
 

@@ -67,14 +67,12 @@ struct receive {
     unsigned max_hops;
     /* RewriteHeaders: the header block held until its empty line */
     int holding;
-    int hdr_scan;                   /* HDR_BOL, HDR_BOL_CR or HDR_MID: the empty line's search */
+    struct hdr_end hdr_end;         /* the search for its empty line */
     char *hdr;
     size_t hdr_len, hdr_cap;
     struct mapfile_ref map;         /* the map the header is rewritten with, held meanwhile */
     struct rewrite_config rw;
 };
-
-enum { HDR_BOL, HDR_BOL_CR, HDR_MID };
 
 void receive_configure(const struct imsvc_config *cfg)
 {
@@ -196,16 +194,9 @@ static void release_header(struct receive *r, int rewrite)
  * line); returns how many octets of p that is. */
 static size_t hold(struct receive *r, const char *p, size_t len)
 {
-    size_t i = 0, room = HDRREWRITE_BLOCK_MAX - r->hdr_len;
-    int end = 0;
-    while (i < len && i < room && !end) {
-        char c = p[i++];
-        if (c == '\n')
-            end = r->hdr_scan != HDR_MID;
-        if (!end)
-            r->hdr_scan = c == '\n' ? HDR_BOL : c == '\r' && r->hdr_scan == HDR_BOL ? HDR_BOL_CR
-                                                                                   : HDR_MID;
-    }
+    size_t room = HDRREWRITE_BLOCK_MAX - r->hdr_len;
+    int end;
+    size_t i = hdr_end_feed(&r->hdr_end, p, len < room ? len : room, &end);
     if (r->hdr_len + i > r->hdr_cap) {
         size_t cap = r->hdr_cap ? r->hdr_cap : 4096;
         while (cap < r->hdr_len + i)
