@@ -5,7 +5,8 @@
  * the same way when counted and when written; it changes only when an
  * address did; a changed block has the same line breaks as the input and
  * the same octets after its empty line; a block over the limit, signed or
- * unreadable is never changed.
+ * unreadable is never changed; hdr_end_feed finds the same end as a plain
+ * search here, whether fed at once or cut in two.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,14 +28,18 @@ static size_t count(const char *s, size_t n, char c)
     return k;
 }
 
-/* Where the octets after the header's empty line start (len: none). */
-static size_t body_start(const char *s, size_t len)
+/* Where the octets after the header's empty line start (*at; len and 0
+ * returned when there is no empty line). */
+static int body_start(const char *s, size_t len, size_t *at)
 {
     int bol = 1, cr = 0;
+    *at = len;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\n') {
-            if (bol || cr)
-                return i + 1;
+            if (bol || cr) {
+                *at = i + 1;
+                return 1;
+            }
             bol = 1;
         } else if (s[i] == '\r' && bol) {
             cr = 1;
@@ -45,7 +50,7 @@ static size_t body_start(const char *s, size_t len)
         }
         cr = 0;
     }
-    return len;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -69,6 +74,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         prev = a.end;
     }
 
+    size_t b;
+    int found = body_start(in, size, &b);
+    struct hdr_end h = { 0 }, h2 = { 0 };
+    int end, end2;
+    size_t got = hdr_end_feed(&h, in, size, &end), cut = size / 2;
+    if (end != found || got != b)
+        abort();
+    size_t got2 = hdr_end_feed(&h2, in, cut, &end2);
+    if (!end2)
+        got2 += hdr_end_feed(&h2, in + cut, size - cut, &end2);
+    if (end2 != end || got2 != got)
+        abort();
+
     struct rewrite_config c = { map, 1, &local };
     struct hdrrewrite_report rep, again;
     size_t need = hdrrewrite_block(&c, in, size, NULL, 0, &rep);
@@ -83,7 +101,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!out || hdrrewrite_block(&c, in, size, out, need + 1, &again) != need ||
         again.changed != rep.changed || strlen(out) > need)
         abort();
-    size_t b = body_start(in, size);
     if (count(out, need, '\n') != count(in, size, '\n') ||
         memcmp(out + need - (size - b), in + b, size - b) != 0)
         abort();

@@ -264,6 +264,42 @@ START_TEST(test_malformed_and_buffer)
 }
 END_TEST
 
+/* The header block's end, found the same wherever the content is cut. */
+START_TEST(test_end_in_pieces)
+{
+    static const struct { const char *msg; size_t end; } cases[] = {
+        { "From: a@b.example\r\nTo: c@d.example\r\n\r\nbody\r\n\r\n", 38 },
+        { "From: a@b.example\nTo: c@d.example\n\nbody\n", 35 },
+        { "Subject: x\r\n folded\r\n\r\n", 23 },
+        { "Subject: a\rb\r\n\r\nbody", 16 },     /* a CR inside a line is not a line end */
+        { "\r\nbody", 2 },
+        { "\nbody", 1 },
+        { "Subject: no body\r\n", 0 },          /* 0: no end */
+        { "", 0 },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *m = cases[k].msg;
+        size_t len = strlen(m);
+        for (size_t cut = 0; cut <= len; cut++) {
+            struct hdr_end h = { 0 };
+            int end;
+            size_t got = hdr_end_feed(&h, m, cut, &end);
+            if (!end)
+                got += hdr_end_feed(&h, m + cut, len - cut, &end);
+            ck_assert_msg(end == (cases[k].end != 0) && (!end || got == cases[k].end),
+                          "case %zu cut %zu: end %d at %zu", k, cut, end, got);
+        }
+        /* one octet at a time */
+        struct hdr_end h = { 0 };
+        int end = 0;
+        size_t got = 0;
+        for (size_t i = 0; i < len && !end; i++)
+            got += hdr_end_feed(&h, m + i, 1, &end);
+        ck_assert_uint_eq(end ? got : 0, cases[k].end);
+    }
+}
+END_TEST
+
 Suite *hdrrewrite_suite(void)
 {
     Suite *s = suite_create("hdrrewrite");
@@ -277,6 +313,7 @@ Suite *hdrrewrite_suite(void)
     tcase_add_test(tc, test_signed_untouched);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_malformed_and_buffer);
+    tcase_add_test(tc, test_end_in_pieces);
     suite_add_tcase(s, tc);
     return s;
 }
