@@ -375,6 +375,28 @@ send_file "DKIM-Signature" "$T/hdr-dkim.eml"
 same_in_drop hdr-dkim "$T/hdr-dkim.eml" \
     "RewriteHeaders 1: a message with a DKIM-Signature reaches Drop byte for byte"
 
+# big_header ID KIB: a message whose From (a mapped IMCEA address) comes after
+# KIB KiB of folded header lines, as ID.eml, and as ID.want with that From
+# rewritten.
+big_header() {
+    python3 - "$T/$1" "$2" "$LEE" "$1" <<'PY'
+import sys
+base, kib, lee, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+pad = "X-Pad: start\r\n" + "".join(" %070d\r\n" % i for i in range(kib * 1024 // 73))
+tail = "Subject: %s\r\n\r\nbody of %s\r\n" % (name, name)
+open(base + ".eml", "wb").write((pad + 'From: "Lee, Bill" <%s>\r\n' % lee + tail).encode())
+open(base + ".want", "wb").write((pad + 'From: "Lee, Bill" <bill.lee@fab.test>\r\n' + tail).encode())
+PY
+}
+big_header hdr-big 40
+send_file "a 40 KiB header" "$T/hdr-big.eml"
+same_in_drop hdr-big "$T/hdr-big.want" \
+    "RewriteHeaders 1: a From after 40 KiB of header (many reads) is rewritten, the rest byte for byte"
+big_header hdr-huge 70
+send_file "a 70 KiB header" "$T/hdr-huge.eml"
+same_in_drop hdr-huge "$T/hdr-huge.eml" \
+    "RewriteHeaders 1: a header over 64 KiB is left alone, byte for byte"
+
 # --- pickup files through the address map --------------------------------------
 badmail="$data_dir/Badmail"
 # pickup NAME LINES...: a pickup file, written aside and moved in.
