@@ -53,6 +53,7 @@
 /* The address map (service/host/mapfile.c, core/addrmap.c, core/rewrite.c) */
 #define LOC_ADDR_MAP_LOAD       LOC(LOCMOD_ADDRESS, 0x0100) /* loading AddressMapFile at start */
 #define LOC_ADDR_MAP_RELOAD     LOC(LOCMOD_ADDRESS, 0x0101) /* re-loading it on PARAMCHANGE */
+#define LOC_ADDR_MAP_PICKUP     LOC(LOCMOD_ADDRESS, 0x0102) /* a pickup file's envelope through the map */
 
 /* SMTP server sessions (service/listener/smtp_server.c) */
 #define LOC_SMTPD_LISTEN        LOC(LOCMOD_SMTPD, 0x0001) /* bind/listen on the SMTP port */

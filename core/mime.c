@@ -431,6 +431,15 @@ enum mime_verdict mime_conversion_verdict(const struct mime_scan *scan, int peer
     return v;
 }
 
+void mime_content_type(const char *v, size_t n, char type[MIME_TYPE_MAX])
+{
+    struct ctx c = { (const unsigned char *)v, n, NULL };
+    struct ctype t;
+    memset(&t, 0, sizeof t);
+    parse_ctype(&c, (struct span){ 0, n }, &t);
+    memcpy(type, t.type, MIME_TYPE_MAX);
+}
+
 int mime_has_8bit(const void *p, size_t n)
 {
     const unsigned char *b = p;

@@ -70,6 +70,12 @@ enum mime_verdict {
     MIME_VERDICT_REFUSE_COMPLEX,    /* 8-bit and too deep/many parts to convert: bounce 5.6.3 */
 };
 
+/* The type/subtype of a Content-Type field's value (v, n octets), lowercased,
+ * into type; "" when the value does not parse (RFC 2045 5.2: the default
+ * applies). The one reading of Content-Type: the scanner uses it for every
+ * entity, and header rewriting (core/hdrrewrite.h) for the top level. */
+void mime_content_type(const char *v, size_t n, char type[MIME_TYPE_MAX]);
+
 /* Does p hold an octet above 127? */
 int mime_has_8bit(const void *p, size_t n);
 

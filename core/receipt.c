@@ -23,9 +23,12 @@ _Static_assert(RECEIPT_MAX_HOPS == SMTPD_MAX_HOPS, "one hop limit for every sour
  * from outside, not what the service says (as Postfix's cleanup leaves its
  * own bounces unfiltered by default). */
 static const struct receipt_policy policies[] = {
-    [RECEIPT_SMTP]   = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 0 },
-    [RECEIPT_PICKUP] = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 1 },
-    [RECEIPT_NOTICE] = { .filtered = 0, .size_limited = 0, .hop_limited = 1, .retried = 0 },
+    [RECEIPT_SMTP]   = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 0,
+                         .headers_rewritten = 1 },
+    [RECEIPT_PICKUP] = { .filtered = 1, .size_limited = 1, .hop_limited = 1, .retried = 1,
+                         .headers_rewritten = 1 },
+    [RECEIPT_NOTICE] = { .filtered = 0, .size_limited = 0, .hop_limited = 1, .retried = 0,
+                         .headers_rewritten = 0 },
 };
 
 static int source_ok(enum receipt_source src)

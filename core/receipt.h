@@ -43,6 +43,8 @@ struct receipt_policy {
     int retried;        /* a failure leaves the source to be tried again
                            (a pickup file stays): its repeated events are
                            limited by the caller */
+    int headers_rewritten; /* RewriteHeaders applies (core/hdrrewrite.h): not to
+                           the service's own notices */
 };
 void receipt_policy(enum receipt_source src, struct receipt_policy *out);
 

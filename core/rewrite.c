@@ -2,7 +2,9 @@
  * rewrite.h, docs/addresses.md).
  *
  * Decisions only: it reads the map and LocalDomains the caller gives and
- * fills a verdict. It must never route, allocate, rewrite an address twice
+ * fills a verdict (rewrite_envelope applies them to an envelope, whose new
+ * recipient list core/envelope.c allocates). It must never route, allocate
+ * otherwise, rewrite an address twice
  * (a result is never looked up again, so two lines cannot loop), or accept
  * an embedded address without checking it by the rules of its type.
  */
@@ -388,5 +390,70 @@ int rewrite_orcpt(const struct addr_path *original, struct addr_params *p)
     memcpy(p->orcpt, x, o + 1);
     memcpy(p->orcpt_type, "rfc822", sizeof "rfc822");
     p->has_orcpt = 1;
+    return 0;
+}
+
+static int refuse_envelope(struct rewrite_refusal *ref, int sender, const struct addr_path *a,
+                           int code, const char *status, const char *why)
+{
+    ref->sender = sender;
+    addr_mailbox_text(a, ref->address, sizeof ref->address);
+    ref->code = code;
+    ref->status = status;
+    snprintf(ref->why, sizeof ref->why, "%s", why);
+    return -1;
+}
+
+/* The recipient r as written, and what it becomes, into out. */
+static int envelope_rcpt(const struct rewrite_config *c, const struct env_rcpt *r,
+                         struct envelope *out, struct rewrite_refusal *ref)
+{
+    struct rewrite_verdict v;
+    struct addr_params p;
+    memset(&p, 0, sizeof p);
+    p.notify = r->notify;
+    if (r->orcpt_type[0]) {
+        p.has_orcpt = 1;
+        memcpy(p.orcpt_type, r->orcpt_type, sizeof p.orcpt_type);
+        memcpy(p.orcpt, r->orcpt, sizeof p.orcpt);
+    }
+    if (rewrite_recipient(c, &r->addr, &v) != 0)
+        return refuse_envelope(ref, 0, &r->addr, v.code, v.status, v.why);
+    if (v.result == REWRITE_CHANGED)
+        rewrite_orcpt(&r->addr, &p);    /* past 500 characters of xtext: none, as RFC 3461 allows */
+    for (size_t i = 0; i < (v.result == REWRITE_CHANGED ? v.n : 1); i++) {
+        const struct addr_path *t = v.result == REWRITE_CHANGED ? rewrite_target(&v, i) : &r->addr;
+        if (out->n_rcpt >= ENV_RCPT_MAX)
+            return refuse_envelope(ref, 0, &r->addr, 550, "5.5.3", "the address map makes the "
+                                   "recipients more than a message may have");
+        if (env_add_rcpt(out, t, &p) < 0)
+            return refuse_envelope(ref, 0, &r->addr, 451, "4.3.1", "out of memory for the "
+                                   "recipients the address map makes");
+    }
+    return 0;
+}
+
+int rewrite_envelope(const struct rewrite_config *c, struct envelope *env,
+                     struct rewrite_refusal *ref)
+{
+    struct rewrite_verdict v;
+    struct envelope out;
+    memset(ref, 0, sizeof *ref);
+    if (rewrite_sender(c, &env->from, &v) != 0)
+        return refuse_envelope(ref, 1, &env->from, v.code, v.status, v.why);
+    env_init(&out);
+    for (size_t i = 0; i < env->n_rcpt; i++)
+        if (envelope_rcpt(c, &env->rcpt[i], &out, ref) != 0) {
+            env_free(&out);
+            return -1;
+        }
+    if (v.result == REWRITE_CHANGED)
+        env->from = *rewrite_target(&v, 0);
+    struct env_rcpt *old = env->rcpt;
+    env->rcpt = out.rcpt;
+    env->n_rcpt = out.n_rcpt;
+    env->cap_rcpt = out.cap_rcpt;
+    out.rcpt = old;
+    env_free(&out);     /* the old list */
     return 0;
 }

@@ -1,7 +1,8 @@
 /* rewrite.h - what an envelope address becomes through the address map.
  *
  * The one decision, taken by the SMTP server at MAIL FROM and RCPT TO
- * (core/smtpd.c) and shown by `imsvc address map test`, so the two never
+ * (core/smtpd.c), for a whole envelope by other sources (the pickup folder:
+ * rewrite_envelope) and shown by `imsvc address map test`, so they never
  * disagree. For a recipient, in order:
  *   - an IMCEA address at a local domain (core/imcea.h) is decoded and the
  *     embedded address checked by the rules of its type (X400: core/x400.h;
@@ -20,7 +21,8 @@
  * A sender is rewritten the same way but for aliases, and is never refused
  * for lacking a line (550 5.1.7 only when its embedded address breaks a
  * rule). Each address is rewritten at most once. Portable core: no I/O, no
- * allocation; it never routes (core/route.h decides where results go).
+ * allocation (but an envelope's new recipient list); it never routes
+ * (core/route.h decides where results go).
  */
 #ifndef IMSVC_REWRITE_H
 #define IMSVC_REWRITE_H
@@ -30,6 +32,7 @@
 #include "address.h"
 #include "addrmap.h"
 #include "domains.h"
+#include "envelope.h"
 
 #define REWRITE_WHY_MAX 400
 
@@ -79,5 +82,25 @@ const char *rewrite_check_typed(const char *type, const char *value, size_t len,
  * already has one. Returns 0, or -1 when its xtext would pass RFC 3461's
  * 500 characters (p unchanged). */
 int rewrite_orcpt(const struct addr_path *original, struct addr_params *p);
+
+/* Why an envelope was refused: the first address refused, as written, and
+ * its verdict's reply. */
+struct rewrite_refusal {
+    int sender;                         /* the sender, else a recipient */
+    char address[ADDR_PATH_MAX + 1];    /* as the envelope had it ("<>" never refused) */
+    int code;                           /* 550, or 451 (4.3.5: the map is not loaded) */
+    const char *status;
+    char why[REWRITE_WHY_MAX + 1];
+};
+
+/* The envelope env as an SMTP session would have taken it address by
+ * address: the sender by rewrite_sender, each recipient by
+ * rewrite_recipient, in order, a changed one becoming every address its
+ * verdict gives, each with the recipient as written as its ORCPT
+ * (rewrite_orcpt). Returns 0 (env rewritten), or -1 (env unchanged) with
+ * *ref saying why: the first address refused, or more recipients than an
+ * envelope holds (550 5.5.3) or no memory for them (451 4.3.1). */
+int rewrite_envelope(const struct rewrite_config *c, struct envelope *env,
+                     struct rewrite_refusal *ref);
 
 #endif

@@ -63,6 +63,7 @@ static const struct cfg_entry config_table[] = {
     { L"HostName",       CFG_STR,   FIELD(host_name),        0, 0,       check_host },
     { L"LocalDomains",   CFG_MULTI, FIELD(local_domains),    0, 0,       check_domains },
     { L"AddressMapFile", CFG_STR,   FIELD(address_map_file), 0, 0,       check_opt_path },
+    { L"RewriteHeaders", CFG_DWORD, DWFIELD(rewrite_headers), 0, 1,      NULL },
     { L"RelayAddresses", CFG_MULTI, FIELD(relay_addresses),  0, 0,       check_ranges },
     { L"MaxSessions",    CFG_DWORD, DWFIELD(max_sessions),   1, 100000,  NULL },
     { L"MaxSessionsPerAddress", CFG_DWORD, DWFIELD(max_sessions_per_address), 1, 100000, NULL },

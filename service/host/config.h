@@ -44,6 +44,7 @@ struct imsvc_config {
     wchar_t host_name[256];            /* HostName: EHLO and Received name */
     wchar_t local_domains[CONFIG_STR_MAX]; /* LocalDomains (REG_MULTI_SZ, shown ';'-joined) */
     wchar_t address_map_file[MAX_PATH];    /* AddressMapFile, empty: none */
+    DWORD rewrite_headers;             /* RewriteHeaders: 1 rewrites addresses in header fields */
     wchar_t relay_addresses[CONFIG_STR_MAX]; /* RelayAddresses (REG_MULTI_SZ of CIDR ranges) */
     DWORD max_sessions;                /* MaxSessions: concurrent inbound sessions */
     DWORD max_sessions_per_address;    /* MaxSessionsPerAddress: ... from one address (IPv6: /64) */

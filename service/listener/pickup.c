@@ -1,7 +1,9 @@
 /* pickup.c - the pickup directory (see pickup.h).
  *
  * Never deletes a file before its message is committed to the queue, and
- * never leaves a file it cannot queue where it would be tried forever.
+ * never leaves a file it cannot queue where it would be tried forever. Its
+ * envelope goes through the address map by the decision an SMTP session
+ * takes (core/rewrite.h: rewrite_envelope), never one of its own.
  * Runs on its own thread: a slow content filter delays the next pickup
  * file, never a delivery.
  */
@@ -14,12 +16,14 @@
 #include <string.h>
 
 #include "eventlog.h"
+#include "hdrrewrite.h"
 #include "location.h"
+#include "mapfile.h"
 #include "penalty.h"
 #include "receive.h"
+#include "rewrite.h"
 #include "utf.h"
 
-#define PICKUP_LINE_MAX   998u   /* RFC 5322 2.1.1 */
 #define PICKUP_FILES_MAX  100u   /* files taken per pass: then stop and pause are
                                     looked at, and the next pass goes on after
                                     the last name taken */
@@ -29,6 +33,7 @@ struct pickup_settings {
     wchar_t dir[MAX_PATH];
     wchar_t badmail[MAX_PATH];
     size_t max_size;
+    const struct domain_list *local;    /* LocalDomains: never freed (config.h) */
 };
 
 static struct {
@@ -38,7 +43,8 @@ static struct {
     HANDLE thread, wake;
     volatile LONG stop, paused;
     wchar_t cursor[MAX_PATH];       /* the last name taken: the next pass goes on after it */
-    /* store failures, reported once a minute per error (scans only) */
+    /* failures that leave a file for the next scan (the queue could not
+     * store it, the address map is not loaded): once a minute per cause */
     struct penalty_limiter failures;
     int failures_ready;
 } pk = { .lock = SRWLOCK_INIT };
@@ -49,6 +55,7 @@ void pickup_reconfigure(const struct imsvc_config *cfg)
     config_pickup_dir(cfg, n.dir, MAX_PATH);
     config_badmail_dir(cfg, n.badmail, MAX_PATH);
     n.max_size = (size_t)cfg->max_message_kb * 1024u;
+    n.local = cfg->lists ? &cfg->lists->local_domains : NULL;
     CreateDirectoryW(n.dir, NULL);
     AcquireSRWLockExclusive(&pk.lock);
     pk.set = n;
@@ -106,73 +113,18 @@ static int set_sender(struct pick *p, const char *text, size_t len)
     return 0;
 }
 
-/* The addresses of an address-list header value (RFC 5322 3.4): each
- * element's angle-addr, or the bare addr-spec; display names, quoted
- * strings, comments and group names are skipped. sender: take the first
- * address as the sender instead. */
+/* The addresses of an address-list header value, by the one reading of
+ * it (core/hdrrewrite.h). sender: take the first address as the sender
+ * instead. */
 static int header_addresses(struct pick *p, const char *v, size_t len, int sender)
 {
-    size_t i = 0;
-    while (i < len) {
-        size_t a0 = 0, a1 = 0;
-        int depth = 0, quoted = 0, angle = 0;
-        char spec[PICKUP_LINE_MAX + 1];
-        size_t sl = 0;
-        for (; i < len; i++) {
-            char c = v[i];
-            if (quoted) {
-                if (c == '\\' && i + 1 < len)
-                    i++;
-                else if (c == '"')
-                    quoted = 0;
-                continue;
-            }
-            if (depth) {
-                if (c == '(')
-                    depth++;
-                else if (c == ')')
-                    depth--;
-                continue;
-            }
-            if (c == '"') {
-                quoted = 1;
-            } else if (c == '(') {
-                depth = 1;
-            } else if (c == '<') {
-                angle = 1;
-                a0 = i + 1;
-            } else if (c == '>' && angle) {
-                a1 = i;
-                angle = 2;
-            } else if ((c == ',' || c == ';') && angle != 1) {
-                break;
-            } else if (c == ':' && angle != 1) {
-                sl = 0;   /* a group's name: the addresses follow */
-                continue;
-            } else if (angle == 0 && c != '\r' && c != '\n' && sl < PICKUP_LINE_MAX) {
-                spec[sl++] = c;
-            }
-        }
-        i++;
-        const char *addr;
-        size_t alen;
-        if (angle == 2) {
-            addr = v + a0;
-            alen = a1 - a0;
-        } else {
-            spec[sl] = 0;
-            addr = spec;
-            alen = sl;
-            while (alen && (*addr == ' ' || *addr == '\t'))
-                addr++, alen--;
-            while (alen && (addr[alen - 1] == ' ' || addr[alen - 1] == '\t'))
-                alen--;
-            if (alen == 0)
-                continue;
-        }
+    struct hdr_addr_iter it;
+    struct hdr_addr a;
+    hdr_addr_begin(&it, v, len);
+    while (hdr_addr_next(&it, &a)) {
         if (sender)
-            return set_sender(p, addr, alen);
-        if (add_rcpt(p, addr, alen) != 0)
+            return set_sender(p, v + a.start, a.end - a.start);
+        if (add_rcpt(p, v + a.start, a.end - a.start) != 0)
             return -1;
     }
     return 0;
@@ -299,28 +251,75 @@ static void to_badmail(const wchar_t *path, const wchar_t *name, const char *why
                  (const wchar_t *[]){ name, what, dst });
 }
 
-/* The queue could not store the file's message: it stays for the next scan.
- * A full disk is reported by the spool (once); anything else here, once a
- * minute per error. */
-static void report_store_failure(const wchar_t *name, DWORD err)
+/* Whether to report a failure that leaves a file for the next scan, once a
+ * minute per cause (location and status); *more: the count held back, in
+ * words ("" when none). */
+static int repeat_allowed(DWORD location, DWORD status, wchar_t *more, size_t n)
 {
     if (!pk.failures_ready) {
         penalty_limiter_init(&pk.failures, PICKUP_EVENT_MS);
         pk.failures_ready = 1;
     }
+    DWORD key[2] = { location, status };
     unsigned long held = 0;
-    if (!penalty_report(&pk.failures, &err, sizeof err, GetTickCount64(), &held))
-        return;
-    wchar_t what[MAX_PATH + 200], more[96] = L"";
+    if (!penalty_report(&pk.failures, key, sizeof key, GetTickCount64(), &held))
+        return 0;
+    more[0] = 0;
     if (held)
-        _snwprintf(more, ARRAYSIZE(more), L" (%lu more such failures in the last minute were "
-                   L"not logged)", held);
-    more[ARRAYSIZE(more) - 1] = 0;
+        _snwprintf(more, n, L" (%lu more such failures in the last minute were not logged)", held);
+    more[n - 1] = 0;
+    return 1;
+}
+
+/* The queue could not store the file's message: it stays for the next scan.
+ * A full disk is reported by the spool (once); anything else here, once a
+ * minute per error. */
+static void report_store_failure(const wchar_t *name, DWORD err)
+{
+    wchar_t what[MAX_PATH + 200], more[96];
+    if (!repeat_allowed(LOC_QUEUE_PICKUP, err, more, ARRAYSIZE(more)))
+        return;
     _snwprintf(what, ARRAYSIZE(what), L"cannot queue the pickup file %ls; it stays in the Pickup "
                L"folder and is tried again%ls", name, more);
     what[ARRAYSIZE(what) - 1] = 0;
     evlog_report(EVENTLOG_ERROR_TYPE, CAT_QUEUING, MSG_SPOOL_ERROR, LOC_QUEUE_PICKUP, err, 1,
                  (const wchar_t *[]){ what });
+}
+
+/* Whose address was refused, and why, in one sentence. */
+static void refusal_text(const struct rewrite_refusal *ref, char *out, size_t n)
+{
+    snprintf(out, n, "the address map refuses the %s %s: %d %s %s", ref->sender ? "sender" :
+             "recipient", ref->address, ref->code, ref->status, ref->why);
+}
+
+/* The file's envelope through the address map in force. Returns 0 (go on),
+ * 1 (refused for good: the file went to Badmail) or -1 (not now: it stays,
+ * reported once a minute). */
+static int map_envelope(const wchar_t *path, const wchar_t *name, struct envelope *env)
+{
+    struct mapfile_ref m;
+    struct rewrite_refusal ref;
+    char why[sizeof ref.why + ADDR_PATH_MAX + 100];
+    mapfile_acquire(&m);
+    struct rewrite_config c = { m.map, m.wanted, pk.run.local };
+    int rc = rewrite_envelope(&c, env, &ref);   /* copies what it takes from the map */
+    mapfile_release(&m);
+    if (rc == 0)
+        return 0;
+    refusal_text(&ref, why, sizeof why);
+    if (ref.code >= 500) {
+        to_badmail(path, name, why, ERROR_INVALID_DATA);
+        return 1;
+    }
+    wchar_t wwhy[ARRAYSIZE(why)], more[96];
+    if (!repeat_allowed(LOC_ADDR_MAP_PICKUP, ERROR_RETRY, more, ARRAYSIZE(more)))
+        return -1;
+    utf8_to_wide(why, wwhy, ARRAYSIZE(wwhy) - ARRAYSIZE(more));
+    wcscat(wwhy, more);
+    evlog_report(EVENTLOG_WARNING_TYPE, CAT_ADDRESSING, MSG_ADDRESS_MAP_PICKUP_WAIT,
+                 LOC_ADDR_MAP_PICKUP, ERROR_RETRY, 2, (const wchar_t *[]){ name, wwhy });
+    return -1;
 }
 
 /* Queue one file. Returns -1 when the queue cannot take messages now (the
@@ -359,6 +358,11 @@ static int take(const wchar_t *name)
         env_free(&p.env);
         free(buf);
         return 0;
+    }
+    if (map_envelope(path, name, &p.env) != 0) {
+        env_free(&p.env);
+        free(buf);
+        return 0;   /* in Badmail, or left for the next scan */
     }
     snprintf(p.env.client, sizeof p.env.client, "pickup directory");
     int rc = 0;

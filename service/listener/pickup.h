@@ -4,6 +4,9 @@
  * <DataDirectory>\Pickup\*.eml. The envelope comes from "x-sender:" and
  * "x-receiver:" lines at the very top of the file (removed before queueing),
  * or else from the From:, To:, Cc: and Bcc: header fields (Bcc: is removed).
+ * The envelope then goes through the address map as an SMTP session's
+ * would (core/rewrite.h): an address the map refuses sends the file to
+ * Badmail; while a configured map is not loaded the file waits.
  * An application should write the file elsewhere and move it in; a file
  * still open for writing is left for the next scan. A file that cannot be
  * queued goes to Badmail with a .txt that says why; nothing is lost.

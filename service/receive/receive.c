@@ -2,8 +2,12 @@
  *
  * Never acknowledges a message before its commit is on disk, never blocks
  * where the caller said it must not (the filter and the commit are separate
- * steps the caller schedules), and never changes a message's content: it
- * writes the source's Received field before it and nothing else.
+ * steps the caller schedules), and never changes a message's content but
+ * for two things: it writes the source's Received field before it, and with
+ * RewriteHeaders the addresses of its header fields as core/hdrrewrite.h
+ * decides (the header block is held until its empty line, then written
+ * rewritten; a signed message never changes). What is counted, tracked,
+ * filtered and committed (with its CRC) is what was written.
  */
 #include <windows.h>
 #include <stdio.h>
@@ -14,7 +18,9 @@
 
 #include "clock.h"
 #include "eventlog.h"
+#include "hdrrewrite.h"
 #include "location.h"
+#include "mapfile.h"
 #include "penalty.h"
 #include "spool.h"
 #include "tracking.h"
@@ -31,6 +37,8 @@ static struct {
     wchar_t filter[CONFIG_STR_MAX];
     unsigned long long max_size;
     unsigned max_hops;
+    int rewrite_headers;                /* RewriteHeaders */
+    const struct domain_list *local;    /* LocalDomains: never freed (config.h) */
     /* A pickup file whose filter fails stays and is tried at every scan:
      * its failure is reported once a minute, with the count held back. */
     SRWLOCK repeat_lock;
@@ -57,6 +65,13 @@ struct receive {
     unsigned long long max_size;
     struct track_msgid mid;         /* its Message-ID, for the tracking log */
     unsigned max_hops;
+    /* RewriteHeaders: the header block held until its empty line */
+    int holding;
+    struct hdr_end hdr_end;         /* the search for its empty line */
+    char *hdr;
+    size_t hdr_len, hdr_cap;
+    struct mapfile_ref map;         /* the map the header is rewritten with, held meanwhile */
+    struct rewrite_config rw;
 };
 
 void receive_configure(const struct imsvc_config *cfg)
@@ -69,6 +84,8 @@ void receive_configure(const struct imsvc_config *cfg)
     rc.filter[ARRAYSIZE(rc.filter) - 1] = 0;
     rc.max_size = (unsigned long long)cfg->max_message_kb * 1024u;
     rc.max_hops = cfg->max_hops;
+    rc.rewrite_headers = cfg->rewrite_headers != 0;
+    rc.local = cfg->lists ? &cfg->lists->local_domains : NULL;
     ReleaseSRWLockExclusive(&rc.lock);
 }
 
@@ -87,7 +104,20 @@ struct receive *receive_begin(enum receipt_source src, const struct smtpd *sessi
     memcpy(r->filter, rc.filter, sizeof r->filter);
     r->max_size = rc.max_size;
     r->max_hops = rc.max_hops;
+    int rewrite = rc.rewrite_headers;
+    r->rw.local = rc.local;
     ReleaseSRWLockShared(&rc.lock);
+    struct receipt_policy pol;
+    receipt_policy(src, &pol);
+    if (rewrite && pol.headers_rewritten) {
+        /* Without a map in force no address can change: nothing to hold. */
+        mapfile_acquire(&r->map);
+        r->rw.map = r->map.map;
+        r->rw.map_wanted = r->map.wanted;
+        r->holding = r->map.map != NULL;
+        if (!r->holding)
+            mapfile_release(&r->map);
+    }
 
     r->failure = spool_create(&r->msg);
     if (r->failure) {
@@ -115,13 +145,91 @@ const char *receive_id(const struct receive *r)
     return r->id;
 }
 
-void receive_write(struct receive *r, const void *p, size_t len)
+/* Content as it goes into the queue: counted, tracked and written. */
+static void store(struct receive *r, const void *p, size_t len)
 {
-    if (!r->msg || r->failure)
+    if (!len || r->failure)
         return;
     receipt_count_feed(&r->count, p, len);
     track_msgid_feed(&r->mid, p, len);
     r->failure = spool_write(r->msg, p, len);
+}
+
+/* The held header block is complete (rewrite) or larger than
+ * HDRREWRITE_BLOCK_MAX (written as it is): into the queue, and holding ends. */
+static void release_header(struct receive *r, int rewrite)
+{
+    struct hdrrewrite_report rep;
+    char *out = NULL;
+    size_t n = 0;
+    r->holding = 0;
+    if (rewrite && r->hdr_len) {
+        size_t cap = r->hdr_len + 1024;
+        out = malloc(cap);
+        n = out ? hdrrewrite_block(&r->rw, r->hdr, r->hdr_len, out, cap, &rep) : 0;
+        if (n >= cap) {
+            char *bigger = realloc(out, n + 1);
+            if (bigger)
+                hdrrewrite_block(&r->rw, r->hdr, r->hdr_len, bigger, n + 1, &rep);
+            else
+                free(out);
+            out = bigger;
+        }
+        if (!out)
+            r->failure = ERROR_NOT_ENOUGH_MEMORY;   /* not queued unrewritten: 4xx, tried again */
+    }
+    mapfile_release(&r->map);
+    r->rw.map = NULL;
+    if (n)
+        store(r, out, n);
+    else
+        store(r, r->hdr, r->hdr_len);
+    free(out);
+    free(r->hdr);
+    r->hdr = NULL;
+    r->hdr_len = r->hdr_cap = 0;
+}
+
+/* Hold what of p belongs to the header block (up to and with its empty
+ * line); returns how many octets of p that is. */
+static size_t hold(struct receive *r, const char *p, size_t len)
+{
+    size_t room = HDRREWRITE_BLOCK_MAX - r->hdr_len;
+    int end;
+    size_t i = hdr_end_feed(&r->hdr_end, p, len < room ? len : room, &end);
+    if (r->hdr_len + i > r->hdr_cap) {
+        size_t cap = r->hdr_cap ? r->hdr_cap : 4096;
+        while (cap < r->hdr_len + i)
+            cap *= 2;
+        if (cap > HDRREWRITE_BLOCK_MAX)
+            cap = HDRREWRITE_BLOCK_MAX;
+        char *h = realloc(r->hdr, cap);
+        if (!h) {
+            r->failure = ERROR_NOT_ENOUGH_MEMORY;
+            return len;
+        }
+        r->hdr = h;
+        r->hdr_cap = cap;
+    }
+    memcpy(r->hdr + r->hdr_len, p, i);
+    r->hdr_len += i;
+    if (end)
+        release_header(r, 1);
+    else if (i < len)
+        release_header(r, 0);   /* past the limit: left alone */
+    return i;
+}
+
+void receive_write(struct receive *r, const void *p, size_t len)
+{
+    if (!r->msg || r->failure)
+        return;
+    if (r->holding) {
+        size_t took = hold(r, p, len);
+        p = (const char *)p + took;
+        len -= took;
+    }
+    store(r, p, len);
 }
 
 static enum receive_step done(struct receive *r, enum receipt_outcome o, DWORD err)
@@ -138,6 +246,8 @@ static enum receive_step done(struct receive *r, enum receipt_outcome o, DWORD e
 enum receive_step receive_end(struct receive *r, struct envelope *env)
 {
     r->env = env;
+    if (r->holding && r->msg && !r->failure)
+        release_header(r, 1);   /* a message that is all header */
     if (r->failure || !r->msg)
         return done(r, RECEIPT_STORE_FAILED, r->failure ? r->failure : ERROR_INVALID_HANDLE);
     snprintf(env->id, sizeof env->id, "%s", r->id);
@@ -301,5 +411,8 @@ void receive_free(struct receive *r)
         return;
     if (r->msg)
         spool_abort(r->msg);
+    if (r->map.holder)
+        mapfile_release(&r->map);
+    free(r->hdr);
     free(r);
 }

@@ -233,6 +233,25 @@ START_TEST(leaf_limit)
 }
 END_TEST
 
+/* A Content-Type value alone, as header rewriting reads the top level. */
+START_TEST(content_type_value)
+{
+    char t[MIME_TYPE_MAX];
+    static const char *const v[][2] = {
+        { " multipart/signed; protocol=\"application/pkcs7-signature\"", "multipart/signed" },
+        { "\r\n (folded) Application/X-PKCS7-MIME;\r\n\tsmime-type=enveloped-data",
+          "application/x-pkcs7-mime" },
+        { " text/plain", "text/plain" },
+        { " text", "" },
+        { "", "" },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        mime_content_type(v[i][0], strlen(v[i][0]), t);
+        ck_assert_str_eq(t, v[i][1]);
+    }
+}
+END_TEST
+
 Suite *mime_suite(void)
 {
     Suite *s = suite_create("mime");
@@ -245,6 +264,7 @@ Suite *mime_suite(void)
     tcase_add_test(tc, degenerate_structure);
     tcase_add_test(tc, depth_limit);
     tcase_add_test(tc, leaf_limit);
+    tcase_add_test(tc, content_type_value);
     suite_add_tcase(s, tc);
     return s;
 }

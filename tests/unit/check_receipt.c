@@ -149,11 +149,11 @@ START_TEST(limits_apply_per_source)
     ck_assert_int_eq(receipt_check(RECEIPT_NOTICE, &z, 1, 0), RECEIPT_QUEUED);
     struct receipt_policy p;
     receipt_policy(RECEIPT_NOTICE, &p);
-    ck_assert(!p.filtered);
+    ck_assert(!p.filtered && !p.headers_rewritten);
     receipt_policy(RECEIPT_SMTP, &p);
-    ck_assert(p.filtered && p.size_limited && p.hop_limited && !p.retried);
+    ck_assert(p.filtered && p.size_limited && p.hop_limited && !p.retried && p.headers_rewritten);
     receipt_policy(RECEIPT_PICKUP, &p);
-    ck_assert(p.filtered && p.size_limited && p.retried);
+    ck_assert(p.filtered && p.size_limited && p.retried && p.headers_rewritten);
 }
 END_TEST
 

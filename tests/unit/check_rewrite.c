@@ -133,18 +133,30 @@ static void check_case(const struct rw_case *c, const struct rewrite_config *cfg
     ck_assert_ptr_null(rewrite_target(&v, n));
 }
 
-START_TEST(test_rewrite_table)
+/* map_text in force, with these LocalDomains; unload frees both. */
+static struct rewrite_config load(const char *domains, struct domain_list *local)
 {
     struct addrmap *m;
     struct addrmap_error err;
-    struct domain_list local = { 0 };
     char why[DOMAINS_WHY_MAX];
-    ck_assert_int_eq(domains_parse(&local, "gw.example fab.example", why, sizeof why), 0);
+    memset(local, 0, sizeof *local);
+    ck_assert_int_eq(domains_parse(local, domains, why, sizeof why), 0);
     ck_assert_msg(addrmap_parse(map_text, strlen(map_text), &m, &err) == 0, "%s", err.text);
-    struct rewrite_config cfg = { m, 1, &local };
+    return (struct rewrite_config){ m, 1, local };
+}
+
+static void unload(struct rewrite_config *c, struct domain_list *local)
+{
+    addrmap_free((struct addrmap *)c->map);
+    domains_free(local);
+}
+
+START_TEST(test_rewrite_table)
+{
+    struct domain_list local;
+    struct rewrite_config cfg = load("gw.example fab.example", &local);
     check_case(&cases[_i], &cfg);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
@@ -179,13 +191,8 @@ END_TEST
  * encapsulate it at: a wildcard alone is not one (451, a setting to fix). */
 START_TEST(test_no_domain_to_encapsulate)
 {
-    struct addrmap *m;
-    struct addrmap_error err;
-    struct domain_list local = { 0 };
-    char why[DOMAINS_WHY_MAX];
-    ck_assert_int_eq(domains_parse(&local, "*.gw.example", why, sizeof why), 0);
-    ck_assert_int_eq(addrmap_parse(map_text, strlen(map_text), &m, &err), 0);
-    struct rewrite_config cfg = { m, 1, &local };
+    struct domain_list local;
+    struct rewrite_config cfg = load("*.gw.example", &local);
     static const struct rw_case c[] = {
         { 0, "ann@fab.example", 451, "4.3.5", "LocalDomains names no domain to encapsulate it at", 0, { 0 } },
         /* decoded at a domain the wildcard covers */
@@ -193,8 +200,7 @@ START_TEST(test_no_domain_to_encapsulate)
     };
     check_case(&c[0], &cfg);
     check_case(&c[1], &cfg);
-    addrmap_free(m);
-    domains_free(&local);
+    unload(&cfg, &local);
 }
 END_TEST
 
@@ -225,6 +231,115 @@ START_TEST(test_orcpt)
 }
 END_TEST
 
+/* A whole envelope, as the pickup folder has it: the same decisions as an
+ * SMTP session, address by address; refused, it stays as it was. */
+static void envelope_of(struct envelope *e, const char *from, const char *const *to)
+{
+    env_init(e);
+    if (from)
+        mailbox(from, &e->from);
+    for (; *to; to++) {
+        struct addr_path p;
+        mailbox(*to, &p);
+        ck_assert_int_ge(env_add_rcpt(e, &p, NULL), 0);
+    }
+}
+
+static void rcpt_is(const struct envelope *e, size_t i, const char *addr, const char *orcpt)
+{
+    char out[ADDR_PATH_MAX + 1];
+    ck_assert_uint_lt(i, e->n_rcpt);
+    ck_assert_int_gt(addr_format_mailbox(&e->rcpt[i].addr, out, sizeof out), 0);
+    ck_assert_str_eq(out, addr);
+    ck_assert_str_eq(e->rcpt[i].orcpt, orcpt);
+    ck_assert_str_eq(e->rcpt[i].orcpt_type, orcpt[0] ? "rfc822" : "");
+}
+
+START_TEST(test_envelope)
+{
+    struct domain_list local;
+    char out[ADDR_PATH_MAX + 1];
+    struct rewrite_config cfg = load("gw.example fab.example", &local);
+    struct rewrite_config unloaded = { NULL, 1, &local };
+    struct rewrite_refusal ref;
+    struct envelope e;
+
+    static const char *const to[] = { ANN "@gw.example", "sales@fab.example", "other@remote.example",
+                                      NULL };
+    envelope_of(&e, LEE "@gw.example", to);
+    snprintf(e.client, sizeof e.client, "pickup directory");
+    ck_assert_int_eq(rewrite_envelope(&cfg, &e, &ref), 0);
+    ck_assert_int_gt(addr_format_mailbox(&e.from, out, sizeof out), 0);
+    ck_assert_str_eq(out, "bill.lee@fab.example");
+    ck_assert_str_eq(e.client, "pickup directory");
+    ck_assert_uint_eq(e.n_rcpt, 4);
+    rcpt_is(&e, 0, "ann@fab.example", "IMCEAX400-c+3DUS+2B3Ba+3D+2B20+2B3Bo+3DSales+2B3Bs+3DAnn+2B3B@gw.example");
+    rcpt_is(&e, 1, "bill.lee@fab.example", "sales@fab.example");
+    rcpt_is(&e, 2, "ann@fab.example", "sales@fab.example");
+    rcpt_is(&e, 3, "other@remote.example", "");
+    env_free(&e);
+
+    /* a recipient refused: the envelope is as it was, the address named */
+    static const char *const bad[] = { "ok@fab.example",
+                                       "IMCEAX400-c=US+3Ba=+20+3Bo=Sales+3Bs=Nobody+3B@gw.example", NULL };
+    envelope_of(&e, NULL, bad);
+    ck_assert_int_eq(rewrite_envelope(&cfg, &e, &ref), -1);
+    ck_assert_int_eq(ref.sender, 0);
+    ck_assert_int_eq(ref.code, 550);
+    ck_assert_str_eq(ref.status, "5.1.1");
+    ck_assert_str_eq(ref.address, "IMCEAX400-c=US+3Ba=+20+3Bo=Sales+3Bs=Nobody+3B@gw.example");
+    ck_assert_ptr_nonnull(strstr(ref.why, "is valid but not in the address map"));
+    ck_assert_uint_eq(e.n_rcpt, 2);
+    ck_assert(e.from.null_path);
+    /* ... and while the map is not loaded: 451 4.3.5, to be tried again */
+    ck_assert_int_eq(rewrite_envelope(&unloaded, &e, &ref), -1);
+    ck_assert_int_eq(ref.code, 451);
+    ck_assert_str_eq(ref.status, "4.3.5");
+    env_free(&e);
+
+    /* a sender whose embedded address breaks a rule */
+    static const char *const one[] = { "ok@fab.example", NULL };
+    envelope_of(&e, "IMCEAX400-a=+20+3Bo=Sales+3Bs=Ann+3B@gw.example", one);
+    ck_assert_int_eq(rewrite_envelope(&cfg, &e, &ref), -1);
+    ck_assert_int_eq(ref.sender, 1);
+    ck_assert_str_eq(ref.status, "5.1.7");
+    ck_assert_ptr_nonnull(strstr(ref.why, "field c: country is required"));
+    env_free(&e);
+
+    /* no map: kept as written, nothing recorded */
+    struct rewrite_config none = { NULL, 0, &local };
+    envelope_of(&e, LEE "@gw.example", to);
+    ck_assert_int_eq(rewrite_envelope(&none, &e, &ref), 0);
+    ck_assert_uint_eq(e.n_rcpt, 3);
+    rcpt_is(&e, 0, ANN "@gw.example", "");
+    env_free(&e);
+    unload(&cfg, &local);
+}
+END_TEST
+
+/* An alias may not make an envelope pass ENV_RCPT_MAX: refused, named. */
+START_TEST(test_envelope_too_many)
+{
+    struct domain_list local;
+    struct rewrite_config cfg = load("fab.example", &local);
+    struct envelope e;
+    struct rewrite_refusal ref;
+    static const char *const none[] = { NULL };
+    envelope_of(&e, NULL, none);
+    struct addr_path p;
+    mailbox("sales@fab.example", &p);
+    for (int i = 0; i < ENV_RCPT_MAX / 2 + 1; i++)
+        ck_assert_int_ge(env_add_rcpt(&e, &p, NULL), 0);
+    ck_assert_int_eq(rewrite_envelope(&cfg, &e, &ref), -1);
+    ck_assert_int_eq(ref.code, 550);
+    ck_assert_str_eq(ref.status, "5.5.3");
+    ck_assert_str_eq(ref.address, "sales@fab.example");
+    ck_assert_uint_eq(e.n_rcpt, ENV_RCPT_MAX / 2 + 1);
+    env_free(&e);
+    unload(&cfg, &local);
+}
+END_TEST
+
 Suite *rewrite_suite(void)
 {
     Suite *s = suite_create("rewrite");
@@ -233,6 +348,8 @@ Suite *rewrite_suite(void)
     tcase_add_test(tc, test_without_map);
     tcase_add_test(tc, test_no_domain_to_encapsulate);
     tcase_add_test(tc, test_orcpt);
+    tcase_add_test(tc, test_envelope);
+    tcase_add_test(tc, test_envelope_too_many);
     suite_add_tcase(s, tc);
     return s;
 }
