@@ -147,12 +147,8 @@ struct sink {
     size_t len, cap;
 };
 
-static void drain(struct tls_stream *r, struct sink *k)
+static void sink_put(struct sink *k, const unsigned char *b, size_t n)
 {
-    size_t n;
-    const unsigned char *b = tls_app_buf(r, &n);
-    if (!n)
-        return;
     if (k->len + n > k->cap) {
         k->cap = (k->len + n) * 2;
         k->p = realloc(k->p, k->cap);
@@ -160,7 +156,17 @@ static void drain(struct tls_stream *r, struct sink *k)
     }
     memcpy(k->p + k->len, b, n);
     k->len += n;
-    tls_app_done(r, n);
+}
+
+/* Take all the plaintext, piece by piece as tls_app_buf gives it. */
+static void drain(struct tls_stream *r, struct sink *k)
+{
+    size_t n;
+    const unsigned char *b;
+    while ((b = tls_app_buf(r, &n)) != NULL && n) {
+        sink_put(k, b, n);
+        tls_app_done(r, n);
+    }
 }
 
 /* Feed wire in pieces given by cut() (NULL: one piece), through the
