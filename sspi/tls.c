@@ -29,7 +29,7 @@
  * A renegotiation's handshake reads [in.off + held, in.len) like the decrypt
  * loop, so the spans stay valid through it; a close or a refusal drops only
  * the bytes not decrypted; while spans are held the queue is grown rather
- * than compacted, so held plaintext is never moved.
+ * than compacted (up to a bound), so held plaintext is not moved.
  *
  * Credentials carry the policy (protocols, strength, suites): the new
  * SCH_CREDENTIALS form first, kept only if Schannel shows that it honoured
@@ -59,6 +59,7 @@
 #define TLS_IN_LIMIT      (4u * TLS_RECORD_MAX)    /* unprocessed bytes a peer may leave */
 #define TLS_APP_LIMIT     (256u * 1024u)           /* plaintext held before back-pressure */
 #define TLS_SPANS         16u                      /* records handed up in place, at most */
+#define TLS_IN_GROW_MAX   (2u * TLS_APP_LIMIT)     /* input queue grown to keep plaintext still */
 #define TLS_HANDSHAKE_MAX_RETRY 4                  /* SEC_I_INCOMPLETE_CREDENTIALS loops */
 #define TLS_TEXT_MAX      320
 
@@ -215,19 +216,24 @@ static void in_drop(struct tls_stream *s)
         s->in.off = s->in.len = 0;
 }
 
-/* Room for extra bytes of ciphertext. With no plaintext held, compacting
- * moves only the undecrypted tail. With plaintext held, the queue grows
- * rather than move it, unless the room before in.off is at least what would
- * move: so the queue stays under twice what it holds, and no byte is moved
- * more than once per queue length. Spans are offsets from in.off: a move
- * keeps them right. */
+/* Room for extra bytes of ciphertext, moving as little as can be.
+ * With no plaintext held, the undecrypted tail (about a record at most) goes
+ * to the front once less than half the queue is left after it, so that what
+ * the owner reads before taking the plaintext usually fits without a move.
+ * With plaintext held, the queue grows rather than move it, up to
+ * TLS_IN_GROW_MAX (back-pressure bounds what it holds); beyond, it moves.
+ * Spans are offsets from in.off: a move keeps them right. */
 static int in_reserve(struct tls_stream *s, size_t extra)
 {
-    if (s->in.cap - s->in.len >= extra)
-        return 1;
-    if (!s->held || s->in.off >= buf_pending(&s->in))
-        buf_compact(&s->in);
-    return buf_grow(&s->in, extra);
+    struct buf *b = &s->in;
+    size_t room = b->cap - b->len;
+    if (!s->held) {
+        if (b->off && (room < extra || room < b->cap / 2))
+            buf_compact(b);
+    } else if (room < extra && b->cap >= TLS_IN_GROW_MAX) {
+        buf_compact(b);
+    }
+    return buf_grow(b, extra);
 }
 
 /* What the consumer's plaintext keeps in memory, for back-pressure: the
