@@ -1027,20 +1027,26 @@ START_TEST(aead_only_refuses_cbc)
 }
 END_TEST
 
+/* The raw GCM client and a server stream on the default credentials, open. */
+static void raw_session(struct raw_peer *r, struct tls_stream **s)
+{
+    need_creds();
+    ck_assert_int_eq(raw_new(r, RAW_SUITE_GCM), 0);
+    ck_assert_int_eq(tls_new(s, &g_scred, NULL), SEC_E_OK);
+    raw_handshake(r, *s);
+    ck_assert_msg(!r->error && r->established, "raw client: error %d", r->error);
+    ck_assert_int_eq(tls_state(*s), TLS_ST_OPEN);
+}
+
 /* A client that renegotiates (RFC 5746, inside the session) is refused at
  * once with a no_renegotiation alert; the stream fails with a location of
  * its own and the status seen, and what came before is kept. Before, the
  * server stream went back to the handshake and waited for ever. */
 START_TEST(client_renegotiation_refused)
 {
-    need_creds();
     struct raw_peer r;
     struct tls_stream *s;
-    ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
-    ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
-    raw_handshake(&r, s);
-    ck_assert_msg(!r.error && r.established, "raw client: error %d", r.error);
-    ck_assert_int_eq(tls_state(s), TLS_ST_OPEN);
+    raw_session(&r, &s);
 
     raw_write(&r, "EHLO client\r\n", 13);
     raw_hello(&r); /* the renegotiation, encrypted, in the same read */
@@ -1081,14 +1087,10 @@ END_TEST
  * renegotiation is the SEC_I_RENEGOTIATE path that can be played here.) */
 START_TEST(renegotiation_with_plaintext_held)
 {
-    need_creds();
     for (int same_read = 0; same_read < 2; same_read++) {
         struct raw_peer r;
         struct tls_stream *s;
-        ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
-        ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
-        raw_handshake(&r, s);
-        ck_assert_msg(!r.error && r.established, "raw client: error %d", r.error);
+        raw_session(&r, &s);
         /* 40 records: more than the ring holds, so the last go to the app queue. */
         char want[40 * 64];
         size_t wlen = 0, first = 0;
