@@ -10,7 +10,8 @@
  *                   followed, the handshake's included, so application data
  *                   read together with the last handshake flight is kept.
  *   ciphertext out  tls_out_buf()/tls_out_done(): what to send.
- *   plaintext in    tls_app_buf()/tls_app_done(): what the peer said.
+ *   plaintext in    tls_app_buf()/tls_app_done(): what the peer said, in
+ *                   pieces, mostly left where it was decrypted.
  *   plaintext out   tls_write(): what to say (queued while handshaking, cut
  *                   into records of at most cbMaximumMessage bytes).
  *
@@ -175,7 +176,10 @@ SECURITY_STATUS tls_feed(struct tls_stream *s, const void *data, size_t n);
 const unsigned char *tls_out_buf(const struct tls_stream *s, size_t *len);
 void tls_out_done(struct tls_stream *s, size_t n);
 
-/* Plaintext in. */
+/* Plaintext in, in order, possibly in several pieces (a record's plaintext
+ * is handed up where it was decrypted): take up to *len bytes of a piece,
+ * say how many with tls_app_done, and ask again until it returns NULL. The
+ * pointer is good until the next call that changes the stream. */
 const unsigned char *tls_app_buf(const struct tls_stream *s, size_t *len);
 void tls_app_done(struct tls_stream *s, size_t n);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench-tls.sh - the secure stream's decrypt throughput next to a bare
-# DecryptMessage loop over the same 16 KiB records (bench/tls_bench.c).
+# DecryptMessage loop over the same kind of 16 KiB records (bench/tls_bench.c:
+# rounds, the two sides alternating, until each has a second of timed work).
 # A benchmark, not a test: it prints numbers and fails only if the run does.
 # Run inside the root: tools/inroot tools/bench-tls.sh   (B=build-dir to choose)
 set -euo pipefail

@@ -4,8 +4,11 @@
  * The invariant from DESIGN.md: whatever the segmentation of the same byte
  * stream (1-byte reads, one read holding every record, the handshake's last
  * flight together with application records, random cuts), the plaintext
- * delivered is identical. Also: close_notify, a truncated record, a flipped
- * bit (4131 with f3 03 15 00 0f 03 09 80), records cut at cbMaximumMessage,
+ * delivered is identical; so is it when the consumer lags and takes the
+ * plaintext in odd pieces (held in place, then through the app queue), and
+ * when a renegotiation arrives while plaintext is held. Also: close_notify,
+ * a truncated record, a flipped bit (4131 with f3 03 15 00 0f 03 09 80),
+ * records cut at cbMaximumMessage,
  * the negotiated-strength policy, certificates (self-signed, store, check).
  * TLS decided at the handshake: the policy in the credentials (protocols,
  * and suites where the platform can), the AEAD-only policy, a client's
@@ -147,12 +150,8 @@ struct sink {
     size_t len, cap;
 };
 
-static void drain(struct tls_stream *r, struct sink *k)
+static void sink_put(struct sink *k, const unsigned char *b, size_t n)
 {
-    size_t n;
-    const unsigned char *b = tls_app_buf(r, &n);
-    if (!n)
-        return;
     if (k->len + n > k->cap) {
         k->cap = (k->len + n) * 2;
         k->p = realloc(k->p, k->cap);
@@ -160,7 +159,17 @@ static void drain(struct tls_stream *r, struct sink *k)
     }
     memcpy(k->p + k->len, b, n);
     k->len += n;
-    tls_app_done(r, n);
+}
+
+/* Take all the plaintext, piece by piece as tls_app_buf gives it. */
+static void drain(struct tls_stream *r, struct sink *k)
+{
+    size_t n;
+    const unsigned char *b;
+    while ((b = tls_app_buf(r, &n)) != NULL && n) {
+        sink_put(k, b, n);
+        tls_app_done(r, n);
+    }
 }
 
 /* Feed wire in pieces given by cut() (NULL: one piece), through the
@@ -349,6 +358,92 @@ START_TEST(random_segmentations)
         free(wire);
         free(k.p);
     }
+    pair_free(&p);
+}
+END_TEST
+
+/* Take at most budget bytes of plaintext, in pieces of 1 to 61 bytes
+ * whatever tls_app_buf offers; note the longest piece offered. */
+static size_t take_some(struct tls_stream *r, struct sink *k, size_t budget, size_t *longest)
+{
+    size_t took = 0;
+    while (took < budget) {
+        size_t n;
+        const unsigned char *b = tls_app_buf(r, &n);
+        if (!b || !n)
+            break;
+        if (n > *longest)
+            *longest = n;
+        size_t want = 1 + rnd() % 61;
+        if (want > n)
+            want = n;
+        if (want > budget - took)
+            want = budget - took;
+        sink_put(k, b, want);
+        tls_app_done(r, want);
+        took += want;
+    }
+    return took;
+}
+
+/* The consumer lags: between feeds it takes a few odd-sized pieces, so
+ * records pile up held in place, a piece ends inside a record and the next
+ * starts there, the ring of held records fills and later records go to the
+ * app queue, and records arrive while the app queue holds some. The
+ * plaintext is still the conversation, byte for byte. */
+#define LAG_RECORD_MAX 3000u
+START_TEST(lagging_consumer_odd_pieces)
+{
+    struct pair p;
+    pair_new(&p, NULL, TLS_TRUST_ANY);
+    handshake(&p);
+    size_t longest_all = 0;
+    for (unsigned i = 0; i < 40; i++) {
+        rnd_state = SEED + 7919u * (i + 1);
+        /* About 80 records of 1 to LAG_RECORD_MAX bytes. */
+        for (size_t off = 0; off < g_conv_len;) {
+            size_t n = 1 + rnd() % LAG_RECORD_MAX;
+            if (n > g_conv_len - off)
+                n = g_conv_len - off;
+            ck_assert_int_eq(tls_write(p.c, g_conv + off, n), SEC_E_OK);
+            off += n;
+        }
+        size_t len, longest = 0;
+        const unsigned char *w = tls_out_buf(p.c, &len);
+        unsigned char *wire = malloc(len);
+        ck_assert_ptr_nonnull(wire);
+        memcpy(wire, w, len);
+        tls_out_done(p.c, len);
+        struct sink k = { 0 };
+        size_t off = 0;
+        for (unsigned piece = 0; off < len; piece++) {
+            size_t n = cut_random(len - off), cap;
+            if (n > len - off)
+                n = len - off;
+            unsigned char *in = piece % 2 ? tls_in_buf(p.s, &cap) : NULL;
+            SECURITY_STATUS st;
+            if (in && cap >= n) {
+                memcpy(in, wire + off, n);
+                st = tls_in_done(p.s, n);
+            } else {
+                st = tls_feed(p.s, wire + off, n);
+            }
+            ck_assert_msg(st == SEC_E_OK, "round %u piece %u: 0x%08lx", i, piece, (unsigned long)st);
+            off += n;
+            take_some(p.s, &k, rnd() % 1500, &longest);
+        }
+        while (take_some(p.s, &k, (size_t)-1, &longest))
+            ;
+        if (k.len != g_conv_len || memcmp(k.p, g_conv, g_conv_len))
+            ck_abort_msg("round %u: %zu bytes, plaintext differs", i, k.len);
+        if (longest > longest_all)
+            longest_all = longest;
+        free(wire);
+        free(k.p);
+    }
+    /* A piece longer than any record came from the app queue holding
+     * several: the ring did fill and records came in behind it. */
+    ck_assert_uint_gt(longest_all, LAG_RECORD_MAX);
     pair_free(&p);
 }
 END_TEST
@@ -932,20 +1027,26 @@ START_TEST(aead_only_refuses_cbc)
 }
 END_TEST
 
+/* The raw GCM client and a server stream on the default credentials, open. */
+static void raw_session(struct raw_peer *r, struct tls_stream **s)
+{
+    need_creds();
+    ck_assert_int_eq(raw_new(r, RAW_SUITE_GCM), 0);
+    ck_assert_int_eq(tls_new(s, &g_scred, NULL), SEC_E_OK);
+    raw_handshake(r, *s);
+    ck_assert_msg(!r->error && r->established, "raw client: error %d", r->error);
+    ck_assert_int_eq(tls_state(*s), TLS_ST_OPEN);
+}
+
 /* A client that renegotiates (RFC 5746, inside the session) is refused at
  * once with a no_renegotiation alert; the stream fails with a location of
  * its own and the status seen, and what came before is kept. Before, the
  * server stream went back to the handshake and waited for ever. */
 START_TEST(client_renegotiation_refused)
 {
-    need_creds();
     struct raw_peer r;
     struct tls_stream *s;
-    ck_assert_int_eq(raw_new(&r, RAW_SUITE_GCM), 0);
-    ck_assert_int_eq(tls_new(&s, &g_scred, NULL), SEC_E_OK);
-    raw_handshake(&r, s);
-    ck_assert_msg(!r.error && r.established, "raw client: error %d", r.error);
-    ck_assert_int_eq(tls_state(s), TLS_ST_OPEN);
+    raw_session(&r, &s);
 
     raw_write(&r, "EHLO client\r\n", 13);
     raw_hello(&r); /* the renegotiation, encrypted, in the same read */
@@ -975,6 +1076,57 @@ START_TEST(client_renegotiation_refused)
     ck_assert_int_eq(memcmp(data, want, 8), 0);
     tls_free(s);
     raw_free(&r);
+}
+END_TEST
+
+/* A renegotiation (SEC_I_RENEGOTIATE) arrives while plaintext is held in
+ * place, some of it half taken, and more is in the app queue: all of it is
+ * still delivered, in order, and nothing after the renegotiation. Once in
+ * its own read, once in the same read as the last records. (Under Wine 10
+ * there is no TLS 1.3, so no post-handshake message to follow; the refused
+ * renegotiation is the SEC_I_RENEGOTIATE path that can be played here.) */
+START_TEST(renegotiation_with_plaintext_held)
+{
+    for (int same_read = 0; same_read < 2; same_read++) {
+        struct raw_peer r;
+        struct tls_stream *s;
+        raw_session(&r, &s);
+        /* 40 records: more than the ring holds, so the last go to the app queue. */
+        char want[40 * 64];
+        size_t wlen = 0, first = 0;
+        for (int i = 0; i < 40; i++) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "RCPT TO:<user%02d@example.test>%.*s\r\n", i,
+                             i % 17, "xxxxxxxxxxxxxxxxx");
+            raw_write(&r, line, (size_t)n);
+            memcpy(want + wlen, line, (size_t)n);
+            wlen += (size_t)n;
+            if (!first)
+                first = (size_t)n;
+        }
+        struct sink k = { 0 };
+        if (!same_read) {
+            ck_assert_int_eq(tls_feed(s, r.out, r.outlen), SEC_E_OK);
+            r.outlen = 0;
+            size_t n;
+            const unsigned char *b = tls_app_buf(s, &n);
+            ck_assert_uint_eq(n, first); /* the first record, in place */
+            sink_put(&k, b, 10);
+            tls_app_done(s, 10);
+        }
+        raw_hello(&r);
+        raw_write(&r, "after\r\n", 7);
+        ck_assert_int_eq(tls_feed(s, r.out, r.outlen), SEC_I_RENEGOTIATE);
+        r.outlen = 0;
+        ck_assert_int_eq(tls_state(s), TLS_ST_FAILED);
+        ck_assert_uint_eq(tls_fail_location(s), LOC_SSPI_RENEGOTIATE_REFUSED);
+        drain(s, &k);
+        ck_assert_uint_eq(k.len, wlen);
+        ck_assert_int_eq(memcmp(k.p, want, wlen), 0);
+        free(k.p);
+        tls_free(s);
+        raw_free(&r);
+    }
 }
 END_TEST
 
@@ -1114,6 +1266,7 @@ Suite *tls_suite(void)
     tcase_add_test(tc, truncated_record_waits);
     tcase_add_test(tc, flipped_bit_fails_with_4131);
     tcase_add_test(tc, large_write_is_split);
+    tcase_add_test(tc, lagging_consumer_odd_pieces);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("policy");
     tcase_add_test(tp, policy_text_names_both_sides);
@@ -1126,6 +1279,7 @@ Suite *tls_suite(void)
     tcase_add_test(th, aead_suite_names);
     tcase_add_test(th, aead_only_refuses_cbc);
     tcase_add_test(th, client_renegotiation_refused);
+    tcase_add_test(th, renegotiation_with_plaintext_held);
     tcase_add_test(th, renegotiation_bounds);
     tcase_add_test(th, cache_per_destination);
     suite_add_tcase(s, th);
