@@ -85,8 +85,13 @@ enum chan_status chan_pump(struct chan *ch)
     case TLS_ST_FAILED:
         report_once(ch);
         return CHAN_FAILED;
-    case TLS_ST_CLOSED:
-        return CHAN_PEER_CLOSED;
+    case TLS_ST_CLOSED: {
+        /* the peer's close_notify ends the stream only once every piece of
+         * plaintext before it has been taken (tls_app_buf hands it up in
+         * pieces: a caller takes one per pass) */
+        size_t left;
+        return tls_app_buf(ch->tls, &left) && left ? CHAN_OK : CHAN_PEER_CLOSED;
+    }
     case TLS_ST_REFUSED:
         if (ch->handshakes == 0) {
             ch->handshakes = tls_handshakes(ch->tls);
