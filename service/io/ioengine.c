@@ -553,7 +553,11 @@ struct io_conn *io_attach(SOCKET s, io_handler fn, void *arg)
 
 void io_start(struct io_conn *c)
 {
-    post(c, IO_EV_OPEN);
+    /* Called from the listener's accept callback, on a worker: the first
+     * event runs here rather than through the port (under Wine a trip
+     * through the port costs three wineserver requests and a wake-up). */
+    conn_ref(c);
+    handle(c, KIND_POSTED + (int)IO_EV_OPEN, 0, 0);
 }
 
 static LPFN_CONNECTEX connect_ex_for(SOCKET s, int family)

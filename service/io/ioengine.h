@@ -73,7 +73,8 @@ void io_unlisten(int id);
 
 /* Put an accepted socket on the engine. On failure the socket is closed and
  * NULL returned. Nothing happens until io_start, so the owner can keep the
- * connection before its handler first runs; then IO_EV_OPEN follows. */
+ * connection before its handler first runs. io_start, called only from an
+ * io_accept_fn (on a worker), runs IO_EV_OPEN before it returns. */
 struct io_conn *io_attach(SOCKET s, io_handler fn, void *arg);
 void io_start(struct io_conn *c);
 /* A connection to one address, not started yet (NULL and *err when a socket
