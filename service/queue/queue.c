@@ -162,15 +162,20 @@ static void ready_unlink(struct qmsg *m)
 }
 
 /* m waits again, due at due (q.lock held): onto the ready list if that is
- * now, else it may be the next due time. */
-static void set_due(struct qmsg *m, int64_t due)
+ * by now, else it may be the next due time. */
+static void set_due_at(struct qmsg *m, int64_t due, int64_t now)
 {
     m->due = due;
     m->busy = 0;
-    if (due <= clock_unix())
+    if (due <= now)
         ready_push(m);
     else if (due < q.next_due)
         q.next_due = due;
+}
+
+static void set_due(struct qmsg *m, int64_t due)
+{
+    set_due_at(m, due, clock_unix());
 }
 
 /* q.lock held. */
@@ -544,7 +549,7 @@ static void scan_due(int64_t now)
     for (size_t i = 0; i < q.n_msgs; i++) {
         struct qmsg *m = q.msgs[i];
         if (!m->busy && !m->ready)
-            set_due(m, m->due);
+            set_due_at(m, m->due, now);
     }
 }
 
