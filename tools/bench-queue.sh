@@ -119,21 +119,22 @@ side_ticks() {
     if [ "$SIDE_TREE" = 1 ]; then cpu_ticks $(tree_pids $SIDE_PIDS); else cpu_ticks $SIDE_PIDS; fi
 }
 
-# server_ticks: CPU ticks of the side's wineserver (SIDE_SERVER), 0 without one.
-server_ticks() {
-    # shellcheck disable=SC2086
-    if [ -n "$SIDE_SERVER" ]; then cpu_ticks $SIDE_SERVER; else echo 0; fi
+# per_message TICKS HZ: CPU ms per message.
+per_message() {
+    awk -v c="$1" -v hz="$2" -v m="$MESSAGES" 'BEGIN { printf "%.2f", 1000 * c / hz / m }'
 }
 
 # drive PORT SINKOUT NAME: the load into PORT; sets ACCEPT_S, DELIVER_S,
-# CPU_MS (CPU ms per message), SERVER_MS (the wineserver's part of it) and
-# ONE_MS (one session's ms per message).
+# CPU_MS (CPU ms per message), SERVER_MS (the part of it of the side's
+# wineserver, SIDE_SERVER; 0 without one) and ONE_MS (one session's ms per
+# message).
 drive() {
     local port=$1 sinkout=$2 name=$3 t0 t1 t2 n rc c0 c1 s0 s1 hz
     hz=$(getconf CLK_TCK)
     log "$name: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE to 127.0.0.1:$port"
     c0=$(side_ticks)
-    s0=$(server_ticks)
+    # shellcheck disable=SC2086
+    s0=$(cpu_ticks $SIDE_SERVER)
     t0=$(now)
     set +e
     timeout "$DEADLINE" smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f "$FROM" -t "$TO" \
@@ -157,10 +158,11 @@ drive() {
     done
     t2=$(now)
     c1=$(side_ticks)
-    s1=$(server_ticks)
+    # shellcheck disable=SC2086
+    s1=$(cpu_ticks $SIDE_SERVER)
     DELIVER_S=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.3f", b - a }')
-    CPU_MS=$(awk -v c="$((c1 - c0))" -v hz="$hz" -v m="$MESSAGES" 'BEGIN { printf "%.2f", 1000 * c / hz / m }')
-    SERVER_MS=$(awk -v c="$((s1 - s0))" -v hz="$hz" -v m="$MESSAGES" 'BEGIN { printf "%.2f", 1000 * c / hz / m }')
+    CPU_MS=$(per_message "$((c1 - c0))" "$hz")
+    SERVER_MS=$(per_message "$((s1 - s0))" "$hz")
     log "$name: all $MESSAGES at the sink after $DELIVER_S s; $CPU_MS CPU ms per message"
     t0=$(now)
     set +e
