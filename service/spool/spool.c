@@ -29,10 +29,14 @@
 #define SPOOL_LOG_ROTATE    (8u * 1024u * 1024u)  /* start a new log past this size */
 #define SPOOL_IDLE_ROTATE_MS 1000u                /* ... or after this long without commits */
 #define SPOOL_COPY_CHUNK    65536u
-/* Queue files live in Queue\XX\YY\ (and Hold\XX\YY\), XX and YY from a
- * hash of the ID: under Wine, creating a file costs time that grows with its
- * folder, so no folder may grow with the queue. 64 x 64 folders keep about
- * two dozen files in each with 50,000 messages waiting. */
+/* A message is committed into Queue\active\ and stays there until its
+ * first envelope update (a delivery attempt that leaves it waiting, a
+ * retry request) moves it into Queue\XX\YY\, XX and YY from a hash of the
+ * ID; held messages live in Hold\XX\YY\. Under Wine, creating a file costs
+ * time that grows with its folder, so no folder may grow with the waiting
+ * queue: 64 x 64 folders keep about two dozen files in each with 50,000
+ * messages waiting, while active\ holds only what is being delivered for
+ * the first time. */
 #define SPOOL_HASH_FANOUT   64u
 
 #define REC_INLINE CLOG_INLINE
@@ -62,7 +66,7 @@ struct spool_msg {
 
 static struct {
     wchar_t dir[MAX_PATH];
-    wchar_t tmp[MAX_PATH], logdir[MAX_PATH], hold[MAX_PATH];
+    wchar_t tmp[MAX_PATH], logdir[MAX_PATH], hold[MAX_PATH], active[MAX_PATH];
     int open;
     CRITICAL_SECTION lock;             /* requests, closed logs, stop */
     CRITICAL_SECTION log_lock;         /* appending to the log; taken after lock */
@@ -77,8 +81,6 @@ static struct {
     size_t n_closed;
     int stop;
     HANDLE committer, checkpointer;
-    HANDLE folders;                /* makes the hash folders after a first start */
-    volatile LONG folders_stop;
     volatile LONG seq;
     volatile LONG64 commits, flushes;
     void (*notify)(const char *id);
@@ -161,7 +163,7 @@ const wchar_t *spool_dir(void)
     return sp.dir;
 }
 
-const wchar_t *const spool_subfolders[] = { L"tmp", L"log", L"Hold", L"ctl", NULL };
+const wchar_t *const spool_subfolders[] = { L"tmp", L"log", L"Hold", L"ctl", L"active", NULL };
 
 void spool_set_dir(const wchar_t *queue_dir)
 {
@@ -170,6 +172,7 @@ void spool_set_dir(const wchar_t *queue_dir)
     _snwprintf(sp.tmp, MAX_PATH, L"%ls\\tmp", sp.dir);
     _snwprintf(sp.logdir, MAX_PATH, L"%ls\\log", sp.dir);
     _snwprintf(sp.hold, MAX_PATH, L"%ls\\Hold", sp.dir);
+    _snwprintf(sp.active, MAX_PATH, L"%ls\\active", sp.dir);
 }
 
 void spool_set_notify(void (*fn)(const char *id))
@@ -191,8 +194,9 @@ static uint32_t id_hash(const char *id)
     return h;
 }
 
-int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
-               wchar_t *out, size_t cap)
+/* A message's file in its hash folder: Queue\XX\YY\ID.ext, Hold\XX\YY\ID.ext. */
+static int hash_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+                     wchar_t *out, size_t cap)
 {
     if (cap == 0)
         return -1;
@@ -208,6 +212,34 @@ int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t
         return -1;
     }
     return 0;
+}
+
+/* A message's file before its first envelope update: Queue\active\ID.ext. */
+static int active_path(const wchar_t *queue_dir, const char *id, const wchar_t *ext,
+                       wchar_t *out, size_t cap)
+{
+    if (cap == 0)
+        return -1;
+    out[0] = 0;
+    if (!spool_id_valid(id))
+        return -1;
+    int n = _snwprintf(out, cap, L"%ls\\active\\%hs.%ls", queue_dir, id, ext);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* A file only ever moves from active\ to its hash folder, never back: one
+ * look in active\ and then the hash folder finds it wherever it is. */
+int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
+               wchar_t *out, size_t cap)
+{
+    if (!held && active_path(queue_dir, id, ext, out, cap) == 0 &&
+        GetFileAttributesW(out) != INVALID_FILE_ATTRIBUTES)
+        return 0;
+    return hash_path(queue_dir, id, held, ext, out, cap);
 }
 
 /* Where main before the hashed layout kept a message: Queue\ID.ext. */
@@ -365,6 +397,11 @@ static DWORD replace_file(const wchar_t *path, const char *id, const wchar_t *ex
     if (err)
         DeleteFileW(tmp);
     return err;
+}
+
+static int absent(DWORD err)
+{
+    return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND;
 }
 
 static DWORD flush_path(const wchar_t *path)
@@ -654,8 +691,13 @@ static DWORD commit_finish(struct spool_msg *m)
         m->h = INVALID_HANDLE_VALUE;
     }
     wchar_t eml[MAX_PATH], env[MAX_PATH];
-    spool_path(sp.dir, m->id, m->hold, L"eml", eml, MAX_PATH);
-    spool_path(sp.dir, m->id, m->hold, L"env", env, MAX_PATH);
+    if (m->hold) {
+        hash_path(sp.dir, m->id, 1, L"eml", eml, MAX_PATH);
+        hash_path(sp.dir, m->id, 1, L"env", env, MAX_PATH);
+    } else {
+        active_path(sp.dir, m->id, L"eml", eml, MAX_PATH);
+        active_path(sp.dir, m->id, L"env", env, MAX_PATH);
+    }
     DWORD mv = move_into(m->path, eml, 0);
     if (mv)
         return mv;
@@ -754,18 +796,53 @@ static DWORD WINAPI committer_main(void *arg)
     return 0;
 }
 
+/* A message's first envelope update moves it from active\ into its hash
+ * folder: content first, then the envelope as it is, so that it is listed
+ * in exactly one place at every moment and a crash between the two leaves a
+ * message that is found and delivered as before the update. A move that
+ * fails leaves the file where it is (it is found there, and moved at the
+ * next update). env gets the envelope's path for the update. */
+static DWORD leave_active(const char *id, wchar_t *env)
+{
+    wchar_t aenv[MAX_PATH], aeml[MAX_PATH], heml[MAX_PATH];
+    if (hash_path(sp.dir, id, 0, L"env", env, MAX_PATH) ||
+        hash_path(sp.dir, id, 0, L"eml", heml, MAX_PATH) ||
+        active_path(sp.dir, id, L"env", aenv, MAX_PATH) ||
+        active_path(sp.dir, id, L"eml", aeml, MAX_PATH))
+        return ERROR_BUFFER_OVERFLOW;
+    if (GetFileAttributesW(aenv) == INVALID_FILE_ATTRIBUTES)
+        return ERROR_SUCCESS;   /* in its hash folder already */
+    /* replacing: a copy there is the same content, or an older envelope */
+    DWORD err = move_into(aeml, heml, MOVEFILE_REPLACE_EXISTING);
+    if (!err || absent(err))
+        err = move_into(aenv, env, MOVEFILE_REPLACE_EXISTING);
+    if (err)
+        wcscpy(env, aenv);   /* updated where it is */
+    return ERROR_SUCCESS;
+}
+
+/* Flush one file of a message wherever it is: active\ first, then its
+ * hash folder, since a delivery attempt may move it between the two
+ * meanwhile (never back). Gone from both (delivered, released): nothing to
+ * do. */
+static void flush_msg_file(const char *id, int held, const wchar_t *ext)
+{
+    wchar_t p[MAX_PATH];
+    if (!held && active_path(sp.dir, id, ext, p, MAX_PATH) == 0 && !absent(flush_path(p)))
+        return;
+    if (hash_path(sp.dir, id, held, ext, p, MAX_PATH) == 0)
+        flush_path(p);
+}
+
 /* Checkpoint: flush what a log covers, then delete the log. */
 static void ckpt_rec(void *arg, const struct clog_rec *r)
 {
     (void)arg;
     if (r->kind != 'C')
         return;
-    wchar_t p[MAX_PATH];
     int held = (r->flags & REC_HOLD) != 0;
-    spool_path(sp.dir, r->id, held, L"eml", p, MAX_PATH);
-    flush_path(p);   /* gone already (delivered, released): nothing to do */
-    spool_path(sp.dir, r->id, held, L"env", p, MAX_PATH);
-    flush_path(p);
+    flush_msg_file(r->id, held, L"eml");
+    flush_msg_file(r->id, held, L"env");
 }
 
 static void checkpoint_log(unsigned seq)
@@ -858,11 +935,6 @@ static int is_done(const struct recovery *rc, const char *id)
     return rc->n_done && bsearch(id, rc->done, rc->n_done, sizeof *rc->done, cmp_id) != NULL;
 }
 
-static int absent(DWORD err)
-{
-    return err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND;
-}
-
 /* ERROR_SUCCESS when the file holds exactly size octets with this CRC,
  * ERROR_FILE_CORRUPT when it holds something else, else why it could not
  * be read (ERROR_FILE_NOT_FOUND when it is not there). */
@@ -891,6 +963,21 @@ static void recover_report(struct recovery *rc, DWORD err, const wchar_t *fmt, c
     report(LOC_SPOOL_RECOVER, err, fmt, id);
 }
 
+/* Where recovery puts both files of a message back: in active\ while its
+ * content is there; else in its hash folder, after finishing a move from
+ * active\ that a crash cut short between content and envelope. */
+static void restore_paths(const char *id, int held, wchar_t *eml, wchar_t *env)
+{
+    if (!held && active_path(sp.dir, id, L"eml", eml, MAX_PATH) == 0 &&
+        GetFileAttributesW(eml) != INVALID_FILE_ATTRIBUTES) {
+        active_path(sp.dir, id, L"env", env, MAX_PATH);
+        return;
+    }
+    hash_path(sp.dir, id, held, L"eml", eml, MAX_PATH);
+    if (held || leave_active(id, env) != ERROR_SUCCESS)
+        hash_path(sp.dir, id, held, L"env", env, MAX_PATH);
+}
+
 /* Put one committed message back as the log has it, unless the queue holds
  * it whole already. Returns ERROR_SUCCESS when nothing is left to do (and
  * when nothing can be done: the content is nowhere), else the error that
@@ -899,8 +986,7 @@ static DWORD restore_msg(struct recovery *rc, const struct clog_rec *r)
 {
     int held = (r->flags & REC_HOLD) != 0;
     wchar_t eml[MAX_PATH], env[MAX_PATH], tmp[MAX_PATH];
-    spool_path(sp.dir, r->id, held, L"eml", eml, MAX_PATH);
-    spool_path(sp.dir, r->id, held, L"env", env, MAX_PATH);
+    restore_paths(r->id, held, eml, env);
     /* A released message moved from Hold\ to the queue. */
     if (held && GetFileAttributesW(eml) == INVALID_FILE_ATTRIBUTES) {
         wchar_t q[MAX_PATH];
@@ -1392,7 +1478,7 @@ static unsigned migrate_flat(int held)
         wchar_t from[MAX_PATH], to[MAX_PATH];
         DWORD err = ERROR_SUCCESS;
         if (flat_path(sp.dir, ids[i], held, L"eml", from, MAX_PATH) ||
-            spool_path(sp.dir, ids[i], held, L"eml", to, MAX_PATH)) {
+            hash_path(sp.dir, ids[i], held, L"eml", to, MAX_PATH)) {
             err = ERROR_BUFFER_OVERFLOW;
         } else {
             err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
@@ -1400,7 +1486,7 @@ static unsigned migrate_flat(int held)
                 err = ERROR_SUCCESS;   /* moved already by a start cut short */
         }
         if (!err && (flat_path(sp.dir, ids[i], held, L"env", from, MAX_PATH) ||
-                     spool_path(sp.dir, ids[i], held, L"env", to, MAX_PATH)))
+                     hash_path(sp.dir, ids[i], held, L"env", to, MAX_PATH)))
             err = ERROR_BUFFER_OVERFLOW;
         if (!err)
             err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
@@ -1422,34 +1508,6 @@ static DWORD make_dir(const wchar_t *d)
     return GetLastError();
 }
 
-/* Every hash folder of the queue, made in the background after a start
- * that finds them missing. A folder is otherwise made on first use, and the
- * first few thousand messages would each pay a failed rename and two new
- * folders in the commit thread, which every client waits on; making them all
- * at start would hold the start up for many seconds under Wine. They are
- * made in order, the last one last, so its presence says all are there; a
- * failure here costs only speed (the first use makes its folder). */
-static DWORD WINAPI folders_main(void *arg)
-{
-    (void)arg;
-    wchar_t d[MAX_PATH];
-    int n = _snwprintf(d, MAX_PATH, L"%ls\\%02X\\%02X", sp.dir, SPOOL_HASH_FANOUT - 1,
-                       SPOOL_HASH_FANOUT - 1);
-    if (n < 0 || n >= MAX_PATH || GetFileAttributesW(d) != INVALID_FILE_ATTRIBUTES)
-        return 0;
-    for (unsigned x = 0; x < SPOOL_HASH_FANOUT && !sp.folders_stop; x++) {
-        _snwprintf(d, MAX_PATH, L"%ls\\%02X", sp.dir, x);
-        if (make_dir(d))
-            return 0;
-        for (unsigned y = 0; y < SPOOL_HASH_FANOUT && !sp.folders_stop; y++) {
-            _snwprintf(d, MAX_PATH, L"%ls\\%02X\\%02X", sp.dir, x, y);
-            if (make_dir(d))
-                return 0;
-        }
-    }
-    return 0;
-}
-
 DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
 {
     spool_set_dir(queue_dir);
@@ -1460,6 +1518,8 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
         err = make_dir(sp.logdir);
     if (!err)
         err = make_dir(sp.hold);
+    if (!err)
+        err = make_dir(sp.active);
     if (err) {
         report(LOC_SPOOL_OPEN, err, L"cannot create the queue directories");
         return err;
@@ -1506,9 +1566,6 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered)
         report(LOC_SPOOL_OPEN, err, L"cannot start the queue's commit threads");
         return err;
     }
-    sp.folders_stop = 0;
-    sp.folders = CreateThread(NULL, 64 * 1024, folders_main, NULL,
-                              STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
     sp.open = 1;
     return ERROR_SUCCESS;
 }
@@ -1517,12 +1574,6 @@ void spool_close(void)
 {
     if (!sp.open)
         return;
-    if (sp.folders) {
-        InterlockedExchange(&sp.folders_stop, 1);
-        WaitForSingleObject(sp.folders, INFINITE);
-        CloseHandle(sp.folders);
-        sp.folders = NULL;
-    }
     EnterCriticalSection(&sp.lock);
     sp.stop = 1;
     WakeAllConditionVariable(&sp.work);
@@ -1566,8 +1617,9 @@ DWORD spool_update_env(const struct envelope *env)
     if (err)
         return err;
     wchar_t p[MAX_PATH];
-    spool_path(sp.dir, env->id, 0, L"env", p, MAX_PATH);
-    err = replace_file(p, env->id, L"env", text, len, 1);
+    err = leave_active(env->id, p);
+    if (!err)
+        err = replace_file(p, env->id, L"env", text, len, 1);
     free(text);
     if (err && !spool_note_failure(err, LOC_SPOOL_UPDATE, 0, L"recording the delivery state "
                                    L"of message %hs", env->id))
@@ -1622,13 +1674,13 @@ DWORD spool_retry_now(const char *id)
 DWORD spool_release(const char *id)
 {
     wchar_t from[MAX_PATH], to[MAX_PATH];
-    spool_path(sp.dir, id, 1, L"eml", from, MAX_PATH);
-    spool_path(sp.dir, id, 0, L"eml", to, MAX_PATH);
+    hash_path(sp.dir, id, 1, L"eml", from, MAX_PATH);
+    hash_path(sp.dir, id, 0, L"eml", to, MAX_PATH);
     DWORD err = move_into(from, to, MOVEFILE_WRITE_THROUGH);
     if (err)
         return err;
-    spool_path(sp.dir, id, 1, L"env", from, MAX_PATH);
-    spool_path(sp.dir, id, 0, L"env", to, MAX_PATH);
+    hash_path(sp.dir, id, 1, L"env", from, MAX_PATH);
+    hash_path(sp.dir, id, 0, L"env", to, MAX_PATH);
     return move_into(from, to, MOVEFILE_WRITE_THROUGH);
 }
 
@@ -1648,9 +1700,10 @@ static int hash_folder(const wchar_t *name)
     return name[2] == 0 && v < SPOOL_HASH_FANOUT ? (int)v : -1;
 }
 
-/* The messages of one leaf folder; an ID that hashes elsewhere is counted
- * as bad (spool_path would never find it). */
-static DWORD scan_leaf(const wchar_t *queue_dir, const wchar_t *dir, int held,
+/* The messages of one leaf folder (a hash folder, or active\ when active
+ * is set); an ID that hashes elsewhere is counted as bad (spool_path would
+ * never find it). */
+static DWORD scan_leaf(const wchar_t *queue_dir, const wchar_t *dir, int held, int active,
                        void (*fn)(void *, const char *, int), void *arg, unsigned *bad)
 {
     wchar_t pat[MAX_PATH];
@@ -1672,8 +1725,10 @@ static DWORD scan_leaf(const wchar_t *queue_dir, const wchar_t *dir, int held,
         }
         id[n - 1 - 4] = 0;   /* ".env" */
         wchar_t want[MAX_PATH];
-        if (!spool_id_valid(id) || spool_path(queue_dir, id, held, L"env", want, MAX_PATH) != 0 ||
-            _wcsnicmp(want, dir, wcslen(dir)) != 0 || want[wcslen(dir)] != L'\\') {
+        if (!spool_id_valid(id) || (!active && (hash_path(queue_dir, id, held, L"env", want,
+                                                          MAX_PATH) != 0 ||
+                                                _wcsnicmp(want, dir, wcslen(dir)) != 0 ||
+                                                want[wcslen(dir)] != L'\\'))) {
             (*bad)++;
             continue;
         }
@@ -1706,7 +1761,7 @@ static DWORD scan_level(const wchar_t *dir, int depth, const wchar_t *queue_dir,
         if (n < 0 || n >= MAX_PATH)
             continue;
         err = depth == 0 ? scan_level(sub, 1, queue_dir, held, fn, arg, bad)
-                         : scan_leaf(queue_dir, sub, held, fn, arg, bad);
+                         : scan_leaf(queue_dir, sub, held, 0, fn, arg, bad);
     } while (!err && FindNextFileW(f, &fd));
     FindClose(f);
     return err;
@@ -1719,11 +1774,16 @@ DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id,
     if (!bad)
         bad = &dummy;
     *bad = 0;
-    DWORD err = scan_level(queue_dir, 0, queue_dir, 0, fn, arg, bad);
-    wchar_t hold[MAX_PATH];
+    /* active\ before the hash folders: a message that moves meanwhile is
+     * listed twice rather than not at all */
+    wchar_t hold[MAX_PATH], active[MAX_PATH];
     int n = _snwprintf(hold, MAX_PATH, L"%ls\\Hold", queue_dir);
-    if (n < 0 || n >= MAX_PATH)
+    int na = _snwprintf(active, MAX_PATH, L"%ls\\active", queue_dir);
+    if (n < 0 || n >= MAX_PATH || na < 0 || na >= MAX_PATH)
         return ERROR_BUFFER_OVERFLOW;
+    DWORD err = scan_leaf(queue_dir, active, 0, 1, fn, arg, bad);
+    if (!err)
+        err = scan_level(queue_dir, 0, queue_dir, 0, fn, arg, bad);
     if (!err)
         err = scan_level(hold, 0, queue_dir, 1, fn, arg, bad);
     return err;

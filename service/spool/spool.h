@@ -1,10 +1,13 @@
 /* spool.h - the queue on disk: nothing is acknowledged before it is there.
  *
  * Layout under the queue directory (<DataDirectory>\Queue):
- *   XX\YY\ID.eml, XX\YY\ID.env
+ *   active\ID.eml, active\ID.env
  *                    a queued message: content (byte for byte, our Received
- *                    header first) and envelope (core/envelope.h); XX and YY
- *                    hash folders derived from the ID (spool_path)
+ *                    header first) and envelope (core/envelope.h), from its
+ *                    commit until its first envelope update
+ *   XX\YY\ID.eml, XX\YY\ID.env
+ *                    ... after it: XX and YY hash folders derived from the ID,
+ *                    so no folder grows with the messages waiting
  *   Hold\XX\YY\ID.*  a message a content filter held: kept, never delivered
  *                    until released (`imsvc queue retry ID`)
  *   tmp\             messages being received; emptied on start, but for the
@@ -72,7 +75,8 @@ void spool_abort(struct spool_msg *m);
  * rename; set before spool_open. */
 void spool_set_notify(void (*fn)(const char *id));
 
-/* The queue's side. Envelope updates are atomic (tmp then rename). */
+/* The queue's side. Envelope updates are atomic (tmp then rename); the
+ * first one moves the message from active\ into its hash folder. */
 DWORD spool_read_env(const char *id, int held, struct envelope *env);
 DWORD spool_update_env(const struct envelope *env);
 DWORD spool_read_content(const char *id, int held, unsigned char **buf, size_t *len);
@@ -89,7 +93,7 @@ DWORD spool_release(const char *id);
 DWORD spool_scan(const wchar_t *queue_dir, void (*fn)(void *arg, const char *id, int held),
                  void *arg, unsigned *bad);
 
-/* The queue directory's subfolders (tmp, log, Hold, ctl), NULL-terminated,
+/* The queue directory's subfolders (tmp, log, Hold, ctl, active), NULL-terminated,
  * for whoever creates or secures them (service/host/acl.c). */
 extern const wchar_t *const spool_subfolders[];
 /* A write to the data directory failed with err. When err means the disk
@@ -113,8 +117,9 @@ void spool_set_dir(const wchar_t *queue_dir);
  * that comes from outside (a command line, a request file's name) is
  * checked with this before it is used. */
 int spool_id_valid(const char *id);
-/* The path of a message in queue_dir: ext L"eml" or L"env", in its hash
- * folder (Queue\XX\YY\ID.ext, Hold\XX\YY\ID.ext). 0, or -1 with out
+/* The path of a message's file in queue_dir, ext L"eml" or L"env": where it
+ * is now, Queue\active\ID.ext when it is there, else its hash folder
+ * (Queue\XX\YY\ID.ext; held: Hold\XX\YY\ID.ext). 0, or -1 with out
  * empty when id is not a queue ID or the path does not fit. */
 int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
                wchar_t *out, size_t cap);

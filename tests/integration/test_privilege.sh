@@ -70,7 +70,7 @@ expect_err "does not support the service SID (SERVICE_SID_TYPE_UNRESTRICTED) (Ch
     "Wine's SCM refuses SERVICE_CONFIG_SERVICE_SID_INFO, and install says so"
 expect_err "does not support the required privileges (SeChangeNotifyPrivilege only) (ChangeServiceConfig2: ERROR_INVALID_LEVEL)" \
     "Wine's SCM refuses SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, and install says so"
-expect_err "9 of 9 data folders (first: $data) did not keep the access rights" \
+expect_err "10 of 10 data folders (first: $data) did not keep the access rights" \
     "install says the folders did not keep their rights (Wine keeps no file DACL)"
 
 run imsvc acl account
@@ -97,11 +97,11 @@ expect_status 1 "PickupWriters must name a known account"
 expect_err "there is no account or group 'nosuchgroup'" "... and says which"
 run imsvc acl apply
 expect_status 0 "acl apply"
-expect_out "9 folders: 9 set, 0 already right" "acl apply sets all nine folders"
+expect_out "10 folders: 10 set, 0 already right" "acl apply sets all ten folders"
 run imsvc acl check
 expect_status 1 "acl check fails: Wine keeps no file DACL"
-expect_out "0 of 9 folders as imsvc sets them" "no folder keeps its DACL under Wine"
-for d in "" '\Queue' '\Queue\tmp' '\Queue\log' '\Queue\Hold' '\Queue\ctl' '\Drop' '\Pickup' '\Badmail'; do
+expect_out "0 of 10 folders as imsvc sets them" "no folder keeps its DACL under Wine"
+for d in "" '\Queue' '\Queue\tmp' '\Queue\log' '\Queue\Hold' '\Queue\ctl' '\Queue\active' '\Drop' '\Pickup' '\Badmail'; do
     grep -qxF "$data$d: differs from what imsvc sets" <<<"$OUT" &&
         pass "acl check covers $data$d" || fail "acl check does not cover $data$d"
 done
@@ -215,7 +215,7 @@ expect_out "secrets: changed" "the re-read logs that a secret changed, not its v
 # The service's start ------------------------------------------------------------
 
 run imsvc events --id "$(event_id MSG_FOLDER_RIGHTS_NOT_KEPT)"
-expect_out "9 of the data folders, among them $data, do not keep the access rights" \
+expect_out "10 of the data folders, among them $data, do not keep the access rights" \
     "at start the service reports that the folders did not keep their DACL (4171)"
 expect_out "0000: 11 00 02 00 00 00 00 00" "... at location 0x00020011"
 

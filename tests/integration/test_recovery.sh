@@ -185,11 +185,13 @@ while off < len(data):
 print("LOG", name)
 small = 0
 def queued(qid, ext):
-    # Queue\XX\YY\ID.ext: the hash folder is found, not computed
+    # Queue\active\ID.ext, or Queue\XX\YY\ID.ext once tried: the folder
+    # is found, not computed
     import glob
-    hits = glob.glob(os.path.join(q, "[0-9A-F][0-9A-F]", "[0-9A-F][0-9A-F]", qid + "." + ext))
+    hits = glob.glob(os.path.join(q, "active", qid + "." + ext)) + \
+        glob.glob(os.path.join(q, "[0-9A-F][0-9A-F]", "[0-9A-F][0-9A-F]", qid + "." + ext))
     if len(hits) != 1:
-        sys.exit("queued message %s: %d %s files in the hash folders" % (qid, len(hits), ext))
+        sys.exit("queued message %s: %d %s files in the queue's folders" % (qid, len(hits), ext))
     return hits[0]
 for kind, qid, flags in recs:
     if kind != "C":

@@ -225,7 +225,7 @@ run imsvc start
 expect_status 0 "start"
 # Relayed mail waits in the queue (no MX for the foreign domain can be found
 # from the test machine); local mail is in the drop folder. Either is stored.
-drop_has() { grep -l "$1" "$drop"/*.eml "${drop%/Drop}/Queue"/*/*/*.eml 2>/dev/null | head -1 || true; }
+drop_has() { grep -l "$1" "$drop"/*.eml "${drop%/Drop}/Queue"/active/*.eml "${drop%/Drop}/Queue"/*/*/*.eml 2>/dev/null | head -1 || true; }
 
 sed -i 's/^Subject: .*/Subject: relay without auth\r/' "$msg"
 run send --server 127.0.0.1:$SVC_PORT --from alice@example.com --to someone@elsewhere.example --tls off

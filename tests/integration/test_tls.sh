@@ -29,7 +29,7 @@ cp "${B:-build}/imsvc.exe" "$exe_dir/"
 imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null; }
 # Mail for elsewhere.example is relayed: it waits in the queue (no MX can be
 # found from the test machine); mail for imsvc.test is in the drop folder.
-stored_files() { ls "$drop"/*.eml "${drop%/Drop}/Queue"/*/*/*.eml 2>/dev/null || true; }
+stored_files() { ls "$drop"/*.eml "${drop%/Drop}/Queue"/active/*.eml "${drop%/Drop}/Queue"/*/*/*.eml 2>/dev/null || true; }
 drop_count() { stored_files | wc -l; }
 msg=$(mktemp); trap 'wb_stop; wp_destroy; rm -f "$msg"' EXIT
 

@@ -690,13 +690,38 @@ static void found_one(void *arg, const char *id, int held)
     f->held += held;
 }
 
+/* A message's first envelope update moves it from active\ into its hash
+ * folder (what a delivery attempt that leaves it waiting does). */
+static void update_once(const char *id)
+{
+    struct envelope e;
+    env_init(&e);
+    ck_assert_uint_eq(spool_read_env(id, 0, &e), ERROR_SUCCESS);
+    ck_assert_uint_eq(spool_update_env(&e), ERROR_SUCCESS);
+    env_free(&e);
+}
+
 START_TEST(messages_live_in_hash_folders)
 {
     make_dir();
     ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
     char id[ENV_ID_MAX + 1];
     commit("Subject: hashed\r\n\r\nbody\r\n", id, sizeof id);
-    wchar_t p[MAX_PATH], p2[MAX_PATH], hold[MAX_PATH];
+    wchar_t p[MAX_PATH], p2[MAX_PATH], hold[MAX_PATH], active[MAX_PATH];
+    /* committed into active\, listed from there */
+    _snwprintf(active, MAX_PATH, L"%ls\\active\\%hs.eml", qdir, id);
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", p, MAX_PATH), 0);
+    ck_assert_msg(wcscmp(p, active) == 0, "%ls is not %ls", p, active);
+    ck_assert(GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES);
+    struct found f0 = { 0 };
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f0, NULL), ERROR_SUCCESS);
+    ck_assert_uint_eq(f0.n, 1);
+    ck_assert_str_eq(f0.ids[0], id);
+    /* the first envelope update moves both files into the hash folder */
+    update_once(id);
+    ck_assert_uint_eq(GetFileAttributesW(active), INVALID_FILE_ATTRIBUTES);
+    active[wcslen(active) - 1] = L'v';
+    ck_assert_uint_eq(GetFileAttributesW(active), INVALID_FILE_ATTRIBUTES);
     ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", p, MAX_PATH), 0);
     path_is_hashed(p, qdir, id, "eml");
     ck_assert(GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES);
@@ -754,6 +779,56 @@ START_TEST(messages_live_in_hash_folders)
 }
 END_TEST
 
+/* A crash cut the move out of active\ short: the content is in the hash
+ * folder, the envelope still in active\, and the commit log survived.
+ * Recovery finishes the move and restores nothing twice; the message is
+ * listed once and read whole. */
+START_TEST(a_move_out_of_active_cut_short_is_finished_at_start)
+{
+    make_dir();
+    ck_assert_uint_eq(spool_open(qdir, NULL), ERROR_SUCCESS);
+    char id[ENV_ID_MAX + 1];
+    commit("Subject: moving\r\n\r\nhalf way\r\n", id, sizeof id);
+    size_t len;
+    char *log = grab_log(&len);
+    spool_close();
+    wchar_t act[MAX_PATH], side[MAX_PATH], hashed[MAX_PATH];
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", act, MAX_PATH), 0);
+    _snwprintf(side, MAX_PATH, L"%ls\\tmp\\aside.bin", qdir);
+    ck_assert(MoveFileW(act, side));
+    /* with nothing in active\, the path is the hash folder's */
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"eml", hashed, MAX_PATH), 0);
+    path_is_hashed(hashed, qdir, id, "eml");
+    wchar_t d[MAX_PATH];
+    wcscpy(d, hashed);
+    *wcsrchr(d, L'\\') = 0;
+    *wcsrchr(d, L'\\') = 0;
+    CreateDirectoryW(d, NULL);
+    wcscpy(d, hashed);
+    *wcsrchr(d, L'\\') = 0;
+    CreateDirectoryW(d, NULL);
+    ck_assert(MoveFileW(side, hashed));
+    put_log(log, len, "");
+    free(log);
+
+    unsigned restored = 99;
+    ck_assert_uint_eq(spool_open(qdir, &restored), ERROR_SUCCESS);
+    ck_assert_uint_eq(restored, 0);   /* both files were whole */
+    wchar_t p[MAX_PATH];
+    ck_assert_int_eq(spool_path(qdir, id, 0, L"env", p, MAX_PATH), 0);
+    path_is_hashed(p, qdir, id, "env");
+    ck_assert(exists(p));
+    _snwprintf(p, MAX_PATH, L"%ls\\active\\%hs.eml", qdir, id);
+    ck_assert(!exists(p));
+    struct found f = { 0 };
+    ck_assert_uint_eq(spool_scan(qdir, found_one, &f, NULL), ERROR_SUCCESS);
+    ck_assert_uint_eq(f.n, 1);
+    static const char body[] = "Subject: moving\r\n\r\nhalf way\r\n";
+    check_content(id, body, sizeof body - 1);
+    teardown();
+}
+END_TEST
+
 /* A flat queue (Queue\ID.*, Queue\Hold\ID.*) is moved into the hash
  * folders by spool_open, a message whose content was moved already but not
  * its envelope included; nothing of it is lost or left flat. */
@@ -765,6 +840,9 @@ START_TEST(a_flat_queue_is_moved_into_hash_folders)
     commit("Subject: a\r\n\r\nflat\r\n", a, sizeof a);
     commit("Subject: b\r\n\r\nflat held\r\n", b, sizeof b);
     commit("Subject: c\r\n\r\nhalf moved\r\n", c, sizeof c);
+    update_once(a);   /* in their hash folders, as main before active\ kept them */
+    update_once(b);
+    update_once(c);
     spool_close();
     wchar_t from[MAX_PATH], to[MAX_PATH], hold[MAX_PATH];
     _snwprintf(hold, MAX_PATH, L"%ls\\Hold", qdir);
@@ -832,6 +910,7 @@ Suite *spool_suite(void)
     tcase_add_test(tc, a_removal_outlives_its_log_while_an_earlier_log_is_kept);
     tcase_add_test(tc, a_log_that_cannot_be_read_holds_back_the_earlier_ones);
     tcase_add_test(tc, messages_live_in_hash_folders);
+    tcase_add_test(tc, a_move_out_of_active_cut_short_is_finished_at_start);
     tcase_add_test(tc, a_flat_queue_is_moved_into_hash_folders);
     suite_add_tcase(s, tc);
     return s;
