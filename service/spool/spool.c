@@ -194,6 +194,17 @@ static uint32_t id_hash(const char *id)
     return h;
 }
 
+/* The end of every path builder: 0 when n (from _snwprintf) fits out,
+ * else -1 with out empty. */
+static int path_fits(int n, wchar_t *out, size_t cap)
+{
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
 /* A message's file in its hash folder: Queue\XX\YY\ID.ext, Hold\XX\YY\ID.ext. */
 static int hash_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
                      wchar_t *out, size_t cap)
@@ -204,14 +215,10 @@ static int hash_path(const wchar_t *queue_dir, const char *id, int held, const w
     if (!spool_id_valid(id))
         return -1;
     uint32_t h = id_hash(id);
-    int n = _snwprintf(out, cap, L"%ls%ls\\%02X\\%02X\\%hs.%ls", queue_dir, held ? L"\\Hold" : L"",
-                       (unsigned)(h % SPOOL_HASH_FANOUT),
-                       (unsigned)(h / SPOOL_HASH_FANOUT % SPOOL_HASH_FANOUT), id, ext);
-    if (n < 0 || (size_t)n >= cap) {
-        out[0] = 0;
-        return -1;
-    }
-    return 0;
+    return path_fits(_snwprintf(out, cap, L"%ls%ls\\%02X\\%02X\\%hs.%ls", queue_dir,
+                                held ? L"\\Hold" : L"", (unsigned)(h % SPOOL_HASH_FANOUT),
+                                (unsigned)(h / SPOOL_HASH_FANOUT % SPOOL_HASH_FANOUT), id, ext),
+                     out, cap);
 }
 
 /* A message's file before its first envelope update: Queue\active\ID.ext. */
@@ -223,12 +230,8 @@ static int active_path(const wchar_t *queue_dir, const char *id, const wchar_t *
     out[0] = 0;
     if (!spool_id_valid(id))
         return -1;
-    int n = _snwprintf(out, cap, L"%ls\\active\\%hs.%ls", queue_dir, id, ext);
-    if (n < 0 || (size_t)n >= cap) {
-        out[0] = 0;
-        return -1;
-    }
-    return 0;
+    return path_fits(_snwprintf(out, cap, L"%ls\\active\\%hs.%ls", queue_dir, id, ext), out,
+                     cap);
 }
 
 /* A file only ever moves from active\ to its hash folder, never back: one
@@ -246,13 +249,8 @@ int spool_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t
 static int flat_path(const wchar_t *queue_dir, const char *id, int held, const wchar_t *ext,
                      wchar_t *out, size_t cap)
 {
-    int n = _snwprintf(out, cap, held ? L"%ls\\Hold\\%hs.%ls" : L"%ls\\%hs.%ls", queue_dir, id,
-                       ext);
-    if (n < 0 || (size_t)n >= cap) {
-        out[0] = 0;
-        return -1;
-    }
-    return 0;
+    return path_fits(_snwprintf(out, cap, held ? L"%ls\\Hold\\%hs.%ls" : L"%ls\\%hs.%ls",
+                                queue_dir, id, ext), out, cap);
 }
 
 void spool_ctl_dir(wchar_t *out, size_t cap)
