@@ -41,20 +41,23 @@ root=$IMSVC_ROOT   # the bench's /tmp is the root's
 work=$(mktemp -d /tmp/imsvc-profile.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 unistd=/usr/include/x86_64-linux-gnu/asm/unistd_64.h
+# Postfix's programs, by the names its processes run under.
+export POSTFIX_PROGRAMS='smtpd cleanup qmgr smtp trivial-rewrite master anvil bounce proxymap scache tlsmgr pickup'
 
 # profile SIDE PIDFILE-LETTER: one load, one recording.
 profile() {
     local side=$1 letter=$2 bench_pid pidfile='' t
-    rm -rf "$root"/tmp/imsvc-bench-queue.*
+    touch "$work/start"   # this bench's PID file is the one written after it
     ( cd "$top" && RUNS=1 ONE_MESSAGES=20 bash tools/bench-queue.sh "$side" ) >"$work/bench-$side.out" 2>&1 &
     bench_pid=$!
     for t in $(seq 1 1200); do
-        pidfile=$(ls "$root"/tmp/imsvc-bench-queue.*/pids-"$letter" 2>/dev/null | head -1 || true)
-        [ -n "$pidfile" ] && [ -s "$pidfile" ] && break
+        pidfile=$(find "$root/tmp" -maxdepth 2 -path "*/imsvc-bench-queue.*/pids-$letter" \
+                  -newer "$work/start" -size +0 2>/dev/null | head -1)
+        [ -n "$pidfile" ] && break
         kill -0 "$bench_pid" 2>/dev/null || break
         sleep 0.25
     done
-    if [ -z "$pidfile" ] || [ ! -s "$pidfile" ]; then
+    if [ -z "$pidfile" ]; then
         wait "$bench_pid" || true
         echo "profile-queue: the $side side never started:" >&2; tail -20 "$work/bench-$side.out" >&2
         return 1
@@ -66,13 +69,12 @@ profile() {
     # Whose events count: imsvc's two processes by PID (perf follows their
     # threads); Postfix's programs by name, since its master starts new ones
     # during the load. The connections accepted are counted in both windows.
-    local progs='smtpd cleanup qmgr smtp trivial-rewrite master anvil bounce proxymap scache tlsmgr pickup'
     local target=() accepts=() calls=(-e raw_syscalls:sys_enter) f='' p acc_pid
     if [ "$side" = imsvc ]; then
         target=(-p "$(echo "$pids" | tr ' ' ,)")
         accepts=(-e syscalls:sys_exit_accept -e syscalls:sys_exit_accept4)
     else
-        for p in $progs; do f="$f${f:+ || }comm == \"$p\""; done
+        for p in $POSTFIX_PROGRAMS; do f="$f${f:+ || }comm == \"$p\""; done
         target=(-a)
         accepts=(-e syscalls:sys_exit_accept --filter 'comm == "smtpd"'
                  -e syscalls:sys_exit_accept4 --filter 'comm == "smtpd"')
@@ -94,7 +96,7 @@ profile() {
       perf script -i "$work/$side-acc.data" -F comm,pid,event,trace; } 2>/dev/null >"$work/$side-1.txt"
     perf script -i "$work/$side-calls.data" -F comm,pid,event,trace 2>/dev/null >"$work/$side-2.txt"
     python3 - "$side" "$work/$side-1.txt" "$work/$side-2.txt" "$unistd" "$WINDOW" "$top/${EXE:-${B:-build}/imsvc.exe}" $pids <<'EOF'
-import collections, re, struct, sys
+import collections, os, re, struct, sys
 side, paths, unistd, window, exe = sys.argv[1], sys.argv[2:4], sys.argv[4], float(sys.argv[5]), sys.argv[6]
 roots = [int(p) for p in sys.argv[7:]]
 # imsvc.exe's code is where its PE header says (perf sees Wine's copy of
@@ -113,8 +115,7 @@ for line in open(unistd):
         names[int(m.group(2))] = m.group(1)
 # imsvc: the service process and its wineserver, by PID; Postfix: its
 # programs, by name (the master starts new ones during the load).
-POSTFIX = ("smtpd", "cleanup", "qmgr", "smtp", "trivial-rewrite", "master", "anvil",
-           "bounce", "proxymap", "scache", "tlsmgr", "pickup")
+POSTFIX = os.environ["POSTFIX_PROGRAMS"].split()
 samples = collections.Counter()      # component -> samples
 calls = collections.Counter()        # (process, syscall name) -> calls
 def mine(pid, comm):
