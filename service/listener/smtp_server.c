@@ -7,8 +7,9 @@
  * written. A message goes into the queue through the receive module
  * (receive.h). Nothing here waits: AUTH through SSPI and the content filter
  * run on work threads (io_work), the group commit calls back
- * (receive_commit_async), and each resumes the session with IO_EV_WAKE. While such work runs the
- * session takes no input (its bytes wait in the connection's buffer).
+ * (receive_commit_async), and each resumes the session with IO_EV_WAKE.
+ * While such work runs the session takes no input and reads none: its
+ * bytes wait in the socket.
  *
  * Listeners: SMTP on ListenAddress:ListenPort, and for message submission
  * (RFC 6409) SubmissionPort (STARTTLS, then AUTH before MAIL) and
@@ -870,7 +871,6 @@ static void session_free(struct session *s)
 static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD err)
 {
     struct session *s = arg;
-    (void)c;
     switch (ev) {
     case IO_EV_OPEN:
         if (!rdns_begin(s))
@@ -919,10 +919,15 @@ static void session_event(struct io_conn *c, void *arg, enum io_event ev, DWORD 
         break;
     case IO_EV_CLOSED:
         session_free(s);
-        break;
+        return;
     default:
         break;
     }
+    /* While work runs for it the session reads nothing more: what the client
+     * sends meanwhile waits in the socket, and no receive is left pending
+     * (under Wine one that completes later costs a signal to the thread that
+     * posted it, and a trip through the port). */
+    io_pause_input(c, s->work != WORK_NONE);
 }
 
 /* Refused connections ------------------------------------------------------ */
