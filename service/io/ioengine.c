@@ -51,8 +51,8 @@ struct io_conn {
     size_t out_cap, out_off, out_len;
     unsigned char *retired;         /* the buffer a send in flight reads, after growth */
     DWORD send_len;                 /* the WSASend in flight */
-    unsigned reading : 1, sending : 1, paused : 1, eof : 1, failed : 1, closing : 1,
-        graceful : 1, sock_closed : 1, owner_gone : 1, drained_wanted : 1,
+    unsigned reading : 1, sending : 1, connecting : 1, paused : 1, eof : 1, failed : 1,
+        closing : 1, graceful : 1, sock_closed : 1, owner_gone : 1, drained_wanted : 1,
         skip : 1;                   /* what finishes at once skips the port */
     volatile LONG timer_posted, stall_posted;
     volatile ULONGLONG deadline;    /* tick count; 0: none */
@@ -292,8 +292,10 @@ static int pump(struct io_conn *c)
                     setsockopt(c->s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
                 }
                 /* A send the peer never takes would keep the socket alive past
-                 * closesocket (measured under Wine): cancel what is pending. */
-                CancelIoEx((HANDLE)c->s, NULL);
+                 * closesocket (measured under Wine): cancel what is pending
+                 * (nothing, mostly: the request costs a server call). */
+                if (c->reading || c->sending || c->connecting)
+                    CancelIoEx((HANDLE)c->s, NULL);
                 closesocket(c->s);
                 c->sock_closed = 1;
                 list_remove(c);      /* before the owner's reference goes */
@@ -328,6 +330,7 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
         op_done(c, (enum op_kind)kind, bytes, err);
         break;
     case OP_CONNECT:
+        c->connecting = 0;
         if (!err && setsockopt(c->s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
             err = (DWORD)WSAGetLastError();
         if (err)
@@ -614,12 +617,14 @@ void io_connect_start(struct io_conn *c)
     if (c->connect_ms)
         c->deadline = GetTickCount64() + c->connect_ms;
     conn_ref(c);
+    c->connecting = 1;
     DWORD sent;
     if (!c->connect_ex(c->s, (const struct sockaddr *)&c->peer, c->peer_len, NULL, 0, &sent,
                        &c->cop.ov) &&
         WSAGetLastError() != ERROR_IO_PENDING) {
         /* told through the same event as a connect that fails later */
         c->connect_err = (DWORD)WSAGetLastError();
+        c->connecting = 0;
         InterlockedDecrement(&c->refs);
         post(c, IO_EV_CONNECTED);
     }
