@@ -4,6 +4,8 @@
  * Threads: IoThreads workers wait on the port and run handlers; one timer
  * thread looks at deadlines and stalled sends five times a second and posts
  * their events to the port; io_work items run on the Windows thread pool.
+ * io_wake_here runs a wake-up's handler on the thread that calls it (the
+ * group commit's, a work item's) when no worker is running that connection.
  * A connection's state is guarded by its own lock, held while its handler
  * runs, so a receive and a send completing together are handled one after
  * the other. A connection is freed when its owner has closed it and the
@@ -320,10 +322,10 @@ static int pump(struct io_conn *c)
     }
 }
 
-/* Run one event for c under its lock, then start I/O, then drop refs. */
-static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
+/* Run one event for c under its lock (held on entry, released here), then
+ * start I/O, then drop refs. */
+static void handle_locked(struct io_conn *c, int kind, DWORD bytes, DWORD err)
 {
-    AcquireSRWLockExclusive(&c->lock);
     switch (kind) {
     case OP_RECV:
     case OP_SEND:
@@ -367,6 +369,12 @@ static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
     while (drop-- > 0)
         conn_release(c);
     conn_release(c);   /* the operation's or posted event's reference */
+}
+
+static void handle(struct io_conn *c, int kind, DWORD bytes, DWORD err)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    handle_locked(c, kind, bytes, err);
 }
 
 /* Listeners ----------------------------------------------------------------- */
@@ -729,6 +737,17 @@ void io_wake_ref(struct io_conn *c)
 {
     if (!PostQueuedCompletionStatus(eng.port, IO_EV_WAKE, KEY_POST, (LPOVERLAPPED)c))
         conn_release(c);
+}
+
+void io_wake_here(struct io_conn *c)
+{
+    /* Busy (a worker runs an event for it, or this thread is inside its
+     * handler): through the port, as io_wake_ref. */
+    if (!TryAcquireSRWLockExclusive(&c->lock)) {
+        io_wake_ref(c);
+        return;
+    }
+    handle_locked(c, KIND_POSTED + (int)IO_EV_WAKE, 0, 0);
 }
 
 void io_notify_all(void)

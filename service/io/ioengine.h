@@ -108,6 +108,11 @@ void io_wake(struct io_conn *c);
  * IO_EV_WAKE and gives the reference back. */
 void io_ref(struct io_conn *c);
 void io_wake_ref(struct io_conn *c);
+/* As io_wake_ref, but when no other event runs for c the handler runs at
+ * once on the calling thread (no trip through the port), so that thread
+ * must hold no lock the handler may take: the group commit's thread between
+ * batches, a work item. */
+void io_wake_here(struct io_conn *c);
 /* Give back a reference taken with io_ref without an event (from any thread;
  * the last one ends the connection's life with IO_EV_CLOSED). */
 void io_unref(struct io_conn *c);

@@ -1171,7 +1171,8 @@ void outbound_send_async(struct outbound *c, const struct smtpc_message *m, cons
     c->msg_done = 0;
     c->msg_asked = 1;
     await(c, is_msg_done, send_finish);
-    io_wake(c->io);   /* the handler begins the message and runs it */
+    io_ref(c->io);   /* the handler begins the message and runs it, here if it can */
+    io_wake_here(c->io);
 }
 
 static void close_finish(struct outbound *c)

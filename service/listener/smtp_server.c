@@ -371,12 +371,14 @@ static DWORD build_envelope(struct session *s, struct envelope *e)
     return ERROR_SUCCESS;
 }
 
-/* The committer's thread: the group commit this message joined is done. */
+/* The committer's thread: the group commit this message joined is done.
+ * The session is resumed here when no worker is running it (its answer is
+ * one send): under Wine a trip through the port costs more than that. */
 static void commit_done(void *arg, DWORD err)
 {
     struct session *s = arg;
     s->commit_err = err;
-    io_wake_ref(s->io);   /* the reference taken before the commit travels with it */
+    io_wake_here(s->io);   /* the reference taken before the commit travels with it */
 }
 
 /* Start the commit; the answer comes back as IO_EV_WAKE. */
