@@ -22,7 +22,6 @@
 
 #define IO_ACCEPTS        32u          /* AcceptEx calls outstanding per listener */
 #define IO_LISTENERS      8u
-#define IO_BATCH          32u          /* completions taken per wait */
 #define IO_INLINE         16u          /* sends and receives finished at once, per event */
 #define IO_TICK_MS        200u         /* timer thread period */
 #define IO_OUT_MAX        (4u * 1024u * 1024u)   /* output a connection may queue */
@@ -799,42 +798,49 @@ int io_work(struct io_conn *c, void (*fn)(void *ctx), void *ctx)
 
 /* Threads -------------------------------------------------------------------- */
 
+/* One completion from the port. Returns 1 when the worker is to end. */
+static int completion(ULONG_PTR key, OVERLAPPED *ov, DWORD bytes)
+{
+    if (key == KEY_QUIT)
+        return 1;
+    if (key == KEY_POST) {
+        handle((struct io_conn *)ov, KIND_POSTED + (int)bytes, 0, 0);
+        return 0;
+    }
+    DWORD err = 0;
+    if (ov->Internal != 0) {
+        /* the NTSTATUS as a Winsock error */
+        DWORD got, flags;
+        SOCKET s = key == KEY_LISTEN ? ((struct io_accept *)ov)->l->s
+                                     : ((struct io_op *)ov)->c->s;
+        if (!WSAGetOverlappedResult(s, ov, &got, FALSE, &flags))
+            err = (DWORD)WSAGetLastError();
+        if (!err)
+            err = ERROR_OPERATION_ABORTED;
+    }
+    if (key == KEY_LISTEN) {
+        accept_done((struct io_accept *)ov, err);
+        return 0;
+    }
+    struct io_op *op = (struct io_op *)ov;
+    handle(op->c, op->kind, bytes, err);
+    return 0;
+}
+
+/* One completion per call: under Wine, GetQueuedCompletionStatusEx asks the
+ * server once more after the last completion it finds, to learn that there
+ * is none, which a call for one does not. */
 static DWORD WINAPI worker_main(void *arg)
 {
     (void)arg;
-    OVERLAPPED_ENTRY e[IO_BATCH];
     for (;;) {
-        ULONG n = 0;
-        if (!GetQueuedCompletionStatusEx(eng.port, e, IO_BATCH, &n, INFINITE, FALSE))
-            continue;
-        for (ULONG i = 0; i < n; i++) {
-            ULONG_PTR key = e[i].lpCompletionKey;
-            if (key == KEY_QUIT)
-                return 0;
-            if (key == KEY_POST) {
-                handle((struct io_conn *)e[i].lpOverlapped,
-                       KIND_POSTED + (int)e[i].dwNumberOfBytesTransferred, 0, 0);
-                continue;
-            }
-            OVERLAPPED *ov = e[i].lpOverlapped;
-            DWORD err = 0;
-            if (ov->Internal != 0) {
-                /* the NTSTATUS as a Winsock error */
-                DWORD got, flags;
-                SOCKET s = key == KEY_LISTEN ? ((struct io_accept *)ov)->l->s
-                                             : ((struct io_op *)ov)->c->s;
-                if (!WSAGetOverlappedResult(s, ov, &got, FALSE, &flags))
-                    err = (DWORD)WSAGetLastError();
-                if (!err)
-                    err = ERROR_OPERATION_ABORTED;
-            }
-            if (key == KEY_LISTEN) {
-                accept_done((struct io_accept *)ov, err);
-                continue;
-            }
-            struct io_op *op = (struct io_op *)ov;
-            handle(op->c, op->kind, e[i].dwNumberOfBytesTransferred, err);
-        }
+        DWORD bytes = 0;
+        ULONG_PTR key = 0;
+        OVERLAPPED *ov = NULL;
+        if (!GetQueuedCompletionStatus(eng.port, &bytes, &key, &ov, INFINITE) && !ov)
+            continue;   /* no completion taken (a failed one comes with its OVERLAPPED) */
+        if (completion(key, ov, bytes))
+            return 0;
     }
 }
 
