@@ -119,7 +119,9 @@ struct receive *receive_begin(enum receipt_source src, const struct smtpd *sessi
             mapfile_release(&r->map);
     }
 
-    r->failure = spool_create(&r->msg);
+    /* the content filter opens the file before the commit */
+    r->failure = pol.filtered && r->filter[0] ? spool_create_readable(&r->msg)
+                                              : spool_create(&r->msg);
     if (r->failure) {
         r->msg = NULL;
         return r;

@@ -52,6 +52,7 @@ struct spool_msg {
     unsigned char *mem;            /* the content too, while it fits a record */
     size_t mem_cap;
     int spilled;                   /* larger than SPOOL_INLINE_MAX: file only */
+    int readable;                  /* opened without DELETE: renamed by name */
     DWORD write_error;
     /* the commit request */
     char *env_text;
@@ -302,6 +303,53 @@ static DWORD move_into(const wchar_t *from, const wchar_t *to, DWORD flags)
     return MoveFileExW(from, to, flags) ? ERROR_SUCCESS : GetLastError();
 }
 
+/* Rename the file open as h (opened with DELETE access) to the full path
+ * to, without the second open of the file that MoveFileEx makes (under Wine
+ * each open is a server request, and the server resolves the whole path
+ * again). The new name goes to the system in its NT form (\??\C:\...). */
+static DWORD rename_open(HANDLE h, const wchar_t *to, int replace)
+{
+    wchar_t full[MAX_PATH];
+    DWORD n = GetFullPathNameW(to, MAX_PATH, full, NULL);
+    if (n == 0 || n >= MAX_PATH)
+        return n ? ERROR_FILENAME_EXCED_RANGE : GetLastError();
+    const wchar_t *prefix = L"\\??\\", *rest = full;
+    if (!wcsncmp(full, L"\\\\?\\", 4) || !wcsncmp(full, L"\\\\.\\", 4))
+        rest = full + 4;
+    else if (full[0] == L'\\' && full[1] == L'\\') {
+        prefix = L"\\??\\UNC\\";
+        rest = full + 2;
+    }
+    union {
+        FILE_RENAME_INFO ri;
+        unsigned char bytes[sizeof(FILE_RENAME_INFO) + (MAX_PATH + 8) * sizeof(wchar_t)];
+    } u;
+    memset(&u, 0, sizeof u);
+    int len = _snwprintf(u.ri.FileName, MAX_PATH + 8, L"%ls%ls", prefix, rest);
+    if (len < 0 || len >= MAX_PATH + 8)
+        return ERROR_FILENAME_EXCED_RANGE;
+    u.ri.ReplaceIfExists = replace ? TRUE : FALSE;
+    u.ri.RootDirectory = NULL;
+    u.ri.FileNameLength = (DWORD)len * sizeof(wchar_t);
+    return SetFileInformationByHandle(h, FileRenameInfo, &u.ri, sizeof u) ? ERROR_SUCCESS
+                                                                          : GetLastError();
+}
+
+/* move_into for a file open as h: by the handle, making the hash folder if
+ * needed; when the rename by handle is refused, h is closed and the file
+ * is moved by name as move_into does. h is closed either way. */
+static DWORD move_open_into(HANDLE h, const wchar_t *from, const wchar_t *to, DWORD flags)
+{
+    int replace = (flags & MOVEFILE_REPLACE_EXISTING) != 0;
+    DWORD err = rename_open(h, to, replace);
+    if (err == ERROR_PATH_NOT_FOUND && make_parents(to) == ERROR_SUCCESS)
+        err = rename_open(h, to, replace);
+    CloseHandle(h);
+    if (err == ERROR_SUCCESS)
+        return ERROR_SUCCESS;
+    return move_into(from, to, flags);
+}
+
 static void log_path(unsigned seq, wchar_t *out, size_t cap)
 {
     _snwprintf(out, cap, L"%ls\\commit-%08u.log", sp.logdir, seq);
@@ -381,17 +429,27 @@ static DWORD write_file(const wchar_t *path, const void *p, size_t len, int flus
     return err;
 }
 
-/* Write via tmp\ and rename over path: a reader sees the old file or the new. */
+/* Write via tmp\ and rename over path: a reader sees the old file or the
+ * new. The rename is made through the handle the file was written with. */
 static DWORD replace_file(const wchar_t *path, const char *id, const wchar_t *ext,
                           const void *p, size_t len, int flush)
 {
     wchar_t tmp[MAX_PATH];
     _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.%ls.new", sp.tmp, id, ext);
     tmp[MAX_PATH - 1] = 0;
-    DWORD err = write_file(tmp, p, len, flush);
-    if (err)
+    HANDLE h = CreateFileW(tmp, GENERIC_WRITE | DELETE, 0, NULL, CREATE_ALWAYS,
+                           FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return GetLastError();
+    DWORD err = write_all(h, p, len);
+    if (!err && flush && !FlushFileBuffers(h))
+        err = GetLastError();
+    if (err) {
+        CloseHandle(h);
+        DeleteFileW(tmp);
         return err;
-    err = move_into(tmp, path, MOVEFILE_REPLACE_EXISTING);
+    }
+    err = move_open_into(h, tmp, path, MOVEFILE_REPLACE_EXISTING);
     if (err)
         DeleteFileW(tmp);
     return err;
@@ -424,8 +482,12 @@ static void new_id(char *out, size_t n)
              GetCurrentProcessId() & 0xFFFF, (unsigned long)(seq & 0xFFFF));
 }
 
-DWORD spool_create(struct spool_msg **out)
+static DWORD create_msg(struct spool_msg **out, int readable)
 {
+    /* With DELETE access the commit renames the file through this handle;
+     * without it (another program will open the file meanwhile, and would
+     * have to share delete access) by name. */
+    DWORD access = readable ? GENERIC_WRITE : GENERIC_WRITE | DELETE;
     *out = NULL;
     struct spool_msg *m = calloc(1, sizeof *m);
     if (!m)
@@ -434,9 +496,10 @@ DWORD spool_create(struct spool_msg **out)
         new_id(m->id, sizeof m->id);
         _snwprintf(m->path, MAX_PATH, L"%ls\\%hs.eml", sp.tmp, m->id);
         m->path[MAX_PATH - 1] = 0;
-        m->h = CreateFileW(m->path, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_NEW,
+        m->h = CreateFileW(m->path, access, FILE_SHARE_READ, NULL, CREATE_NEW,
                            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN, NULL);
         if (m->h != INVALID_HANDLE_VALUE) {
+            m->readable = readable != 0;
             *out = m;
             return ERROR_SUCCESS;
         }
@@ -447,6 +510,16 @@ DWORD spool_create(struct spool_msg **out)
     free(m);
     spool_note_failure(err, LOC_SMTPD_SPOOL, 1, L"creating a message file in %ls", sp.tmp);
     return err;
+}
+
+DWORD spool_create(struct spool_msg **out)
+{
+    return create_msg(out, 0);
+}
+
+DWORD spool_create_readable(struct spool_msg **out)
+{
+    return create_msg(out, 1);
 }
 
 const char *spool_msg_id(const struct spool_msg *m)
@@ -684,10 +757,6 @@ static DWORD commit_prepare(struct spool_msg *m, int *torn)
  * envelope always has its content. */
 static DWORD commit_finish(struct spool_msg *m)
 {
-    if (m->h != INVALID_HANDLE_VALUE) {
-        CloseHandle(m->h);
-        m->h = INVALID_HANDLE_VALUE;
-    }
     wchar_t eml[MAX_PATH], env[MAX_PATH];
     if (m->hold) {
         hash_path(sp.dir, m->id, 1, L"eml", eml, MAX_PATH);
@@ -696,7 +765,17 @@ static DWORD commit_finish(struct spool_msg *m)
         active_path(sp.dir, m->id, L"eml", eml, MAX_PATH);
         active_path(sp.dir, m->id, L"env", env, MAX_PATH);
     }
-    DWORD mv = move_into(m->path, eml, 0);
+    DWORD mv;
+    if (m->h != INVALID_HANDLE_VALUE && !m->readable) {
+        mv = move_open_into(m->h, m->path, eml, 0);   /* closes it */
+        m->h = INVALID_HANDLE_VALUE;
+    } else {
+        if (m->h != INVALID_HANDLE_VALUE) {
+            CloseHandle(m->h);
+            m->h = INVALID_HANDLE_VALUE;
+        }
+        mv = move_into(m->path, eml, 0);
+    }
     if (mv)
         return mv;
     m->path[0] = 0;

@@ -49,8 +49,12 @@ DWORD spool_open(const wchar_t *queue_dir, unsigned *recovered);
 void spool_close(void);
 
 /* A new message: a fresh queue ID (letters, digits, '.') and an open file
- * in tmp\ to write the content to. */
+ * in tmp\ to write the content to. spool_create_readable for a message
+ * whose file another program opens before the commit (the content filter):
+ * it is opened without delete access, which that program would otherwise
+ * have to share. */
 DWORD spool_create(struct spool_msg **out);
+DWORD spool_create_readable(struct spool_msg **out);
 const char *spool_msg_id(const struct spool_msg *m);
 const wchar_t *spool_msg_path(const struct spool_msg *m);   /* tmp\ID.eml */
 DWORD spool_write(struct spool_msg *m, const void *p, size_t len);
