@@ -189,22 +189,7 @@ run_imsvc() {
     fi
     [ -f "$exe" ] || { echo "bench-queue: no executable $exe" >&2; return 1; }
     wp_create
-    local exe_dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
-    mkdir -p "$exe_dir"
-    cp "$exe" "$exe_dir/imsvc.exe"
-    imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null 2>&1 | tr -d '\r'; return "${PIPESTATUS[0]}"; }
-    imsvc install >"$WORK/imsvc.log"
-    for kv in "ListenPort $SVC_PORT" "LocalDomains bench.test" "RelayAddresses 127.0.0.1/32" \
-              "SmartHost 127.0.0.1:$SINK_A" "SmartHostTls 0"; do
-        # shellcheck disable=SC2086
-        imsvc config set $kv >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
-    done
-    # the per-address limit (20) would refuse the load's 20 sessions plus
-    # the ones closing; a version from before that limit has no such value
-    if imsvc config show | grep -q '^MaxSessionsPerAddress'; then
-        imsvc config set MaxSessionsPerAddress 1000 >>"$WORK/imsvc.log" ||
-            { cat "$WORK/imsvc.log" >&2; return 1; }
-    fi
+    bench_install "$exe" "$SVC_PORT" "$SINK_A" "$WORK/imsvc.log"
     SINK_PIDS=()
     sink_start "$SINK_A" "$WORK/sink-a-$r.out"
     imsvc start >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }

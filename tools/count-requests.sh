@@ -91,31 +91,8 @@ load() {
 side() {
     local exe=$1 k=$2
     [ -f "$exe" ] || { log "no executable $exe"; return 1; }
-    # wp_create, with the server tracing its requests
-    WP_DIR=$(mktemp -d /tmp/imsvc-wine.XXXXXX)
-    export WINEPREFIX=$WP_DIR/prefix
-    cp -a "/cache/$IMSVC_PREFIX_DIR" "$WINEPREFIX"
-    wineserver -p -f -d1 2>"$WORK/trace" &
-    WP_SERVER_PID=$!
-    local sock
-    sock=/tmp/.wine-$(id -u)/server-$(stat -c %D "$WINEPREFIX")-$(printf %x "$(stat -c %i "$WINEPREFIX")")/socket
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
-    wine cmd /c exit </dev/null >/dev/null 2>&1
-    local dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
-    mkdir -p "$dir"
-    cp "$exe" "$dir/imsvc.exe"
-    imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null 2>&1 | tr -d '\r'; return "${PIPESTATUS[0]}"; }
-    imsvc install >"$WORK/imsvc.log"
-    for kv in "ListenPort $SVC_PORT" "LocalDomains bench.test" "RelayAddresses 127.0.0.1/32" \
-              "SmartHost 127.0.0.1:$SINK_PORT" "SmartHostTls 0"; do
-        # shellcheck disable=SC2086
-        imsvc config set $kv >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
-    done
-    # the per-address limit would refuse the load's 20 sessions plus the
-    # ones closing; a version from before that limit has no such value
-    if imsvc config show | grep -q '^MaxSessionsPerAddress'; then
-        imsvc config set MaxSessionsPerAddress 1000 >>"$WORK/imsvc.log"
-    fi
+    wp_create "$WORK/trace"   # the server tracing its requests
+    bench_install "$exe" "$SVC_PORT" "$SINK_PORT" "$WORK/imsvc.log"
     : >"$WORK/sink.out"
     sink_start "$SINK_PORT" "$WORK/sink.out"
     wine 'C:\Program Files\IMSvc\imsvc.exe' run </dev/null >"$WORK/run.out" 2>&1 &

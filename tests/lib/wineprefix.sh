@@ -11,7 +11,13 @@ wp_create() {
     WP_DIR=$(mktemp -d /tmp/imsvc-wine.XXXXXX)
     export WINEPREFIX=$WP_DIR/prefix
     cp -a "/cache/$IMSVC_PREFIX_DIR" "$WINEPREFIX"
-    wineserver -p -f &
+    # wp_create FILE: the server writes every request it serves, and its
+    # reply, to FILE (-d1), for tools/count-requests.sh.
+    if [ -n "${1:-}" ]; then
+        wineserver -p -f -d1 2>"$1" &
+    else
+        wineserver -p -f &
+    fi
     WP_SERVER_PID=$!
     # Wait until the server answers, so the first client does not start one.
     local sock

@@ -137,3 +137,26 @@ cpu_ticks() {
 median() {
     printf '%s\n' "$@" | grep -v '^-*$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
 }
+
+# bench_install EXE PORT SINK_PORT LOG: in $WINEPREFIX, EXE installed as the
+# service on 127.0.0.1:PORT, relaying everything from 127.0.0.1 to an
+# smtp-sink on SINK_PORT (its SmartHost, in clear), with the per-address
+# limit raised to 1000: the load's sessions, and the ones still closing, all
+# come from one address (a version from before that limit has no such
+# value). Its output goes to LOG; imsvc() runs a command of it.
+bench_install() {
+    local exe=$1 port=$2 sink=$3 log=$4 kv
+    local dir="$WINEPREFIX/drive_c/Program Files/IMSvc"
+    mkdir -p "$dir"
+    cp "$exe" "$dir/imsvc.exe"
+    imsvc() { wine 'C:\Program Files\IMSvc\imsvc.exe' "$@" </dev/null 2>&1 | tr -d '\r'; return "${PIPESTATUS[0]}"; }
+    imsvc install >"$log"
+    for kv in "ListenPort $port" "LocalDomains bench.test" "RelayAddresses 127.0.0.1/32" \
+              "SmartHost 127.0.0.1:$sink" "SmartHostTls 0"; do
+        # shellcheck disable=SC2086
+        imsvc config set $kv >>"$log" || { cat "$log" >&2; return 1; }
+    done
+    if imsvc config show | grep -q '^MaxSessionsPerAddress'; then
+        imsvc config set MaxSessionsPerAddress 1000 >>"$log" || { cat "$log" >&2; return 1; }
+    fi
+}
