@@ -89,6 +89,12 @@ void receive_configure(const struct imsvc_config *cfg)
     ReleaseSRWLockExclusive(&rc.lock);
 }
 
+/* Does the content filter run for this message (it then opens the file)? */
+static int filtered(const struct receive *r, const struct receipt_policy *pol)
+{
+    return pol->filtered && r->filter[0];
+}
+
 struct receive *receive_begin(enum receipt_source src, const struct smtpd *session)
 {
     struct receive *r = calloc(1, sizeof *r);
@@ -120,8 +126,7 @@ struct receive *receive_begin(enum receipt_source src, const struct smtpd *sessi
     }
 
     /* the content filter opens the file before the commit */
-    r->failure = pol.filtered && r->filter[0] ? spool_create_readable(&r->msg)
-                                              : spool_create(&r->msg);
+    r->failure = filtered(r, &pol) ? spool_create_readable(&r->msg) : spool_create(&r->msg);
     if (r->failure) {
         r->msg = NULL;
         return r;
@@ -259,7 +264,7 @@ enum receive_step receive_end(struct receive *r, struct envelope *env)
         return done(r, o, 0);
     struct receipt_policy pol;
     receipt_policy(r->src, &pol);
-    if (pol.filtered && r->filter[0])
+    if (filtered(r, &pol))
         return RECEIVE_STEP_FILTER;
     r->verdict = FILTER_ACCEPT;
     return RECEIVE_STEP_COMMIT;

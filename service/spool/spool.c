@@ -413,19 +413,33 @@ static DWORD write_all(HANDLE h, const void *p, size_t len)
     return ERROR_SUCCESS;
 }
 
-/* Write a whole file at path (replacing it), optionally flushed. */
-static DWORD write_file(const wchar_t *path, const void *p, size_t len, int flush)
+/* Write a whole file at path (replacing it), optionally flushed, and leave
+ * it open as *out with access; on failure it is closed and deleted. */
+static DWORD write_open(const wchar_t *path, DWORD access, const void *p, size_t len, int flush,
+                        HANDLE *out)
 {
-    HANDLE h = CreateFileW(path, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL,
-                           NULL);
+    HANDLE h = CreateFileW(path, access, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
     if (h == INVALID_HANDLE_VALUE)
         return GetLastError();
     DWORD err = write_all(h, p, len);
     if (!err && flush && !FlushFileBuffers(h))
         err = GetLastError();
-    CloseHandle(h);
-    if (err)
+    if (err) {
+        CloseHandle(h);
         DeleteFileW(path);
+        return err;
+    }
+    *out = h;
+    return ERROR_SUCCESS;
+}
+
+/* Write a whole file at path (replacing it), optionally flushed. */
+static DWORD write_file(const wchar_t *path, const void *p, size_t len, int flush)
+{
+    HANDLE h;
+    DWORD err = write_open(path, GENERIC_WRITE, p, len, flush, &h);
+    if (!err)
+        CloseHandle(h);
     return err;
 }
 
@@ -437,18 +451,10 @@ static DWORD replace_file(const wchar_t *path, const char *id, const wchar_t *ex
     wchar_t tmp[MAX_PATH];
     _snwprintf(tmp, MAX_PATH, L"%ls\\%hs.%ls.new", sp.tmp, id, ext);
     tmp[MAX_PATH - 1] = 0;
-    HANDLE h = CreateFileW(tmp, GENERIC_WRITE | DELETE, 0, NULL, CREATE_ALWAYS,
-                           FILE_ATTRIBUTE_NORMAL, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return GetLastError();
-    DWORD err = write_all(h, p, len);
-    if (!err && flush && !FlushFileBuffers(h))
-        err = GetLastError();
-    if (err) {
-        CloseHandle(h);
-        DeleteFileW(tmp);
+    HANDLE h;
+    DWORD err = write_open(tmp, GENERIC_WRITE | DELETE, p, len, flush, &h);
+    if (err)
         return err;
-    }
     err = move_open_into(h, tmp, path, MOVEFILE_REPLACE_EXISTING);
     if (err)
         DeleteFileW(tmp);
