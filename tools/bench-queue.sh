@@ -30,17 +30,19 @@
 #     wait requests are served there, and its system calls are counted in it);
 #   - one session's time per message: after the load, smtp-source -s 1 sends
 #     ONE_MESSAGES (default 200) messages one after the other; ms per message.
-# Each side's load starts SETTLE seconds (default 45; 0 for none) after the
+# Each side's load starts SETTLE seconds (default 65; 0 for none) after the
 # bench last removed files: the other side's load, a Wine prefix or a
 # Postfix queue. On ext4 without a journal, as on these machines, the kernel
-# passes over every inode freed in the last minute or so when it allocates a
-# new one, and the wineserver creates the files of all the service's threads
-# in one process. With its load started less than 30 s after 8,000 files
-# were created and removed, imsvc accepted 206-260 msg/s with its wineserver
-# at 2.3-3.0 CPU ms per message, and 350-395 msg/s at 1.3-1.4 when the load
-# started 45 s or more after; Postfix moved from 279 to 294 msg/s. Without
-# the wait, the order of the turns decided which side had the clean file
-# system.
+# passes over every inode freed in the last minute when it allocates a new
+# one (longer while the freed inode's table block is not yet written back),
+# and the wineserver creates the files of all the service's threads in its
+# one process. With its load started less than 30 s after 8,000 files were
+# created and removed, imsvc accepted 206-260 msg/s with its wineserver at
+# 2.3-3.0 CPU ms per message, and 350-395 msg/s at 1.3-1.4 when the load
+# started 45 s or more after; Postfix moved from 279 to 294 msg/s. With 45 s
+# between the loads, one imsvc run in nine still had its wineserver at 2.24.
+# Without the wait, the order of the turns decided which side had the clean
+# file system.
 # An argument runs one side only.
 #
 # The host part makes or reuses the root (tools/setup.sh) and runs the rest
@@ -56,7 +58,7 @@ if [ "${1:-}" != --in-root ]; then
     here=$(cd "$(dirname "$0")" && pwd)
     bash "$here/setup.sh"
     exec "$here/inroot" bash tools/bench-queue.sh --in-root "${B:-build}" "${1:-both}" \
-        "${RUNS:-3}" "${ONE_MESSAGES:-200}" "${EXE:-}" "${SETTLE:-45}" </dev/null
+        "${RUNS:-3}" "${ONE_MESSAGES:-200}" "${EXE:-}" "${SETTLE:-65}" </dev/null
 fi
 B=$2
 WHICH=$3
