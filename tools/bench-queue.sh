@@ -160,7 +160,6 @@ settle() {
 drive() {
     local port=$1 sinkout=$2 name=$3 t0 t1 t2 n rc c0 c1 s0 s1 hz
     hz=$(getconf CLK_TCK)
-    settle
     log "$name: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE to 127.0.0.1:$port"
     c0=$(side_ticks)
     # shellcheck disable=SC2086
@@ -225,6 +224,7 @@ run_imsvc() {
     imsvc start >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     wait_port "$SVC_PORT"
     pid=$(wp_service_pid) || { log "no service process found"; return 1; }
+    settle   # before the PID file, which profile-queue.sh takes for the load's start
     echo "$pid $WP_SERVER_PID" >"$WORK/pids-a"
     SIDE_PIDS="$pid $WP_SERVER_PID" SIDE_TREE=0 SIDE_SERVER=$WP_SERVER_PID
     sampler_start "$WORK/pids-a" "$WORK/pss-a" 0
@@ -255,6 +255,7 @@ run_postfix() {
     rm -rf "$WORK/postfix"
     removed_files
     pf_start "$PF_PORT" "$SINK_B"
+    settle
     echo "$PF_PID" >"$WORK/pids-b"
     SIDE_PIDS=$PF_PID SIDE_TREE=1 SIDE_SERVER=
     sampler_start "$WORK/pids-b" "$WORK/pss-b" 1
