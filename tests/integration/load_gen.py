@@ -3,9 +3,11 @@
 
     load_gen.py --port P --sessions N --count M --size BYTES --log FILE
                 [--to ADDR] [--from ADDR] [--host H] [--deadline SECONDS]
-                [--no-pipelining]
+                [--until FILE] [--no-pipelining]
 
-N threads, each holding one SMTP session at a time, send M messages in all.
+N threads, each holding one SMTP session at a time, send M messages in all
+(with --until FILE, M and then new ones until FILE exists, so that the load
+lasts as long as the caller needs it).
 Each has a unique Message-ID, a body of BYTES octets, and then one more line,
 "-- end of <message-id>", so a receiver can tell a whole copy from one cut
 off in the middle. A message whose final dot gets a 250 reply is written to
@@ -55,6 +57,8 @@ def parse_args(argv):
     p.add_argument("--helo", default="loadgen.client.example")
     p.add_argument("--deadline", type=float, default=600.0,
                    help="seconds after start when retrying stops")
+    p.add_argument("--until", default=None,
+                   help="after the --count messages, go on with new ones until this file exists")
     p.add_argument("--timeout", type=float, default=30.0, help="per-reply timeout, seconds")
     p.add_argument("--pause", type=float, default=0.5, help="pause before a retry, seconds")
     p.add_argument("--no-pipelining", dest="pipelining", action="store_false",
@@ -191,6 +195,7 @@ class Run:
         self.log = open(args.log, "a", buffering=1)
         self.tag = "%d.%d" % (int(time.time()), os.getpid())
         self.deadline = time.monotonic() + args.deadline
+        self.total = args.count   # messages begun, --until's included
         self.acked = 0
         self.refused = 0
         self.given_up = 0
@@ -203,6 +208,16 @@ class Run:
             self.retries += 1
             self.errors[key] = self.errors.get(key, 0) + 1
 
+    def more(self):
+        """With --until: the index of a new message, or None once FILE exists
+        (or the deadline has passed)."""
+        u = self.args.until
+        if u is None or os.path.exists(u) or time.monotonic() >= self.deadline:
+            return None
+        with self.lock:
+            self.total += 1
+            return self.total - 1
+
     def worker(self):
         s = Session(self.args)
         rnd = random.Random()
@@ -210,7 +225,9 @@ class Run:
             try:
                 idx = self.todo.get_nowait()
             except queue.Empty:
-                break
+                idx = self.more()
+                if idx is None:
+                    break
             attempt = 0
             while True:
                 attempt += 1
@@ -265,9 +282,9 @@ class Run:
         errs = ", ".join("%s %d" % kv for kv in sorted(self.errors.items())) or "none"
         print("load_gen: %d of %d acknowledged, %d refused (5xx), %d given up, "
               "%d retries (%s), %.1f s"
-              % (self.acked, self.args.count, self.refused, self.given_up,
+              % (self.acked, self.total, self.refused, self.given_up,
                  self.retries, errs, took))
-        return 0 if self.acked == self.args.count else 1
+        return 0 if self.acked == self.total else 1
 
 
 def main(argv):
