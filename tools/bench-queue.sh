@@ -143,14 +143,19 @@ per_message() {
 QUIET_SINCE=$(now)
 removed_files() { QUIET_SINCE=$(now); }
 
-# settle: wait until SETTLE seconds have passed since QUIET_SINCE.
-settle() {
-    local left
+# ready PIDFILE PID...: wait until SETTLE seconds have passed since
+# QUIET_SINCE, then write the side's PIDs to PIDFILE; the load follows at
+# once (tools/profile-queue.sh takes the file for the load's start).
+ready() {
+    local pidfile=$1 left
+    shift
     left=$(awk -v s="$SETTLE" -v q="$QUIET_SINCE" -v n="$(now)" \
            'BEGIN { l = s - (n - q); printf "%d", (l > 0 ? l + 1 : 0) }')
-    [ "$left" -gt 0 ] || return 0
-    log "waiting $left s for the file system to forget the files removed last"
-    sleep "$left"
+    if [ "$left" -gt 0 ]; then
+        log "waiting $left s for the file system to forget the files removed last"
+        sleep "$left"
+    fi
+    echo "$*" >"$pidfile"
 }
 
 # drive PORT SINKOUT NAME: the load into PORT; sets ACCEPT_S, DELIVER_S,
@@ -224,8 +229,7 @@ run_imsvc() {
     imsvc start >>"$WORK/imsvc.log" || { cat "$WORK/imsvc.log" >&2; return 1; }
     wait_port "$SVC_PORT"
     pid=$(wp_service_pid) || { log "no service process found"; return 1; }
-    settle   # before the PID file, which profile-queue.sh takes for the load's start
-    echo "$pid $WP_SERVER_PID" >"$WORK/pids-a"
+    ready "$WORK/pids-a" "$pid" "$WP_SERVER_PID"
     SIDE_PIDS="$pid $WP_SERVER_PID" SIDE_TREE=0 SIDE_SERVER=$WP_SERVER_PID
     sampler_start "$WORK/pids-a" "$WORK/pss-a" 0
     # VmHWM is a peak already; the sampler above keeps the PSS.
@@ -255,8 +259,7 @@ run_postfix() {
     rm -rf "$WORK/postfix"
     removed_files
     pf_start "$PF_PORT" "$SINK_B"
-    settle
-    echo "$PF_PID" >"$WORK/pids-b"
+    ready "$WORK/pids-b" "$PF_PID"
     SIDE_PIDS=$PF_PID SIDE_TREE=1 SIDE_SERVER=
     sampler_start "$WORK/pids-b" "$WORK/pss-b" 1
     drive "$PF_PORT" "$WORK/sink-b-$r.out" postfix
